@@ -1,0 +1,150 @@
+/**
+ * One balancer process: the data plane listener, the ops endpoint, the current Runtime and the
+ * config source that feeds it. Applying a revision builds a new Runtime and swaps it in one
+ * assignment; backends that left the configuration are retired (no new calls, connections close
+ * once their streams end).
+ */
+import type * as http from 'node:http';
+import type { Logger } from 'pino';
+import type { SwitchboardConfig } from '../../../libs/config/src';
+import type { ConfigSink, ConfigSource } from './config/config-source';
+import { buildRuntime, Runtime } from './config/runtime';
+import { BalancerMetrics } from './ops/metrics';
+import { createOpsServer } from './ops/ops-server';
+import { describeState } from './ops/state';
+import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
+import type { ProxiedCall } from './proxy/proxied-call';
+import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from './upstream/upstream-sessions';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface BalancerOptions {
+  listen: HostPort;
+  ops: HostPort | null;
+  dataPlane?: Partial<DataPlaneOptions>;
+  upstream?: Partial<UpstreamOptions>;
+  /** How long SIGTERM waits for in-flight calls. */
+  drainTimeoutMs?: number;
+  retryBufferBytes?: number;
+  logger: Logger;
+}
+
+export class Balancer implements ConfigSink {
+  private runtime = Runtime.empty();
+  private readonly upstreamOptions: UpstreamOptions;
+  private readonly metrics: BalancerMetrics;
+  private readonly dataPlane: DataPlaneServer;
+  private opsServer: http.Server | null = null;
+  private source: ConfigSource | null = null;
+  private readonly log: Logger;
+  private readonly debug: boolean;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly options: BalancerOptions) {
+    this.log = options.logger;
+    this.debug = this.log.isLevelEnabled('debug');
+    this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
+    this.metrics = new BalancerMetrics(() => this.runtime);
+    this.dataPlane = new DataPlaneServer(
+      { ...DEFAULT_DATA_PLANE_OPTIONS, ...options.dataPlane },
+      { retryBufferBytes: options.retryBufferBytes ?? 1 << 20, maxAttempts: 3, random: Math.random },
+      {
+        runtime: () => this.runtime,
+        callEnded: (call) => this.callEnded(call),
+        unrouted: (service) => {
+          this.metrics.unrouted();
+          if (this.debug) this.log.debug({ service }, 'call matched no pool');
+        },
+        connections: (delta) => this.metrics.downstreamConnections.inc(delta),
+      },
+      this.log,
+    );
+  }
+
+  get revision(): number {
+    return this.runtime.revision;
+  }
+
+  /** Starts listening, then loads the first revision from `source` (if any). */
+  async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
+    const listen = await this.dataPlane.listen(this.options.listen.host, this.options.listen.port);
+    let ops: HostPort | null = null;
+    if (this.options.ops) {
+      const server = createOpsServer({ registry: this.metrics.registry, ready: () => this.runtime.revision > 0, state: () => describeState(this.runtime) });
+      this.opsServer = server;
+      ops = await new Promise<HostPort>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(this.options.ops!.port, this.options.ops!.host, () => {
+          const a = server.address();
+          resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : this.options.ops!);
+        });
+      });
+    }
+    if (source) {
+      this.source = source;
+      await source.start(this);
+    }
+    return { listen, ops };
+  }
+
+  apply(config: SwitchboardConfig, revision: number): void {
+    const previous = this.runtime;
+    let change;
+    try {
+      change = buildRuntime(config, revision, previous, this.upstreamOptions);
+    } catch (err) {
+      this.metrics.reloads.inc({ result: 'rejected' });
+      throw err;
+    }
+    this.runtime = change.runtime;
+    for (const b of change.retired) b.retire();
+    for (const b of change.added) b.upstream.warm();
+    this.metrics.reloads.inc({ result: 'applied' });
+    this.log.info(
+      {
+        revision,
+        pools: config.pools.length,
+        backends: config.pools.reduce((n, p) => n + p.backends.length, 0),
+        added: change.added.map((b) => `${b.pool}/${b.address}`),
+        retired: change.retired.map((b) => `${b.pool}/${b.address}`),
+      },
+      'configuration applied',
+    );
+  }
+
+  state() {
+    return describeState(this.runtime);
+  }
+
+  /** Graceful stop: GOAWAY to clients, in-flight calls finish (up to the drain timeout), then everything closes. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.source?.stop();
+    const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
+    this.log.info({ timeoutMs }, 'draining: no new connections, waiting for in-flight calls');
+    const cut = await this.dataPlane.drain(timeoutMs);
+    if (cut > 0) this.log.warn({ connections: cut }, 'drain timeout: connections cut with calls in flight');
+    for (const pool of this.runtime.pools.values()) for (const b of pool.backends) b.upstream.destroy();
+    await new Promise<void>((resolve) => (this.opsServer ? this.opsServer.close(() => resolve()) : resolve()));
+    this.opsServer?.closeAllConnections();
+    this.log.info('stopped');
+  }
+
+  private callEnded(call: ProxiedCall): void {
+    const seconds = (performance.now() - call.startedAt) / 1000;
+    this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
+    if (this.debug) {
+      this.log.debug(
+        { pool: call.pool.name, backend: call.backend?.address, path: call.headers[':path'], status: call.status, attempts: call.attempts, ms: seconds * 1000 },
+        'call',
+      );
+    }
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * Where configuration revisions come from. The balancer only implements ConfigSink; a source
+ * pushes validated revisions into it. The file source is here; the admin service's control-plane
+ * stream is another source behind the same seam.
+ */
+import type { SwitchboardConfig } from '../../../../libs/config/src';
+
+export interface ConfigSink {
+  /** Applies a revision, or throws (and keeps the current one) when it cannot. */
+  apply(config: SwitchboardConfig, revision: number): void;
+}
+
+export interface ConfigSource {
+  /** Resolves once the first revision was applied; rejects if there is none to apply. */
+  start(sink: ConfigSink): Promise<void>;
+  stop(): void;
+}

@@ -1,0 +1,60 @@
+/**
+ * The running form of one configuration revision: pools with their pickers and the router.
+ * Immutable once built; the balancer swaps the whole Runtime in one assignment, so a call sees
+ * either the old revision or the new one, never half of each.
+ *
+ * Building a revision reuses every Backend whose pool and address survive (counters, latency
+ * estimate and connections carry over) and retires the others: they take no new calls and their
+ * connections close as their in-flight streams end.
+ */
+import type { SwitchboardConfig } from '../../../../libs/config/src';
+import { Backend } from '../pool/backend';
+import { Pool } from '../pool/pool';
+import { Router } from '../proxy/router';
+import type { UpstreamOptions } from '../upstream/upstream-sessions';
+
+export class Runtime {
+  constructor(
+    readonly revision: number,
+    readonly config: SwitchboardConfig,
+    readonly pools: ReadonlyMap<string, Pool>,
+    readonly router: Router<Pool>,
+  ) {}
+
+  static empty(): Runtime {
+    return new Runtime(0, { healthPolicies: [], pools: [] }, new Map(), new Router([]));
+  }
+}
+
+export interface RuntimeChange {
+  runtime: Runtime;
+  added: Backend[];
+  retired: Backend[];
+}
+
+export function buildRuntime(config: SwitchboardConfig, revision: number, previous: Runtime, upstream: UpstreamOptions): RuntimeChange {
+  const old = new Map<string, Backend>();
+  for (const pool of previous.pools.values()) for (const b of pool.backends) old.set(`${b.pool}\0${b.address}`, b);
+
+  const added: Backend[] = [];
+  const pools = new Map<string, Pool>();
+  const entries: { config: (typeof config.pools)[number]; pool: Pool }[] = [];
+  for (const pc of config.pools) {
+    const backends = pc.backends.map((bc) => {
+      const key = `${pc.name}\0${bc.address}`;
+      const survivor = old.get(key);
+      if (survivor !== undefined) {
+        old.delete(key);
+        survivor.reconfigure(bc);
+        return survivor;
+      }
+      const b = new Backend(pc.name, bc.address, bc, upstream);
+      added.push(b);
+      return b;
+    });
+    const pool = new Pool(pc, backends);
+    pools.set(pc.name, pool);
+    entries.push({ config: pc, pool });
+  }
+  return { runtime: new Runtime(revision, config, pools, new Router(entries)), added, retired: [...old.values()] };
+}

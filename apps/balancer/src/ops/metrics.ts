@@ -1,0 +1,122 @@
+/**
+ * Prometheus metrics of one balancer (names in ../shared/CONTRACT.md). Gauges that mirror live
+ * state (active streams, health, revision) are read at scrape time through `collect`, so the
+ * per-call path only increments one cached counter child and observes one cached histogram child.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Runtime } from '../config/runtime';
+import type { Backend } from '../pool/backend';
+
+export const GRPC_CODE_NAMES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
+  'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+export function codeName(code: number): string {
+  return GRPC_CODE_NAMES[code] ?? String(code);
+}
+
+type CounterChild = ReturnType<Counter<'pool' | 'backend' | 'code'>['labels']>;
+type HistogramChild = ReturnType<Histogram<'pool'>['labels']>;
+
+export class BalancerMetrics {
+  readonly registry = new Registry();
+  private readonly calls: Counter<'pool' | 'backend' | 'code'>;
+  private readonly duration: Histogram<'pool'>;
+  private readonly durationByPool = new Map<string, HistogramChild>();
+  readonly reloads: Counter<'result'>;
+  readonly downstreamConnections: Gauge;
+
+  constructor(runtime: () => Runtime) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const eachBackend = (fn: (b: Backend) => void): void => {
+      for (const pool of runtime().pools.values()) for (const b of pool.backends) fn(b);
+    };
+    new Gauge({
+      name: 'switchboard_backend_active_streams',
+      help: 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, b.activeStreams));
+      },
+    });
+    new Gauge({
+      name: 'switchboard_backend_healthy',
+      help: '1 when the backend may take new calls (healthy, not ejected, reachable, not draining), else 0.',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, b.available ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'switchboard_backend_draining',
+      help: '1 while the backend is draining: no new calls, in-flight calls finish.',
+      labelNames: ['pool', 'backend'],
+      registers,
+      collect() {
+        this.reset();
+        eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, b.draining ? 1 : 0));
+      },
+    });
+    new Gauge({
+      name: 'switchboard_config_revision',
+      help: 'Revision of the configuration the balancer is serving (0 before the first).',
+      registers,
+      collect() {
+        this.set(runtime().revision);
+      },
+    });
+    this.calls = new Counter({
+      name: 'switchboard_calls_total',
+      help: 'Finished calls by pool, backend (empty when none was reached) and gRPC status code name.',
+      labelNames: ['pool', 'backend', 'code'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'switchboard_call_duration_seconds',
+      help: 'Time from a call arriving at the balancer to its stream closing.',
+      labelNames: ['pool'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.reloads = new Counter({
+      name: 'switchboard_config_reloads_total',
+      help: 'Configuration revisions offered to the balancer, by result (applied or rejected).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.downstreamConnections = new Gauge({
+      name: 'switchboard_downstream_connections',
+      help: 'Open client HTTP/2 connections.',
+      registers,
+    });
+  }
+
+  /** A call that matched no pool: counted with empty pool and backend labels. */
+  unrouted(): void {
+    this.calls.labels('', '', 'UNIMPLEMENTED').inc();
+  }
+
+  callEnded(pool: string, backend: Backend | undefined, code: number, seconds: number): void {
+    let counter: CounterChild;
+    if (backend !== undefined) {
+      counter = (backend.callCounters[code] as CounterChild | undefined) ?? this.calls.labels(pool, backend.address, codeName(code));
+      backend.callCounters[code] = counter;
+    } else {
+      counter = this.calls.labels(pool, '', codeName(code));
+    }
+    counter.inc();
+    let hist = this.durationByPool.get(pool);
+    if (hist === undefined) {
+      hist = this.duration.labels(pool);
+      this.durationByPool.set(pool, hist);
+    }
+    hist.observe(seconds);
+  }
+}

@@ -1,0 +1,63 @@
+/** The `/state` document: what the balancer is serving right now (shape in ../shared/CONTRACT.md). */
+import type { Runtime } from '../config/runtime';
+
+export interface BackendState {
+  address: string;
+  weight: number;
+  activeStreams: number;
+  healthy: boolean;
+  ejected: boolean;
+  draining: boolean;
+  reachable: boolean;
+  available: boolean;
+  totalCalls: number;
+  failedCalls: number;
+  sessions: number;
+  latencyMs: number | null;
+}
+
+export interface PoolState {
+  name: string;
+  algorithm: string;
+  match: { services?: string[]; authority?: string };
+  available: number;
+  backends: BackendState[];
+}
+
+export interface BalancerState {
+  revision: number;
+  pools: PoolState[];
+}
+
+export function describeState(runtime: Runtime): BalancerState {
+  const now = performance.now();
+  return {
+    revision: runtime.revision,
+    pools: runtime.config.pools.map((pc) => {
+      const pool = runtime.pools.get(pc.name)!;
+      return {
+        name: pool.name,
+        algorithm: pool.algorithm,
+        match: pc.match,
+        available: pool.ready,
+        backends: pool.backends.map((b) => {
+          const latency = b.latencyMs(now);
+          return {
+            address: b.address,
+            weight: b.weight,
+            activeStreams: b.activeStreams,
+            healthy: b.healthy,
+            ejected: b.ejected,
+            draining: b.draining,
+            reachable: b.upstream.available,
+            available: b.available,
+            totalCalls: b.totalCalls,
+            failedCalls: b.failedCalls,
+            sessions: b.upstream.sessionCount,
+            latencyMs: Number.isNaN(latency) ? null : Math.round(latency * 1000) / 1000,
+          };
+        }),
+      };
+    }),
+  };
+}

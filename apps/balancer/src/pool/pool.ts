@@ -1,0 +1,58 @@
+/**
+ * A pool: the backends that serve one route, and the picker over those that may take a call.
+ * The picker is rebuilt (one assignment) whenever a backend's availability changes, so the
+ * per-call path only reads loads; it never filters.
+ */
+import type { Algorithm, PoolConfig } from '../../../../libs/config/src';
+import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
+import type { Backend } from './backend';
+
+export class Pool {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  readonly maxStreamsPerBackend: number;
+  private picker: Picker<Backend>;
+  private readyCount = 0;
+
+  constructor(
+    config: PoolConfig,
+    readonly backends: readonly Backend[],
+  ) {
+    this.name = config.name;
+    this.algorithm = config.algorithm;
+    this.maxStreamsPerBackend = config.maxStreamsPerBackend;
+    for (const b of backends) b.onStateChange = () => this.rebuild();
+    this.picker = this.build();
+  }
+
+  /** Backends that may take a new call. */
+  get ready(): number {
+    return this.readyCount;
+  }
+
+  rebuild(): void {
+    this.picker = this.build();
+  }
+
+  pick(random: Random, now: number): Backend | undefined {
+    return this.picker.pick(random, now);
+  }
+
+  /**
+   * For a transparent retry: the least loaded available backend not tried yet. Retries are rare,
+   * so this filters on the spot and uses least_conn whatever the pool's algorithm, leaving the
+   * algorithm's own cursor (round robin, smooth weights) untouched.
+   */
+  pickExcept(tried: readonly Backend[], random: Random): Backend | undefined {
+    return pickLeastConn(
+      this.backends.filter((b) => b.available && !tried.includes(b)),
+      random,
+    );
+  }
+
+  private build(): Picker<Backend> {
+    const ready = this.backends.filter((b) => b.available);
+    this.readyCount = ready.length;
+    return createPicker(this.algorithm, ready);
+  }
+}

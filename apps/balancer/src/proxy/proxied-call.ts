@@ -1,0 +1,306 @@
+/**
+ * The lifecycle of one proxied gRPC call: one client (downstream) HTTP/2 stream relayed to one
+ * backend (upstream) stream, bytes untouched, both directions with backpressure.
+ *
+ *   pick backend ─ activeStreams++ ─ open upstream stream ─ relay ─ upstream closes ─ activeStreams--
+ *
+ * Design, after undici's client-h2: every listener is attached in one place per stream; each
+ * handler checks that its stream is still the current attempt and that the call is not settled;
+ * the backend's active-stream count is released by one idempotent function, called from every
+ * path that ends an attempt (normal end, client cancel, backend reset or crash, deadline, proxy
+ * error, failed connect), so the count can neither leak nor go negative.
+ *
+ * Transparent retry: until the backend sends response headers, the request bytes already sent
+ * are kept (up to a bound). If the backend could not have processed the call (connect failed,
+ * REFUSED_STREAM, a GOAWAY that excluded the stream, a stream never sent), the call is replayed on
+ * another backend, at most twice. Once headers arrive the call is committed and the copy dropped.
+ *
+ * Status: the backend's grpc-status passes through untouched (trailers or trailers-only). The
+ * balancer speaks only when the backend cannot: UNAVAILABLE naming pool and backend, or
+ * DEADLINE_EXCEEDED when the client's grpc-timeout runs out first.
+ */
+import * as http2 from 'node:http2';
+import type { Backend } from '../pool/backend';
+import type { Pool } from '../pool/pool';
+import type { Random } from '../picker';
+import type { UpstreamError } from '../upstream/upstream-sessions';
+import { respondTrailersOnly, Status, statusTrailers } from './grpc-status';
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+
+export interface CallSettings {
+  /** Request bytes kept for a transparent retry; a call that sent more before its response is not retried. */
+  readonly retryBufferBytes: number;
+  /** Attempts per call, the first included. */
+  readonly maxAttempts: number;
+  readonly random: Random;
+}
+
+/** Told once per call, when the client's stream has closed. */
+export interface CallObserver {
+  callEnded(call: ProxiedCall): void;
+}
+
+const NO_CHUNKS: Buffer[] = [];
+const noop = (): void => {};
+
+export class ProxiedCall {
+  /** grpc-status of the call as the client saw it; -1 while unknown. */
+  status = -1;
+  /** The backend of the current (last) attempt. */
+  backend: Backend | undefined;
+  attempts = 0;
+
+  private up: http2.ClientHttp2Stream | null = null;
+  /** The current attempt holds one of backend.activeStreams. */
+  private holding = false;
+  private tried: Backend[] | null = null;
+  /** Request bytes kept for a retry, or to send once the upstream stream exists. */
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  /** A transparent retry is still possible. */
+  private retriable = true;
+  private downEnded = false;
+  private downPaused = false;
+  private upEnded = false;
+  private responded = false;
+  /** The outcome is decided (status sent or being sent); later upstream events change nothing. */
+  private settled = false;
+  private finished = false;
+  private trailers: http2.OutgoingHttpHeaders | null = null;
+  private deadline: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly settings: CallSettings,
+    private readonly observer: CallObserver,
+    readonly down: http2.ServerHttp2Stream,
+    readonly headers: http2.IncomingHttpHeaders,
+    readonly pool: Pool,
+    readonly startedAt: number,
+  ) {}
+
+  start(timeoutMs: number | undefined): void {
+    const down = this.down;
+    down.on('data', (chunk: Buffer) => this.onDownData(chunk));
+    down.on('end', () => this.onDownEnd());
+    down.on('drain', () => this.up?.resume());
+    down.on('wantTrailers', () => down.sendTrailers(this.trailers ?? statusTrailers(Status.INTERNAL, 'backend ended the response without a grpc-status')));
+    down.on('close', () => this.onDownClose());
+    down.on('error', noop);
+    if (timeoutMs !== undefined) {
+      this.deadline = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded ${this.where()}`), timeoutMs);
+    }
+    this.attempt(this.pool.pick(this.settings.random, performance.now()));
+  }
+
+  private where(): string {
+    return this.backend ? `in pool "${this.pool.name}" (backend ${this.backend.address})` : `in pool "${this.pool.name}"`;
+  }
+
+  private attempt(backend: Backend | undefined): void {
+    if (backend === undefined) {
+      const p = this.pool;
+      this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)`);
+      return;
+    }
+    this.attempts++;
+    this.backend = backend;
+    backend.activeStreams++;
+    backend.totalCalls++;
+    this.holding = true;
+    backend.upstream.request(this.headers, (err, stream) => this.onUpstream(backend, err, stream));
+  }
+
+  /** Gives the backend its stream slot back. Idempotent: the one place activeStreams goes down. */
+  private release(): void {
+    if (this.holding) {
+      this.holding = false;
+      this.backend!.activeStreams--;
+    }
+  }
+
+  private onUpstream(backend: Backend, err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
+    if (this.backend !== backend) return;
+    if (err !== null || up === undefined) {
+      this.retryOrFail(err?.message ?? 'no stream', err?.retryable ?? false);
+      return;
+    }
+    if (this.settled || this.finished) {
+      // The client left (or the deadline passed) while the connection was being set up.
+      this.release();
+      up.close(NGHTTP2_CANCEL);
+      return;
+    }
+    this.up = up;
+    up.on('response', (headers, flags) => up === this.up && this.onResponse(headers, flags));
+    up.on('trailers', (trailers) => up === this.up && this.onUpTrailers(trailers));
+    up.on('data', (chunk: Buffer) => up === this.up && this.onUpData(chunk));
+    up.on('end', () => up === this.up && this.onUpEnd());
+    up.on('drain', () => up === this.up && this.resumeDown());
+    up.on('close', () => this.onUpClose(up));
+    up.on('error', noop);
+
+    for (const chunk of this.buffered) up.write(chunk);
+    if (!this.retriable) this.dropBuffer();
+    if (this.downEnded) up.end();
+    else this.resumeDown();
+  }
+
+  private onDownData(chunk: Buffer): void {
+    const up = this.up;
+    if (up === null) {
+      // Waiting for a connection: hold the bytes, and stop reading past the retry bound.
+      this.buffered.push(chunk);
+      this.bufferedBytes += chunk.length;
+      if (this.bufferedBytes >= this.settings.retryBufferBytes) this.pauseDown();
+      return;
+    }
+    if (this.retriable) {
+      this.bufferedBytes += chunk.length;
+      if (this.bufferedBytes <= this.settings.retryBufferBytes) this.buffered.push(chunk);
+      else this.dropBuffer();
+    }
+    if (!up.write(chunk)) this.pauseDown();
+  }
+
+  private onDownEnd(): void {
+    this.downEnded = true;
+    this.up?.end();
+  }
+
+  private pauseDown(): void {
+    this.downPaused = true;
+    this.down.pause();
+  }
+
+  private resumeDown(): void {
+    if (this.downPaused) {
+      this.downPaused = false;
+      this.down.resume();
+    }
+  }
+
+  /** No retry from here on: the backend has (or may have) processed the call. */
+  private dropBuffer(): void {
+    this.retriable = false;
+    this.buffered = NO_CHUNKS;
+    this.bufferedBytes = 0;
+  }
+
+  private onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+    this.dropBuffer();
+    const now = performance.now();
+    this.backend!.latency.observe(now - this.startedAt, now);
+    if (this.settled || this.down.destroyed || this.down.closed) return;
+    this.responded = true;
+    if (flags & NGHTTP2_FLAG_END_STREAM) {
+      // Trailers-only: status and headers in one frame.
+      this.settled = true;
+      this.status = Number(headers['grpc-status'] ?? Status.UNKNOWN);
+      this.down.respond(headers, { endStream: true });
+    } else {
+      this.down.respond(headers, { waitForTrailers: true });
+    }
+  }
+
+  private onUpData(chunk: Buffer): void {
+    if (this.settled) return;
+    if (!this.down.write(chunk)) this.up!.pause();
+  }
+
+  private onUpTrailers(trailers: http2.IncomingHttpHeaders): void {
+    if (this.settled) return;
+    this.trailers = trailers;
+    this.status = Number(trailers['grpc-status'] ?? Status.UNKNOWN);
+  }
+
+  private onUpEnd(): void {
+    this.upEnded = true;
+    if (this.settled || !this.responded) return;
+    this.settled = true;
+    if (this.status < 0) this.status = Status.INTERNAL;
+    if (!this.down.writableEnded) this.down.end();
+  }
+
+  private onUpClose(up: http2.ClientHttp2Stream): void {
+    if (up !== this.up) return;
+    this.release();
+    if (this.settled || this.finished) return;
+    const code = up.rstCode ?? 0;
+    if (!this.responded) {
+      // Never sent, or refused by the backend (REFUSED_STREAM, also what streams above a
+      // GOAWAY's last-stream-id get): the backend did not process it.
+      const unprocessed = up.pending || code === NGHTTP2_REFUSED_STREAM;
+      this.retryOrFail(`closed the stream before responding (${rstName(code)})`, unprocessed);
+    } else {
+      this.fail(Status.UNAVAILABLE, `backend ${this.backend!.address} in pool "${this.pool.name}" reset the stream (${rstName(code)})`);
+    }
+  }
+
+  private retryOrFail(reason: string, retryable: boolean): void {
+    const failed = this.backend!;
+    this.release();
+    this.up = null;
+    failed.failedCalls++;
+    if (this.settled || this.finished) return;
+    if (retryable && this.retriable && this.attempts < this.settings.maxAttempts) {
+      (this.tried ??= []).push(failed);
+      const next = this.pool.pickExcept(this.tried, this.settings.random);
+      if (next !== undefined) {
+        this.attempt(next);
+        return;
+      }
+    }
+    this.fail(Status.UNAVAILABLE, `pool "${this.pool.name}": backend ${failed.address} ${reason}${this.attempts > 1 ? ` after ${this.attempts} attempts` : ''}`);
+  }
+
+  /** Ends the call with a status of the balancer's own, and cancels the upstream stream if any. */
+  private fail(code: number, message: string): void {
+    if (this.settled || this.finished) return;
+    this.settled = true;
+    this.status = code;
+    const up = this.up;
+    if (up === null) this.release();
+    else if (!up.destroyed) up.close(NGHTTP2_CANCEL);
+    if (!this.responded) {
+      respondTrailersOnly(this.down, code, message);
+    } else {
+      this.trailers = statusTrailers(code, message);
+      if (!this.down.writableEnded) this.down.end();
+    }
+  }
+
+  private onDownClose(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.deadline !== null) clearTimeout(this.deadline);
+    const up = this.up;
+    if (up === null) {
+      this.release();
+    } else if (!this.upEnded && !up.destroyed) {
+      // The client cancelled or reset: cancel the backend's stream at once. Its close releases.
+      up.close(NGHTTP2_CANCEL);
+    }
+    if (this.status < 0) this.status = Status.CANCELLED;
+    this.observer.callEnded(this);
+  }
+}
+
+function rstName(code: number): string {
+  switch (code) {
+    case 0:
+      return 'NO_ERROR';
+    case 1:
+      return 'PROTOCOL_ERROR';
+    case 2:
+      return 'INTERNAL_ERROR';
+    case 7:
+      return 'REFUSED_STREAM';
+    case 8:
+      return 'CANCEL';
+    case 11:
+      return 'ENHANCE_YOUR_CALM';
+    default:
+      return `HTTP/2 error ${code}`;
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * The HTTP/2 connections from the balancer to one backend.
+ *
+ * A backend gets a small set of client sessions, filled one after the other: a new session is
+ * opened only when every open one has reached the stream limit the backend advertised in its
+ * SETTINGS_MAX_CONCURRENT_STREAMS, so calls neither queue inside nghttp2 nor fail while the
+ * backend would take them on another connection. A session that receives GOAWAY takes no new
+ * streams but keeps the ones in flight until they end (Node's session.close semantics).
+ *
+ * Connection state follows grpc-js's subchannel: IDLE/CONNECTING counts as available (a call
+ * waits for the handshake), a failed connect puts the backend into TRANSIENT_FAILURE for a
+ * jittered exponential backoff, during which pickers skip it, and it comes back only once a
+ * proactive reconnect succeeds. Failures to connect are reported as retryable: no byte of the
+ * call reached the backend, so the call can go to another one.
+ */
+import * as http2 from 'node:http2';
+
+export interface UpstreamOptions {
+  /** Sessions per backend at most; past that, streams queue on the least busy session. */
+  maxSessions: number;
+  connectTimeoutMs: number;
+  /** HTTP/2 PING interval on each session; 0 turns keepalive off. */
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
+  initialWindowSize: number;
+  sessionWindowSize: number;
+  maxHeaderListSize: number;
+}
+
+export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
+  maxSessions: 8,
+  connectTimeoutMs: 5_000,
+  // grpc-core and grpc-js servers answer pings more often than every 5 minutes without data
+  // with GOAWAY(ENHANCE_YOUR_CALM) by default, so the default keeps to that.
+  keepaliveIntervalMs: 300_000,
+  keepaliveTimeoutMs: 20_000,
+  initialWindowSize: 1 << 20,
+  sessionWindowSize: 8 << 20,
+  maxHeaderListSize: 64 << 10,
+};
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+/** Why no stream could be opened. `retryable` means the backend saw nothing of the call. */
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+interface Slot {
+  readonly session: http2.ClientHttp2Session;
+  streams: number;
+  maxStreams: number;
+  connected: boolean;
+  /** False once GOAWAY arrived or the session is closing: in-flight streams only. */
+  usable: boolean;
+}
+
+type Waiter = (err: UpstreamError | null) => void;
+
+const REQUEST_OPTIONS: http2.ClientSessionRequestOptions = { endStream: false };
+
+export class UpstreamSessions {
+  private readonly slots: Slot[] = [];
+  private connecting: Slot | null = null;
+  private waiters: Waiter[] = [];
+  private failures = 0;
+  private inBackoff = false;
+  private backoffTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private lastError = '';
+
+  constructor(
+    readonly address: string,
+    private readonly options: UpstreamOptions,
+    /** Told when the backend enters or leaves TRANSIENT_FAILURE. */
+    private readonly onAvailabilityChange: () => void,
+  ) {}
+
+  /** False while in connect backoff or after close(). */
+  get available(): boolean {
+    return !this.inBackoff && !this.closed;
+  }
+
+  get sessionCount(): number {
+    return this.slots.length;
+  }
+
+  /** Opens a connection ahead of the first call. */
+  warm(): void {
+    if (this.slots.length === 0 && !this.closed && !this.inBackoff) this.connect();
+  }
+
+  /**
+   * Opens a stream for a call: synchronously when a connected session has room, otherwise once
+   * a connection is up. The callback receives a retryable error when the backend could not be
+   * reached at all.
+   */
+  request(headers: http2.OutgoingHttpHeaders, cb: (err: UpstreamError | null, stream?: http2.ClientHttp2Stream) => void): void {
+    const slot = this.slotWithRoom();
+    if (slot !== undefined) {
+      cb(null, this.open(slot, headers));
+      return;
+    }
+    if (this.closed) return cb(new UpstreamError(`backend ${this.address} was removed`, true));
+    if (this.inBackoff) return cb(new UpstreamError(`backend ${this.address} is unreachable (${this.lastError})`, true));
+    if (this.connecting === null) {
+      if (this.slots.length >= this.options.maxSessions) {
+        // Every session is full and no more may be opened: let the least busy one queue it.
+        const least = this.slots.filter((s) => s.usable && s.connected).sort((a, b) => a.streams - b.streams)[0];
+        if (least !== undefined) {
+          cb(null, this.open(least, headers));
+          return;
+        }
+      }
+      this.connect();
+    }
+    this.waiters.push((err) => (err ? cb(err) : this.request(headers, cb)));
+  }
+
+  /** No new streams; sessions close once their in-flight streams have ended. */
+  close(): void {
+    this.closed = true;
+    if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    for (const slot of this.slots) slot.session.close();
+    this.failWaiters(new UpstreamError(`backend ${this.address} was removed`, true));
+  }
+
+  /** Ends every session at once, in-flight streams included. */
+  destroy(): void {
+    this.close();
+    for (const slot of [...this.slots]) slot.session.destroy();
+  }
+
+  private slotWithRoom(): Slot | undefined {
+    for (let i = 0; i < this.slots.length; i++) {
+      const s = this.slots[i]!;
+      if (s.usable && s.connected && s.streams < s.maxStreams && !s.session.closed && !s.session.destroyed) return s;
+    }
+    return undefined;
+  }
+
+  private open(slot: Slot, headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = slot.session.request(headers, REQUEST_OPTIONS);
+    } catch (err) {
+      // The session began closing between the check and the request (GOAWAY): nothing was sent.
+      slot.usable = false;
+      throw new UpstreamError(`backend ${this.address}: ${(err as Error).message}`, true);
+    }
+    slot.streams++;
+    stream.once('close', () => {
+      slot.streams--;
+    });
+    return stream;
+  }
+
+  private connect(): void {
+    const o = this.options;
+    const session = http2.connect(`http://${this.address}`, {
+      settings: { enablePush: false, initialWindowSize: o.initialWindowSize, maxHeaderListSize: o.maxHeaderListSize },
+      maxSessionMemory: 256,
+      maxHeaderListPairs: 4096,
+    });
+    const slot: Slot = { session, streams: 0, maxStreams: Number.POSITIVE_INFINITY, connected: false, usable: true };
+    this.slots.push(slot);
+    this.connecting = slot;
+    let keepalive: NodeJS.Timeout | null = null;
+    const connectTimer = setTimeout(() => session.destroy(new Error(`connect timed out after ${o.connectTimeoutMs} ms`)), o.connectTimeoutMs);
+
+    session.once('connect', () => {
+      clearTimeout(connectTimer);
+      slot.connected = true;
+      this.connecting = null;
+      this.failures = 0;
+      try {
+        session.setLocalWindowSize(o.sessionWindowSize);
+      } catch {
+        /* the session closed already; its close handler cleans up */
+      }
+      if (o.keepaliveIntervalMs > 0) keepalive = this.startKeepalive(session);
+      const wasInBackoff = this.inBackoff;
+      this.inBackoff = false;
+      if (wasInBackoff) this.onAvailabilityChange();
+      this.flushWaiters();
+    });
+    session.on('remoteSettings', (settings) => {
+      slot.maxStreams = settings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
+      if (slot.connected) this.flushWaiters();
+    });
+    session.on('goaway', () => {
+      slot.usable = false;
+    });
+    session.on('error', (err) => {
+      this.lastError = err.message;
+    });
+    session.on('close', () => {
+      clearTimeout(connectTimer);
+      if (keepalive) clearInterval(keepalive);
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      if (!slot.connected) {
+        this.connecting = null;
+        this.onConnectFailure();
+      } else if (!this.closed && this.slots.length === 0) {
+        // The backend went away (crash, restart, idle close): reconnect now, so a failure shows
+        // up as TRANSIENT_FAILURE before a call has to find out.
+        this.connect();
+      } else if (this.waiters.length > 0 && this.connecting === null) {
+        this.connect();
+      }
+    });
+  }
+
+  private startKeepalive(session: http2.ClientHttp2Session): NodeJS.Timeout {
+    const o = this.options;
+    const timer = setInterval(() => {
+      if (session.closed || session.destroyed) return;
+      const deadline = setTimeout(() => session.destroy(new Error('keepalive ping timed out')), o.keepaliveTimeoutMs);
+      deadline.unref();
+      session.ping((err) => {
+        clearTimeout(deadline);
+        if (err && !session.destroyed) session.destroy(err);
+      });
+    }, o.keepaliveIntervalMs);
+    timer.unref();
+    return timer;
+  }
+
+  private onConnectFailure(): void {
+    if (this.closed) return;
+    this.failures++;
+    const base = Math.min(BACKOFF_BASE_MS * 2 ** (this.failures - 1), BACKOFF_MAX_MS);
+    const delay = base * (0.8 + Math.random() * 0.4);
+    const wasInBackoff = this.inBackoff;
+    this.inBackoff = true;
+    this.failWaiters(new UpstreamError(`backend ${this.address} is unreachable (${this.lastError || 'connection failed'})`, true));
+    if (!wasInBackoff) this.onAvailabilityChange();
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = null;
+      // Stay out of the pickers until the reconnect succeeds.
+      if (!this.closed && this.connecting === null) this.connect();
+    }, delay);
+    this.backoffTimer.unref();
+  }
+
+  private flushWaiters(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w(null);
+  }
+
+  private failWaiters(err: UpstreamError): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w(err);
+  }
+}

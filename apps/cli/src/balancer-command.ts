@@ -1,0 +1,92 @@
+/** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { formatHostPort, parseHostPort } from '../../../libs/common/src';
+import { Balancer } from '../../balancer/src/balancer';
+import { FileConfigSource } from '../../balancer/src/config/file-config-source';
+
+interface BalancerFlags {
+  listen: string;
+  ops: string;
+  config?: string;
+  admin?: string;
+  nodeId?: string;
+  stateDir?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxConcurrentStreams: string;
+  drainTimeoutMs: string;
+  keepaliveMs: string;
+  logLevel: string;
+}
+
+const flag = (flags: string, description: string, envName: string): Option => new Option(flags, description).env(`SWITCHBOARD_${envName}`);
+
+export function balancerCommand(): Command {
+  return new Command('balancer')
+    .description('run a balancer (the data plane): proxies every gRPC call to the pool backend with the fewest active streams')
+    .addOption(flag('--listen <host:port>', 'data-plane address (HTTP/2, gRPC)', 'LISTEN').default('0.0.0.0:9000'))
+    .addOption(flag('--ops <host:port>', 'ops address: /metrics, /healthz, /readyz, /state', 'OPS').default('127.0.0.1:9901'))
+    .addOption(flag('--config <file>', 'YAML or JSON configuration; SIGHUP re-reads it', 'CONFIG'))
+    .addOption(flag('--admin <host:port>', 'admin control-plane address to take configuration from', 'ADMIN'))
+    .addOption(flag('--node-id <id>', 'this balancer\'s name towards the admin service', 'NODE_ID'))
+    .addOption(flag('--state-dir <dir>', 'where the last applied configuration is kept', 'STATE_DIR'))
+    .addOption(flag('--tls-cert <file>', 'serve TLS (ALPN h2) with this certificate chain (PEM)', 'TLS_CERT'))
+    .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
+    .addOption(flag('--max-concurrent-streams <n>', 'SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients', 'MAX_CONCURRENT_STREAMS').default('10000'))
+    .addOption(flag('--drain-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight calls may take to finish', 'DRAIN_TIMEOUT_MS').default('30000'))
+    .addOption(flag('--keepalive-ms <ms>', 'HTTP/2 PING interval towards clients (0 = off)', 'KEEPALIVE_MS').default('120000'))
+    .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug (one access-log line per call) or trace', 'LOG_LEVEL').default('info'))
+    .addHelpText('after', '\nExample:\n  switchboard balancer --listen 127.0.0.1:9000 --ops 127.0.0.1:9901 --config examples/balancer.yaml\n')
+    .action(async (flags: BalancerFlags) => {
+      const log = pino({ level: flags.logLevel, base: { app: 'balancer' } });
+      if (!flags.config) {
+        throw new Error(
+          flags.admin
+            ? '--admin (configuration from the admin service) is not available in this build yet; use --config FILE.yaml'
+            : 'give --config FILE.yaml (or --admin HOST:PORT)',
+        );
+      }
+      if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      const balancer = new Balancer({
+        listen: parseHostPort(flags.listen, '--listen'),
+        ops: parseHostPort(flags.ops, '--ops'),
+        dataPlane: {
+          maxConcurrentStreams: positiveInt(flags.maxConcurrentStreams, '--max-concurrent-streams'),
+          keepaliveIntervalMs: positiveInt(flags.keepaliveMs, '--keepalive-ms', true),
+          ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) } } : {}),
+        },
+        drainTimeoutMs: positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true),
+        logger: log,
+      });
+      const addresses = await balancer.start(new FileConfigSource(flags.config, log));
+      log.info(
+        { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert) },
+        'balancer listening',
+      );
+      let signals = 0;
+      const stop = (signal: string): void => {
+        if (++signals > 1) {
+          log.warn({ signal }, 'second signal: exiting now');
+          process.exit(1);
+        }
+        log.info({ signal }, 'shutting down');
+        balancer.stop().then(
+          () => process.exit(0),
+          (err: Error) => {
+            log.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}
+
+function positiveInt(value: string, name: string, zeroOk = false): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < (zeroOk ? 0 : 1)) throw new Error(`${name} must be a whole number${zeroOk ? '' : ' above 0'}, got "${value}"`);
+  return n;
+}
