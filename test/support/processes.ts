@@ -95,7 +95,9 @@ export function killAll(): void {
 
 export async function startBalancer(config: unknown, extraArgs: string[] = []): Promise<BalancerProcess> {
   const configFile = writeTempConfig(config);
-  const proc = spawn(process.execPath, [CLI, 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile, ...extraArgs], {
+  // A short drain timeout by default, so a test that leaves a call open does not wait 30 s.
+  const args = ['--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile, '--drain-timeout-ms', '2000', ...extraArgs];
+  const proc = spawn(process.execPath, [CLI, 'balancer', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(proc);

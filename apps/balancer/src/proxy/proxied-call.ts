@@ -120,7 +120,10 @@ export class ProxiedCall {
   }
 
   private onUpstream(backend: Backend, err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
-    if (this.backend !== backend) return;
+    if (this.backend !== backend || !this.holding) {
+      up?.close(NGHTTP2_CANCEL);
+      return;
+    }
     if (err !== null || up === undefined) {
       this.retryOrFail(err?.message ?? 'no stream', err?.retryable ?? false);
       return;
@@ -216,9 +219,10 @@ export class ProxiedCall {
 
   private onUpEnd(): void {
     this.upEnded = true;
-    if (this.settled || !this.responded) return;
+    // Without trailers the backend did not finish the call: its connection went away. The
+    // stream's close, which follows, turns that into UNAVAILABLE.
+    if (this.settled || !this.responded || this.trailers === null) return;
     this.settled = true;
-    if (this.status < 0) this.status = Status.INTERNAL;
     if (!this.down.writableEnded) this.down.end();
   }
 
@@ -233,7 +237,8 @@ export class ProxiedCall {
       const unprocessed = up.pending || code === NGHTTP2_REFUSED_STREAM;
       this.retryOrFail(`closed the stream before responding (${rstName(code)})`, unprocessed);
     } else {
-      this.fail(Status.UNAVAILABLE, `backend ${this.backend!.address} in pool "${this.pool.name}" reset the stream (${rstName(code)})`);
+      const why = up.session?.destroyed || up.session?.closed ? 'lost its connection' : `reset the stream (${rstName(code)})`;
+      this.fail(Status.UNAVAILABLE, `backend ${this.backend!.address} in pool "${this.pool.name}" ${why} before the call finished`);
     }
   }
 
@@ -245,7 +250,9 @@ export class ProxiedCall {
     if (this.settled || this.finished) return;
     if (retryable && this.retriable && this.attempts < this.settings.maxAttempts) {
       (this.tried ??= []).push(failed);
-      const next = this.pool.pickExcept(this.tried, this.settings.random);
+      // Another backend if there is one; else the same one again if it still takes calls (a
+      // refused stream goes to another of its sessions; an unreachable backend is not available).
+      const next = this.pool.pickExcept(this.tried, this.settings.random) ?? (failed.available ? failed : undefined);
       if (next !== undefined) {
         this.attempt(next);
         return;

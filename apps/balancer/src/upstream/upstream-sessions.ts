@@ -174,7 +174,12 @@ export class UpstreamSessions {
     let keepalive: NodeJS.Timeout | null = null;
     const connectTimer = setTimeout(() => session.destroy(new Error(`connect timed out after ${o.connectTimeoutMs} ms`)), o.connectTimeoutMs);
 
-    session.once('connect', () => {
+    // Usable once the socket is up AND the backend's first SETTINGS arrived: before that its
+    // stream limit is unknown, and a burst of queued calls would overrun it (REFUSED_STREAM).
+    let socketUp = false;
+    let settingsIn = false;
+    const ready = (): void => {
+      if (slot.connected || !socketUp || !settingsIn) return;
       clearTimeout(connectTimer);
       slot.connected = true;
       this.connecting = null;
@@ -189,10 +194,16 @@ export class UpstreamSessions {
       this.inBackoff = false;
       if (wasInBackoff) this.onAvailabilityChange();
       this.flushWaiters();
+    };
+    session.once('connect', () => {
+      socketUp = true;
+      ready();
     });
     session.on('remoteSettings', (settings) => {
       slot.maxStreams = settings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
+      settingsIn = true;
       if (slot.connected) this.flushWaiters();
+      else ready();
     });
     session.on('goaway', () => {
       slot.usable = false;
