@@ -1,0 +1,178 @@
+/**
+ * `npm run bench`: the side-by-side benchmark of issue #2, all on 127.0.0.1.
+ *
+ * 1. Stall: three backends of equal capacity (4 service slots x 20 ms = 200 calls/s each), one of
+ *    which freezes for 400 ms every 2 s like a stop-the-world GC; open-loop load at 70% of the
+ *    total capacity; latency percentiles and errors per algorithm (and NGINX when installed).
+ * 2. Overhead: one fast backend, direct vs through the balancer (and NGINX): added latency at a
+ *    moderate fixed rate, throughput at saturation, and the balancer's CPU time per call.
+ *
+ * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import { poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
+import { closedLoop, openLoop, type LoadResult } from './load-generator';
+import { nginxAvailable, startNginx } from './nginx';
+
+const quick = process.argv.includes('--quick');
+const WINDOW_S = quick ? 4 : 12;
+const STALL_RATE = 420; // 70% of 3 x 200 calls/s
+const FIXED_RATE = 1000;
+const SATURATION_CONCURRENCY = 64;
+
+interface Row {
+  scenario: string;
+  proxy: string;
+  algorithm: string;
+  result: LoadResult;
+  cpuUsPerCall?: number;
+}
+
+const rows: Row[] = [];
+const hasNginx = nginxAvailable();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** User + system CPU time of a process, in microseconds (Linux /proc). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks / 100) * 1e6;
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function stallScenario(): Promise<void> {
+  const args = ['--service-ms', '20', '--concurrency', '4'];
+  const backends: BackendProcess[] = await Promise.all([
+    spawnBackend('steady-1', args),
+    spawnBackend('steady-2', args),
+    spawnBackend('stalling', [...args, '--stall-every-ms', '2000', '--stall-ms', '400']),
+  ]);
+  const addresses = backends.map((b) => b.address);
+  try {
+    for (const algorithm of ['round_robin', 'least_conn', 'p2c', 'least_response_time']) {
+      const lb = await startBalancer(poolConfig(addresses, { algorithm }));
+      await openLoop(lb.listen, STALL_RATE, 1); // warm-up: connections, JIT
+      const result = await openLoop(lb.listen, STALL_RATE, WINDOW_S);
+      rows.push({ scenario: 'stall', proxy: 'switchboard', algorithm, result });
+      log(`stall  switchboard ${algorithm.padEnd(20)} p99 ${result.p99Ms} ms, errors ${result.errors}`);
+      await lb.stop();
+    }
+    if (hasNginx) {
+      for (const algorithm of ['round_robin', 'least_conn'] as const) {
+        const nginx = await startNginx(await freePort(), addresses, algorithm);
+        await openLoop(nginx.address, STALL_RATE, 1);
+        const result = await openLoop(nginx.address, STALL_RATE, WINDOW_S);
+        rows.push({ scenario: 'stall', proxy: 'nginx', algorithm, result });
+        log(`stall  nginx       ${algorithm.padEnd(20)} p99 ${result.p99Ms} ms, errors ${result.errors}`);
+        await nginx.stop();
+      }
+    }
+  } finally {
+    await Promise.all(backends.map((b) => b.kill('SIGKILL')));
+  }
+}
+
+async function overheadScenario(): Promise<void> {
+  const backend = await spawnBackend('fast');
+  try {
+    const targets: { proxy: string; address: string; pid?: number; stop: () => Promise<unknown> }[] = [
+      { proxy: 'direct', address: backend.address, stop: async () => {} },
+    ];
+    const lb = await startBalancer(poolConfig([backend.address]));
+    targets.push({ proxy: 'switchboard', address: lb.listen, pid: lb.proc.pid, stop: () => lb.stop() });
+    if (hasNginx) {
+      const nginx = await startNginx(await freePort(), [backend.address], 'least_conn');
+      targets.push({ proxy: 'nginx', address: nginx.address, stop: () => nginx.stop() });
+    }
+    for (const t of targets) {
+      await openLoop(t.address, FIXED_RATE, 1);
+      const fixed = await openLoop(t.address, FIXED_RATE, WINDOW_S);
+      rows.push({ scenario: `fixed ${FIXED_RATE}/s`, proxy: t.proxy, algorithm: 'least_conn', result: fixed });
+      const cpu0 = t.pid ? cpuMicros(t.pid) : 0;
+      const sat = await closedLoop(t.address, SATURATION_CONCURRENCY, WINDOW_S);
+      const cpuUsPerCall = t.pid ? Math.round((cpuMicros(t.pid) - cpu0) / sat.calls) : undefined;
+      rows.push({ scenario: `saturation (${SATURATION_CONCURRENCY} in flight)`, proxy: t.proxy, algorithm: 'least_conn', result: sat, cpuUsPerCall });
+      log(`overhead ${t.proxy.padEnd(12)} fixed p50 ${fixed.p50Ms} p99 ${fixed.p99Ms} ms; saturation ${sat.callsPerS} calls/s${cpuUsPerCall ? `, ${cpuUsPerCall} µs CPU/call` : ''}`);
+    }
+    for (const t of targets) await t.stop();
+  } finally {
+    await backend.kill('SIGKILL');
+  }
+}
+
+function table(): string {
+  const lines: string[] = [];
+  const find = (scenario: string, proxy: string, algorithm?: string): Row | undefined =>
+    rows.find((r) => r.scenario === scenario && r.proxy === proxy && (algorithm === undefined || r.algorithm === algorithm));
+  lines.push(`### 1. One of three backends stalls 400 ms every 2 s; open loop at ${STALL_RATE} calls/s (70% of capacity), ${WINDOW_S} s each`);
+  lines.push('');
+  lines.push('| proxy | algorithm | calls | errors | p50 ms | p99 ms | p99.9 ms | max ms |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows.filter((x) => x.scenario === 'stall')) {
+    const x = r.result;
+    lines.push(`| ${r.proxy} | ${r.algorithm} | ${x.calls} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} | ${x.p999Ms} | ${x.maxMs} |`);
+  }
+  const rr = find('stall', 'switchboard', 'round_robin');
+  const lc = find('stall', 'switchboard', 'least_conn');
+  const nlc = find('stall', 'nginx', 'least_conn');
+  lines.push('');
+  if (rr && lc) lines.push(`least_conn p99 / round_robin p99 = **${(lc.result.p99Ms / rr.result.p99Ms).toFixed(3)}** (target at most 0.2)`);
+  if (lc && nlc) lines.push(`switchboard least_conn p99 / nginx least_conn p99 = **${(lc.result.p99Ms / nlc.result.p99Ms).toFixed(2)}**`);
+  lines.push('');
+  lines.push(`### 2. Proxy overhead: one backend answering at once`);
+  lines.push('');
+  lines.push('| scenario | path | calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms | balancer CPU µs/call |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows.filter((x) => x.scenario !== 'stall')) {
+    const direct = find(r.scenario, 'direct')!.result;
+    const x = r.result;
+    const added = r.proxy === 'direct' ? ['', ''] : [(x.p50Ms - direct.p50Ms).toFixed(2), (x.p99Ms - direct.p99Ms).toFixed(2)];
+    lines.push(`| ${r.scenario} | ${r.proxy} | ${x.callsPerS} | ${x.p50Ms} | ${x.p99Ms} | ${added[0]} | ${added[1]} | ${r.cpuUsPerCall ?? ''} |`);
+  }
+  const satName = `saturation (${SATURATION_CONCURRENCY} in flight)`;
+  const sd = find(satName, 'direct');
+  const ss = find(satName, 'switchboard');
+  const sn = find(satName, 'nginx');
+  lines.push('');
+  if (sd && ss) lines.push(`saturation throughput switchboard / direct = **${(ss.result.callsPerS / sd.result.callsPerS).toFixed(2)}**`);
+  if (ss && sn) lines.push(`saturation throughput switchboard / nginx = **${(ss.result.callsPerS / sn.result.callsPerS).toFixed(2)}**`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  log(`switchboard benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, nginx ${hasNginx ? 'found' : 'not installed (apt-get install nginx-light to compare)'}`);
+  await stallScenario();
+  await overheadScenario();
+  const out = table();
+  log('');
+  log(out);
+  mkdirSync('bench/results', { recursive: true });
+  const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
+  writeFileSync(
+    file,
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows }, null, 2),
+  );
+  log(`\nresults: ${file}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);
