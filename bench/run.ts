@@ -9,11 +9,13 @@
  *
  * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { closedLoop, openLoop, type LoadResult } from './load-generator';
+import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 
 const quick = process.argv.includes('--quick');
@@ -32,6 +34,8 @@ interface Row {
 
 const rows: Row[] = [];
 const hasNginx = nginxAvailable();
+const hasH2load = h2loadAvailable();
+const H2LOAD_CALLS = quick ? 20_000 : 60_000;
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -42,11 +46,13 @@ function freePort(): Promise<number> {
   });
 }
 
-/** User + system CPU time of a process, in microseconds (Linux /proc). */
+/** User + system CPU time of a process and its children (NGINX workers), in microseconds (Linux /proc). */
 function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks / 100) * 1e6;
+  let ticks = Number(fields[11]) + Number(fields[12]);
+  const children = spawnSync('pgrep', ['-P', String(pid)]).stdout?.toString().trim().split('\n').filter(Boolean) ?? [];
+  for (const child of children) ticks += cpuMicros(Number(child)) / 1e4;
+  return ticks * 1e4;
 }
 
 function log(line: string): void {
@@ -95,7 +101,7 @@ async function overheadScenario(): Promise<void> {
     targets.push({ proxy: 'switchboard', address: lb.listen, pid: lb.proc.pid, stop: () => lb.stop() });
     if (hasNginx) {
       const nginx = await startNginx(await freePort(), [backend.address], 'least_conn');
-      targets.push({ proxy: 'nginx', address: nginx.address, stop: () => nginx.stop() });
+      targets.push({ proxy: 'nginx', address: nginx.address, pid: nginx.proc.pid, stop: () => nginx.stop() });
     }
     for (const t of targets) {
       await openLoop(t.address, FIXED_RATE, 1);
@@ -106,6 +112,15 @@ async function overheadScenario(): Promise<void> {
       const cpuUsPerCall = t.pid ? Math.round((cpuMicros(t.pid) - cpu0) / sat.calls) : undefined;
       rows.push({ scenario: `saturation (${SATURATION_CONCURRENCY} in flight)`, proxy: t.proxy, algorithm: 'least_conn', result: sat, cpuUsPerCall });
       log(`overhead ${t.proxy.padEnd(12)} fixed p50 ${fixed.p50Ms} p99 ${fixed.p99Ms} ms; saturation ${sat.callsPerS} calls/s${cpuUsPerCall ? `, ${cpuUsPerCall} µs CPU/call` : ''}`);
+      if (hasH2load) {
+        h2load(t.address, 2000);
+        const c0 = t.pid ? cpuMicros(t.pid) : 0;
+        const h = h2load(t.address, H2LOAD_CALLS);
+        const cpu = t.pid ? Math.round((cpuMicros(t.pid) - c0) / h.calls) : undefined;
+        const result: LoadResult = { calls: h.calls, errors: h.failed, errorCodes: {}, durationS: 0, callsPerS: h.callsPerS, p50Ms: NaN, p90Ms: NaN, p99Ms: NaN, p999Ms: NaN, maxMs: NaN };
+        rows.push({ scenario: 'saturation, h2load (4 conns x 32 streams)', proxy: t.proxy, algorithm: 'least_conn', result, cpuUsPerCall: cpu });
+        log(`overhead ${t.proxy.padEnd(12)} h2load ${h.callsPerS} calls/s${cpu ? `, ${cpu} µs CPU/call` : ''}`);
+      }
     }
     for (const t of targets) await t.stop();
   } finally {
@@ -136,11 +151,12 @@ function table(): string {
   lines.push('');
   lines.push('| scenario | path | calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms | balancer CPU µs/call |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+  const f = (n: number): string => (Number.isNaN(n) ? '' : String(n));
   for (const r of rows.filter((x) => x.scenario !== 'stall')) {
     const direct = find(r.scenario, 'direct')!.result;
     const x = r.result;
-    const added = r.proxy === 'direct' ? ['', ''] : [(x.p50Ms - direct.p50Ms).toFixed(2), (x.p99Ms - direct.p99Ms).toFixed(2)];
-    lines.push(`| ${r.scenario} | ${r.proxy} | ${x.callsPerS} | ${x.p50Ms} | ${x.p99Ms} | ${added[0]} | ${added[1]} | ${r.cpuUsPerCall ?? ''} |`);
+    const added = r.proxy === 'direct' || Number.isNaN(x.p50Ms) ? ['', ''] : [(x.p50Ms - direct.p50Ms).toFixed(2), (x.p99Ms - direct.p99Ms).toFixed(2)];
+    lines.push(`| ${r.scenario} | ${r.proxy} | ${x.callsPerS} | ${f(x.p50Ms)} | ${f(x.p99Ms)} | ${added[0]} | ${added[1]} | ${r.cpuUsPerCall ?? ''} |`);
   }
   const satName = `saturation (${SATURATION_CONCURRENCY} in flight)`;
   const sd = find(satName, 'direct');
@@ -149,6 +165,12 @@ function table(): string {
   lines.push('');
   if (sd && ss) lines.push(`saturation throughput switchboard / direct = **${(ss.result.callsPerS / sd.result.callsPerS).toFixed(2)}**`);
   if (ss && sn) lines.push(`saturation throughput switchboard / nginx = **${(ss.result.callsPerS / sn.result.callsPerS).toFixed(2)}**`);
+  const h2Name = 'saturation, h2load (4 conns x 32 streams)';
+  const hs = find(h2Name, 'switchboard');
+  const hn = find(h2Name, 'nginx');
+  const hd = find(h2Name, 'direct');
+  if (hs && hd) lines.push(`h2load throughput switchboard / direct = **${(hs.result.callsPerS / hd.result.callsPerS).toFixed(2)}**`);
+  if (hs && hn) lines.push(`h2load throughput switchboard / nginx = **${(hs.result.callsPerS / hn.result.callsPerS).toFixed(2)}**; CPU per call switchboard / nginx = **${((hs.cpuUsPerCall ?? 0) / (hn.cpuUsPerCall ?? 1)).toFixed(2)}**`);
   return lines.join('\n');
 }
 

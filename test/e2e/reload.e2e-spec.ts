@@ -92,10 +92,12 @@ describe('SIGTERM', () => {
     const lb = await startBalancer(poolConfig([backend.address]));
     const client = echoClient(lb.listen);
     try {
-      const inflight = [unary(client, { delayMs: 600 }), collect(client.ServerStream({ responseCount: 5, responseSize: 10, delayMs: 600 }))];
+      const inflightUnary = unary(client, { delayMs: 600 });
+      const inflightStream = collect(client.ServerStream({ responseCount: 5, responseSize: 10, delayMs: 600 }));
       await waitFor('calls at the backend', () => backend.stats.active === 2);
       const exited = lb.stop('SIGTERM');
-      const [u, s] = await Promise.all(inflight);
+      const u = await inflightUnary;
+      const s = await inflightStream;
       expect(u.error).toBeUndefined();
       expect(s.status.code).toBe(grpc.status.OK);
       expect(s.responses).toHaveLength(5);
