@@ -21,7 +21,12 @@ export interface LoadResult {
   p99Ms: number;
   p999Ms: number;
   maxMs: number;
+  /** Share of calls slower than SLOW_MS (open loop only): the calls a stall caught. */
+  slowShare?: number;
 }
+
+/** A call slower than this counts as caught by a stall (the backends answer in 5 to 20 ms). */
+export const SLOW_MS = 100;
 
 type Client = grpc.Client & Record<string, any>;
 
@@ -55,13 +60,16 @@ export async function openLoop(address: string, rate: number, seconds: number, c
   const total = Math.round(rate * seconds);
   let sent = 0;
   let done = 0;
+  let slow = 0;
   const start = performance.now();
   await new Promise<void>((resolve) => {
     const fire = (intended: number): void => {
       const client = cs[sent % cs.length]!;
       sent++;
       client.Unary(request, { deadline: new Date(Date.now() + 10_000) }, (err: grpc.ServiceError | null) => {
-        h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+        const latencyMs = performance.now() - intended;
+        h.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
+        if (latencyMs > SLOW_MS) slow++;
         if (err) errors[String(err.code)] = (errors[String(err.code)] ?? 0) + 1;
         if (++done === total) resolve();
       });
@@ -75,7 +83,7 @@ export async function openLoop(address: string, rate: number, seconds: number, c
   });
   const elapsed = (performance.now() - start) / 1000;
   cs.forEach((c) => c.close());
-  return summarize(h, total, errors, elapsed);
+  return { ...summarize(h, total, errors, elapsed), slowShare: slow / total };
 }
 
 /** Keeps `concurrency` unary calls outstanding for `seconds`: the saturation throughput. */

@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: the side-by-side benchmark of issue #2, all on 127.0.0.1.
  *
- * 1. Stall: three backends of equal capacity (4 service slots x 20 ms = 200 calls/s each), one of
- *    which freezes for 400 ms every 2 s like a stop-the-world GC; open-loop load at 70% of the
- *    total capacity; latency percentiles and errors per algorithm (and NGINX when installed).
+ * 1. Stall: three backends of equal capacity (200 calls/s each: 4 service slots x 20 ms, then a
+ *    single-threaded 1 slot x 5 ms), one of which freezes for 400 ms every 2 s like a
+ *    stop-the-world GC; open-loop load at 70% of the total capacity; latency percentiles and
+ *    errors per algorithm (and NGINX when installed).
  * 2. Overhead: one fast backend, direct vs through the balancer (and NGINX): added latency at a
  *    moderate fixed rate, throughput at saturation, and the balancer's CPU time per call.
  *
@@ -14,7 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
-import { closedLoop, openLoop, type LoadResult } from './load-generator';
+import { closedLoop, openLoop, SLOW_MS, type LoadResult } from './load-generator';
 import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 
@@ -59,8 +60,19 @@ function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function stallScenario(): Promise<void> {
-  const args = ['--service-ms', '20', '--concurrency', '4'];
+/** One backend shape of the stall scenario: service slots x service time = 200 calls/s per backend. */
+interface BackendShape {
+  label: string;
+  args: string[];
+}
+
+const SHAPES: BackendShape[] = [
+  { label: 'stall (4 slots x 20 ms)', args: ['--service-ms', '20', '--concurrency', '4'] },
+  { label: 'stall (1 slot x 5 ms)', args: ['--service-ms', '5', '--concurrency', '1'] },
+];
+
+async function stallScenario(shape: BackendShape): Promise<void> {
+  const { label: scenario, args } = shape;
   const backends: BackendProcess[] = await Promise.all([
     spawnBackend('steady-1', args),
     spawnBackend('steady-2', args),
@@ -72,8 +84,8 @@ async function stallScenario(): Promise<void> {
       const lb = await startBalancer(poolConfig(addresses, { algorithm }));
       await openLoop(lb.listen, STALL_RATE, 1); // warm-up: connections, JIT
       const result = await openLoop(lb.listen, STALL_RATE, WINDOW_S);
-      rows.push({ scenario: 'stall', proxy: 'switchboard', algorithm, result });
-      log(`stall  switchboard ${algorithm.padEnd(20)} p99 ${result.p99Ms} ms, errors ${result.errors}`);
+      rows.push({ scenario, proxy: 'switchboard', algorithm, result });
+      log(`${scenario}  switchboard ${algorithm.padEnd(20)} p99 ${result.p99Ms} ms, errors ${result.errors}`);
       await lb.stop();
     }
     if (hasNginx) {
@@ -81,8 +93,8 @@ async function stallScenario(): Promise<void> {
         const nginx = await startNginx(await freePort(), addresses, algorithm);
         await openLoop(nginx.address, STALL_RATE, 1);
         const result = await openLoop(nginx.address, STALL_RATE, WINDOW_S);
-        rows.push({ scenario: 'stall', proxy: 'nginx', algorithm, result });
-        log(`stall  nginx       ${algorithm.padEnd(20)} p99 ${result.p99Ms} ms, errors ${result.errors}`);
+ rows.push({ scenario, proxy: 'nginx', algorithm, result });
+        log(`${scenario}  nginx       ${algorithm.padEnd(20)} p99 ${result.p99Ms} ms, errors ${result.errors}`);
         await nginx.stop();
       }
     }
@@ -132,27 +144,35 @@ function table(): string {
   const lines: string[] = [];
   const find = (scenario: string, proxy: string, algorithm?: string): Row | undefined =>
     rows.find((r) => r.scenario === scenario && r.proxy === proxy && (algorithm === undefined || r.algorithm === algorithm));
-  lines.push(`### 1. One of three backends stalls 400 ms every 2 s; open loop at ${STALL_RATE} calls/s (70% of capacity), ${WINDOW_S} s each`);
-  lines.push('');
-  lines.push('| proxy | algorithm | calls | errors | p50 ms | p99 ms | p99.9 ms | max ms |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows.filter((x) => x.scenario === 'stall')) {
-    const x = r.result;
-    lines.push(`| ${r.proxy} | ${r.algorithm} | ${x.calls} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} | ${x.p999Ms} | ${x.maxMs} |`);
+  for (const { label } of SHAPES) {
+    lines.push(`### 1. ${label}: one of three backends stalls 400 ms every 2 s; open loop at ${STALL_RATE} calls/s (70% of capacity), ${WINDOW_S} s each`);
+    lines.push('');
+    lines.push(`| proxy | algorithm | calls | errors | p50 ms | p99 ms | p99.9 ms | max ms | calls over ${SLOW_MS} ms |`);
+    lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows.filter((x) => x.scenario === label)) {
+      const x = r.result;
+      const slow = `${((x.slowShare ?? 0) * 100).toFixed(2)}%`;
+      lines.push(`| ${r.proxy} | ${r.algorithm} | ${x.calls} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} | ${x.p999Ms} | ${x.maxMs} | ${slow} |`);
+    }
+    const rr = find(label, 'switchboard', 'round_robin');
+    const lc = find(label, 'switchboard', 'least_conn');
+    const nrr = find(label, 'nginx', 'round_robin');
+    const nlc = find(label, 'nginx', 'least_conn');
+    lines.push('');
+    if (rr && lc) {
+      lines.push(`least_conn p99 / round_robin p99 = **${(lc.result.p99Ms / rr.result.p99Ms).toFixed(3)}** (target at most 0.2)`);
+      lines.push(`least_conn / round_robin share of calls over ${SLOW_MS} ms = **${((lc.result.slowShare ?? 0) / (rr.result.slowShare || 1)).toFixed(3)}**`);
+    }
+    if (nrr && nlc) lines.push(`nginx: least_conn p99 / round_robin p99 = **${(nlc.result.p99Ms / nrr.result.p99Ms).toFixed(3)}**`);
+    if (lc && nlc) lines.push(`switchboard least_conn p99 / nginx least_conn p99 = **${(lc.result.p99Ms / nlc.result.p99Ms).toFixed(2)}**`);
+    lines.push('');
   }
-  const rr = find('stall', 'switchboard', 'round_robin');
-  const lc = find('stall', 'switchboard', 'least_conn');
-  const nlc = find('stall', 'nginx', 'least_conn');
-  lines.push('');
-  if (rr && lc) lines.push(`least_conn p99 / round_robin p99 = **${(lc.result.p99Ms / rr.result.p99Ms).toFixed(3)}** (target at most 0.2)`);
-  if (lc && nlc) lines.push(`switchboard least_conn p99 / nginx least_conn p99 = **${(lc.result.p99Ms / nlc.result.p99Ms).toFixed(2)}**`);
-  lines.push('');
   lines.push(`### 2. Proxy overhead: one backend answering at once`);
   lines.push('');
   lines.push('| scenario | path | calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms | balancer CPU µs/call |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
   const f = (n: number): string => (Number.isNaN(n) ? '' : String(n));
-  for (const r of rows.filter((x) => x.scenario !== 'stall')) {
+  for (const r of rows.filter((x) => !x.scenario.startsWith('stall'))) {
     const direct = find(r.scenario, 'direct')!.result;
     const x = r.result;
     const added = r.proxy === 'direct' || Number.isNaN(x.p50Ms) ? ['', ''] : [(x.p50Ms - direct.p50Ms).toFixed(2), (x.p99Ms - direct.p99Ms).toFixed(2)];
@@ -177,7 +197,7 @@ function table(): string {
 async function main(): Promise<void> {
   const started = new Date();
   log(`switchboard benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, nginx ${hasNginx ? 'found' : 'not installed (apt-get install nginx-light to compare)'}`);
-  await stallScenario();
+  for (const shape of SHAPES) await stallScenario(shape);
   await overheadScenario();
   const out = table();
   log('');

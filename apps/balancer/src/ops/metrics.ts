@@ -34,36 +34,25 @@ export class BalancerMetrics {
     const eachBackend = (fn: (b: Backend) => void): void => {
       for (const pool of runtime().pools.values()) for (const b of pool.backends) fn(b);
     };
-    new Gauge({
-      name: 'switchboard_backend_active_streams',
-      help: 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, b.activeStreams));
-      },
-    });
-    new Gauge({
-      name: 'switchboard_backend_healthy',
-      help: '1 when the backend may take new calls (healthy, not ejected, reachable, not draining), else 0.',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, b.available ? 1 : 0));
-      },
-    });
-    new Gauge({
-      name: 'switchboard_backend_draining',
-      help: '1 while the backend is draining: no new calls, in-flight calls finish.',
-      labelNames: ['pool', 'backend'],
-      registers,
-      collect() {
-        this.reset();
-        eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, b.draining ? 1 : 0));
-      },
-    });
+    const backendGauge = (name: string, help: string, value: (b: Backend) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['pool', 'backend'],
+        registers,
+        collect() {
+          this.reset();
+          eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, value(b)));
+        },
+      });
+    };
+    backendGauge('switchboard_backend_active_streams', 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.', (b) => b.activeStreams);
+    backendGauge(
+      'switchboard_backend_healthy',
+      '1 when the backend may take new calls (healthy, not ejected, reachable, not draining), else 0.',
+      (b) => (b.available ? 1 : 0),
+    );
+    backendGauge('switchboard_backend_draining', '1 while the backend is draining: no new calls, in-flight calls finish.', (b) => (b.draining ? 1 : 0));
     new Gauge({
       name: 'switchboard_config_revision',
       help: 'Revision of the configuration the balancer is serving (0 before the first).',

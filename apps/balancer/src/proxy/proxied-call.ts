@@ -41,7 +41,6 @@ export interface CallObserver {
   callEnded(call: ProxiedCall): void;
 }
 
-const NO_CHUNKS: Buffer[] = [];
 const noop = (): void => {};
 
 export class ProxiedCall {
@@ -150,6 +149,7 @@ export class ProxiedCall {
   }
 
   private onDownData(chunk: Buffer): void {
+    if (this.settled) return; // the outcome is decided; what the client still sends goes nowhere
     const up = this.up;
     if (up === null) {
       // Waiting for a connection: hold the bytes, and stop reading past the retry bound.
@@ -186,7 +186,7 @@ export class ProxiedCall {
   /** No retry from here on: the backend has (or may have) processed the call. */
   private dropBuffer(): void {
     this.retriable = false;
-    this.buffered = NO_CHUNKS;
+    if (this.buffered.length > 0) this.buffered = [];
     this.bufferedBytes = 0;
   }
 
