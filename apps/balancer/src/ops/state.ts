@@ -20,6 +20,7 @@ export interface PoolState {
   name: string;
   algorithm: string;
   match: { services?: string[]; authority?: string };
+  maxStreamsPerBackend: number;
   available: number;
   backends: BackendState[];
 }
@@ -39,6 +40,7 @@ export function describeState(runtime: Runtime): BalancerState {
         name: pool.name,
         algorithm: pool.algorithm,
         match: pc.match,
+        maxStreamsPerBackend: pool.maxStreamsPerBackend,
         available: pool.ready,
         backends: pool.backends.map((b) => {
           const latency = b.latencyMs(now);

@@ -34,8 +34,19 @@ export class Pool {
     this.picker = this.build();
   }
 
+  /**
+   * The backend for a new call, or undefined when none can take it: check `ready` to tell
+   * "no backend available" (0) from "every available backend is at maxStreamsPerBackend".
+   */
   pick(random: Random, now: number): Backend | undefined {
-    return this.picker.pick(random, now);
+    const b = this.picker.pick(random, now);
+    const max = this.maxStreamsPerBackend;
+    if (b === undefined || max === 0 || b.activeStreams < max) return b;
+    // The algorithm's choice is at its cap (a circuit breaker): the least loaded one below it.
+    return pickLeastConn(
+      this.backends.filter((x) => x.available && x.activeStreams < max),
+      random,
+    );
   }
 
   /**
@@ -44,8 +55,9 @@ export class Pool {
    * algorithm's own cursor (round robin, smooth weights) untouched.
    */
   pickExcept(tried: readonly Backend[], random: Random): Backend | undefined {
+    const max = this.maxStreamsPerBackend;
     return pickLeastConn(
-      this.backends.filter((b) => b.available && !tried.includes(b)),
+      this.backends.filter((b) => b.available && !tried.includes(b) && (max === 0 || b.activeStreams < max)),
       random,
     );
   }

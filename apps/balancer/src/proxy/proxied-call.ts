@@ -99,7 +99,11 @@ export class ProxiedCall {
   private attempt(backend: Backend | undefined): void {
     if (backend === undefined) {
       const p = this.pool;
-      this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)`);
+      if (p.ready > 0) {
+        this.fail(Status.RESOURCE_EXHAUSTED, `pool "${p.name}": every available backend is at its limit of ${p.maxStreamsPerBackend} concurrent streams`);
+      } else {
+        this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)`);
+      }
       return;
     }
     this.attempts++;
