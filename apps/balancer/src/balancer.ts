@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '../../../libs/config/src';
 import type { ConfigSink, ConfigSource } from './config/config-source';
 import { buildRuntime, Runtime } from './config/runtime';
+import { HealthChecks } from './health/health-checks';
 import { BalancerMetrics } from './ops/metrics';
 import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
@@ -42,11 +43,13 @@ export class Balancer implements ConfigSink {
   private readonly log: Logger;
   private readonly debug: boolean;
   private stopping: Promise<void> | null = null;
+  private readonly health: HealthChecks;
 
   constructor(private readonly options: BalancerOptions) {
     this.log = options.logger;
     this.debug = this.log.isLevelEnabled('debug');
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
+    this.health = new HealthChecks(this.log);
     this.metrics = new BalancerMetrics(() => this.runtime);
     this.dataPlane = new DataPlaneServer(
       { ...DEFAULT_DATA_PLANE_OPTIONS, ...options.dataPlane },
@@ -100,6 +103,7 @@ export class Balancer implements ConfigSink {
       throw err;
     }
     this.runtime = change.runtime;
+    this.health.sync(change.runtime, change.retired);
     for (const b of change.retired) b.retire();
     for (const b of change.added) b.upstream.warm();
     this.metrics.reloads.inc({ result: 'applied' });
@@ -127,6 +131,7 @@ export class Balancer implements ConfigSink {
 
   private async doStop(): Promise<void> {
     this.source?.stop();
+    this.health.stopAll();
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
     this.log.info({ timeoutMs }, 'draining: no new connections, waiting for in-flight calls');
     const cut = await this.dataPlane.drain(timeoutMs);
