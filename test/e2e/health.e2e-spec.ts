@@ -87,3 +87,64 @@ describe('active TCP health checks', () => {
     }
   });
 });
+
+describe('passive outlier ejection', () => {
+  const passivePolicy = { name: 'eject', passive: { consecutiveFailures: 3, baseEjectionMs: 1000, maxEjectionPercent: 50 } };
+
+  it('ejects a backend that answers UNAVAILABLE to every call, and brings it back after the ejection time', async () => {
+    const good = await startEchoBackend({ name: 'good' });
+    const broken = await startEchoBackend({ name: 'broken', failWith: 14 });
+    const lb = await startBalancer({
+      healthPolicies: [passivePolicy],
+      pools: [{ name: 'echo', match: { services: ['*'] }, algorithm: 'round_robin', healthPolicy: 'eject', backends: [{ address: good.address }, { address: broken.address }] }],
+    });
+    const client = echoClient(lb.listen);
+    try {
+      const results = [];
+      for (let i = 0; i < 30; i++) results.push(await unary(client, {}));
+      // Round robin alternates: the broken backend fails 3 calls in a row of its own, then is out.
+      expect(results.filter((r) => r.error).length).toBe(3);
+      expect(broken.stats.calls).toBe(3);
+      expect((await lb.state()).pools[0]!.backends[1]).toMatchObject({ ejected: true, available: false });
+      expect(lb.logs.some((l) => l.includes('backend ejected'))).toBe(true);
+      await waitFor('returned from ejection', async () => (await lb.state()).pools[0]!.backends[1]!.ejected === false, 3000);
+    } finally {
+      client.close();
+      await lb.stop();
+      await Promise.all([good.stop(), broken.stop()]);
+    }
+  });
+
+  it('does not count application errors, and never ejects more than maxEjectionPercent of the pool', async () => {
+    const backends = await Promise.all(['x1', 'x2'].map((name) => startEchoBackend({ name, failWith: 14 })));
+    const lb = await startBalancer({
+      healthPolicies: [passivePolicy],
+      pools: [{ name: 'echo', match: { services: ['*'] }, healthPolicy: 'eject', backends: backends.map((b) => ({ address: b.address })) }],
+    });
+    const client = echoClient(lb.listen);
+    try {
+      for (let i = 0; i < 20; i++) await unary(client, {});
+      const state = (await lb.state()).pools[0]!.backends;
+      expect(state.filter((b) => b.ejected)).toHaveLength(1); // 50% of 2
+      expect(lb.logs.some((l) => l.includes('the pool is at its ejection limit'))).toBe(true);
+    } finally {
+      client.close();
+      await lb.stop();
+      await Promise.all(backends.map((b) => b.stop()));
+    }
+    const fine = await startEchoBackend({ name: 'app-errors' });
+    const lb2 = await startBalancer({
+      healthPolicies: [passivePolicy],
+      pools: [{ name: 'echo', match: { services: ['*'] }, healthPolicy: 'eject', backends: [{ address: fine.address }] }],
+    });
+    const client2 = echoClient(lb2.listen);
+    try {
+      for (let i = 0; i < 10; i++) expect((await unary(client2, { statusCode: 5 })).error?.code).toBe(5);
+      expect((await lb2.state()).pools[0]!.backends[0]).toMatchObject({ ejected: false });
+    } finally {
+      client2.close();
+      await lb2.stop();
+      await fine.stop();
+    }
+  });
+});

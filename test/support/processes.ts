@@ -75,7 +75,18 @@ export interface BalancerStateDoc {
     name: string;
     algorithm: string;
     available: number;
-    backends: { address: string; weight: number; activeStreams: number; totalCalls: number; failedCalls: number; draining: boolean; available: boolean; sessions: number }[];
+    backends: {
+      address: string;
+      weight: number;
+      activeStreams: number;
+      totalCalls: number;
+      failedCalls: number;
+      healthy: boolean;
+      ejected: boolean;
+      draining: boolean;
+      available: boolean;
+      sessions: number;
+    }[];
   }[];
 }
 

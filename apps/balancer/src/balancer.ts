@@ -10,6 +10,7 @@ import type { SwitchboardConfig } from '../../../libs/config/src';
 import type { ConfigSink, ConfigSource } from './config/config-source';
 import { buildRuntime, Runtime } from './config/runtime';
 import { HealthChecks } from './health/health-checks';
+import { OutlierDetector, type PassiveCheck } from './health/outlier-detector';
 import { BalancerMetrics } from './ops/metrics';
 import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
@@ -44,12 +45,16 @@ export class Balancer implements ConfigSink {
   private readonly debug: boolean;
   private stopping: Promise<void> | null = null;
   private readonly health: HealthChecks;
+  private readonly outliers: OutlierDetector;
+  /** Passive policy per pool name, for the pools that have one. */
+  private passive = new Map<string, PassiveCheck>();
 
   constructor(private readonly options: BalancerOptions) {
     this.log = options.logger;
     this.debug = this.log.isLevelEnabled('debug');
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
     this.health = new HealthChecks(this.log);
+    this.outliers = new OutlierDetector(this.log);
     this.metrics = new BalancerMetrics(() => this.runtime);
     this.dataPlane = new DataPlaneServer(
       { ...DEFAULT_DATA_PLANE_OPTIONS, ...options.dataPlane },
@@ -104,6 +109,13 @@ export class Balancer implements ConfigSink {
     }
     this.runtime = change.runtime;
     this.health.sync(change.runtime, change.retired);
+    const policies = new Map(config.healthPolicies.map((p) => [p.name, p.passive]));
+    this.passive = new Map(
+      config.pools.flatMap((p) => {
+        const passive = p.healthPolicy ? policies.get(p.healthPolicy) : undefined;
+        return passive ? [[p.name, passive] as const] : [];
+      }),
+    );
     for (const b of change.retired) b.retire();
     for (const b of change.added) b.upstream.warm();
     this.metrics.reloads.inc({ result: 'applied' });
@@ -145,6 +157,8 @@ export class Balancer implements ConfigSink {
   private callEnded(call: ProxiedCall): void {
     const seconds = (performance.now() - call.startedAt) / 1000;
     this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
+    const passive = this.passive.size > 0 ? this.passive.get(call.pool.name) : undefined;
+    if (passive !== undefined && call.backend !== undefined) this.outliers.record(call.pool, call.backend, call.status, passive);
     if (this.debug) {
       this.log.debug(
         { pool: call.pool.name, backend: call.backend?.address, path: call.headers[':path'], status: call.status, attempts: call.attempts, ms: seconds * 1000 },
