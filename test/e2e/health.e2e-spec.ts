@@ -148,3 +148,40 @@ describe('passive outlier ejection', () => {
     }
   });
 });
+
+describe('panic mode', () => {
+  it('spreads over every backend when fewer than half are healthy, and stops when they recover', async () => {
+    const backends = await Promise.all(['p1', 'p2', 'p3', 'p4'].map((name) => startEchoBackend({ name })));
+    const lb = await startBalancer({
+      healthPolicies: [policy('grpc')],
+      pools: [{ name: 'echo', match: { services: ['*'] }, healthPolicy: 'fast-checks', backends: backends.map((b) => ({ address: b.address })) }],
+    });
+    const client = echoClient(lb.listen);
+    const spread = async (): Promise<Set<string>> => {
+      const results = await Promise.all(Array.from({ length: 40 }, () => unary(client, { delayMs: 10 })));
+      return new Set(results.map((r) => r.response!.backend));
+    };
+    try {
+      await waitFor('all healthy', async () => (await backendsOf(lb)).every((x) => x.healthy));
+      // Two of four unhealthy: 50% is not below the threshold, the survivors take everything.
+      backends[0]!.setHealth('NOT_SERVING');
+      backends[1]!.setHealth('NOT_SERVING');
+      await waitFor('two unhealthy', async () => (await backendsOf(lb)).filter((x) => !x.healthy).length === 2, 3000);
+      expect([...(await spread())].sort()).toEqual(['p3', 'p4']);
+      // Three of four unhealthy: panic, calls go to all four.
+      backends[2]!.setHealth('NOT_SERVING');
+      await waitFor('panic', async () => (await lb.state()).pools[0]!.panic === true, 3000);
+      expect((await spread()).size).toBe(4);
+      expect(await lb.metrics()).toMatch(/switchboard_pool_panic\{pool="echo"\} 1/);
+      expect(lb.logs.some((l) => l.includes('pool in panic mode'))).toBe(true);
+      // Recovery ends it.
+      backends.forEach((b) => b.setHealth('SERVING'));
+      await waitFor('panic over', async () => (await lb.state()).pools[0]!.panic === false, 3000);
+      expect(lb.logs.some((l) => l.includes('pool left panic mode'))).toBe(true);
+    } finally {
+      client.close();
+      await lb.stop();
+      await Promise.all(backends.map((b) => b.stop()));
+    }
+  });
+});

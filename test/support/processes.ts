@@ -74,6 +74,7 @@ export interface BalancerStateDoc {
   pools: {
     name: string;
     algorithm: string;
+    panic: boolean;
     available: number;
     backends: {
       address: string;

@@ -102,7 +102,10 @@ export class Balancer implements ConfigSink {
     const previous = this.runtime;
     let change;
     try {
-      change = buildRuntime(config, revision, previous, this.upstreamOptions);
+      change = buildRuntime(config, revision, previous, this.upstreamOptions, (pool, available, inService) => {
+        if (pool.panic) this.log.warn({ pool: pool.name, available, inService, panicThreshold: pool.panicThreshold }, 'pool in panic mode: spreading over every backend');
+        else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
+      });
     } catch (err) {
       this.metrics.reloads.inc({ result: 'rejected' });
       throw err;

@@ -21,6 +21,7 @@ pools:
     const pool = result.config.pools[0]!;
     expect(pool.algorithm).toBe('least_conn');
     expect(pool.maxStreamsPerBackend).toBe(0);
+    expect(pool.panicThreshold).toBe(50);
     expect(pool.backends[1]).toEqual({ address: '127.0.0.1:50052', weight: 2, drain: true });
   });
 

@@ -67,6 +67,8 @@ export const poolSchema = z.strictObject({
   algorithm: z.enum(ALGORITHMS).default('least_conn'),
   healthPolicy: name.optional(),
   maxStreamsPerBackend: z.int().min(0).max(1_000_000).default(0),
+  /** Below this percentage of healthy backends the pool spreads calls over all of them (Envoy's healthy_panic_threshold); 0 turns panic mode off. */
+  panicThreshold: z.int().min(0).max(100).default(50),
   labels,
   backends: z.array(backendSchema).default([]),
 });

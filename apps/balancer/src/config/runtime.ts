@@ -32,7 +32,13 @@ export interface RuntimeChange {
   retired: Backend[];
 }
 
-export function buildRuntime(config: SwitchboardConfig, revision: number, previous: Runtime, upstream: UpstreamOptions): RuntimeChange {
+export function buildRuntime(
+  config: SwitchboardConfig,
+  revision: number,
+  previous: Runtime,
+  upstream: UpstreamOptions,
+  onPanic?: ConstructorParameters<typeof Pool>[2],
+): RuntimeChange {
   const old = new Map<string, Backend>();
   for (const pool of previous.pools.values()) for (const b of pool.backends) old.set(`${b.pool}\0${b.address}`, b);
 
@@ -52,7 +58,7 @@ export function buildRuntime(config: SwitchboardConfig, revision: number, previo
       added.push(b);
       return b;
     });
-    const pool = new Pool(pc, backends);
+    const pool = new Pool(pc, backends, onPanic);
     pools.set(pc.name, pool);
     entries.push({ config: pc, pool });
   }

@@ -54,6 +54,16 @@ export class BalancerMetrics {
     );
     backendGauge('switchboard_backend_draining', '1 while the backend is draining: no new calls, in-flight calls finish.', (b) => (b.draining ? 1 : 0));
     new Gauge({
+      name: 'switchboard_pool_panic',
+      help: '1 while fewer than panicThreshold percent of the pool are available and calls spread over every backend.',
+      labelNames: ['pool'],
+      registers,
+      collect() {
+        this.reset();
+        for (const pool of runtime().pools.values()) this.set({ pool: pool.name }, pool.panic ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'switchboard_config_revision',
       help: 'Revision of the configuration the balancer is serving (0 before the first).',
       registers,

@@ -21,6 +21,7 @@ export interface PoolState {
   algorithm: string;
   match: { services?: string[]; authority?: string };
   maxStreamsPerBackend: number;
+  panic: boolean;
   available: number;
   backends: BackendState[];
 }
@@ -41,6 +42,7 @@ export function describeState(runtime: Runtime): BalancerState {
         algorithm: pool.algorithm,
         match: pc.match,
         maxStreamsPerBackend: pool.maxStreamsPerBackend,
+        panic: pool.panic,
         available: pool.ready,
         backends: pool.backends.map((b) => {
           const latency = b.latencyMs(now);

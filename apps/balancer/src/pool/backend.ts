@@ -44,6 +44,11 @@ export class Backend implements EndpointLoad {
     return !this.draining && !this.removed && this.healthy && !this.ejected && this.upstream.available;
   }
 
+  /** Not draining and still configured: may take calls when its pool is in panic, whatever its health. */
+  get inService(): boolean {
+    return !this.draining && !this.removed;
+  }
+
   latencyMs(now: number): number {
     return this.latency.get(now);
   }

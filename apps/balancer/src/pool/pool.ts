@@ -2,6 +2,11 @@
  * A pool: the backends that serve one route, and the picker over those that may take a call.
  * The picker is rebuilt (one assignment) whenever a backend's availability changes, so the
  * per-call path only reads loads; it never filters.
+ *
+ * Panic mode (Envoy's healthy_panic_threshold): when fewer than `panicThreshold` percent of the
+ * backends in service are available, the picker spreads calls over all of them, healthy or not,
+ * rather than crushing the few survivors; a failing call there is still retried elsewhere when
+ * it never reached a backend.
  */
 import type { Algorithm, PoolConfig } from '../../../../libs/config/src';
 import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
@@ -11,16 +16,22 @@ export class Pool {
   readonly name: string;
   readonly algorithm: Algorithm;
   readonly maxStreamsPerBackend: number;
+  readonly panicThreshold: number;
+  /** True while the pool spreads over unhealthy backends too. */
+  panic = false;
   private picker: Picker<Backend>;
   private readyCount = 0;
 
   constructor(
     config: PoolConfig,
     readonly backends: readonly Backend[],
+    /** Told when the pool enters or leaves panic mode. */
+    private readonly onPanic: (pool: Pool, available: number, inService: number) => void = () => {},
   ) {
     this.name = config.name;
     this.algorithm = config.algorithm;
     this.maxStreamsPerBackend = config.maxStreamsPerBackend;
+    this.panicThreshold = config.panicThreshold;
     for (const b of backends) b.onStateChange = () => this.rebuild();
     this.picker = this.build();
   }
@@ -44,7 +55,7 @@ export class Pool {
     if (b === undefined || max === 0 || b.activeStreams < max) return b;
     // The algorithm's choice is at its cap (a circuit breaker): the least loaded one below it.
     return pickLeastConn(
-      this.backends.filter((x) => x.available && x.activeStreams < max),
+      this.backends.filter((x) => (this.panic ? x.inService : x.available) && x.activeStreams < max),
       random,
     );
   }
@@ -57,13 +68,20 @@ export class Pool {
   pickExcept(tried: readonly Backend[], random: Random): Backend | undefined {
     const max = this.maxStreamsPerBackend;
     return pickLeastConn(
-      this.backends.filter((b) => b.available && !tried.includes(b) && (max === 0 || b.activeStreams < max)),
+      this.backends.filter((b) => (this.panic ? b.inService : b.available) && !tried.includes(b) && (max === 0 || b.activeStreams < max)),
       random,
     );
   }
 
   private build(): Picker<Backend> {
-    const ready = this.backends.filter((b) => b.available);
+    let ready = this.backends.filter((b) => b.available);
+    const inService = this.backends.filter((b) => b.inService);
+    const panic = inService.length > 0 && ready.length * 100 < inService.length * this.panicThreshold;
+    if (panic) ready = inService;
+    if (panic !== this.panic) {
+      this.panic = panic;
+      this.onPanic(this, this.backends.filter((b) => b.available).length, inService.length);
+    }
     this.readyCount = ready.length;
     return createPicker(this.algorithm, ready);
   }
