@@ -8,7 +8,10 @@
  * 2. Overhead: one fast backend, direct vs through the balancer (and NGINX): added latency at a
  *    moderate fixed rate, throughput at saturation, and the balancer's CPU time per call.
  *
- * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows.
+ * 3. Death: one of three backends is killed under load, with and without health checks.
+ *
+ * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows;
+ * `--only stall|death|overhead` runs one scenario.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,8 +23,13 @@ import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 
 const quick = process.argv.includes('--quick');
+/** `--only stall|death|overhead` runs one scenario. */
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+const runs = (name: string): boolean => only === undefined || only === name;
 const WINDOW_S = quick ? 4 : 12;
 const STALL_RATE = 420; // 70% of 3 x 200 calls/s
+/** The death scenario offers 70% of what the two surviving backends can carry. */
+const DEATH_RATE = 280;
 const FIXED_RATE = 1000;
 const SATURATION_CONCURRENCY = 64;
 
@@ -103,6 +111,47 @@ async function stallScenario(shape: BackendShape): Promise<void> {
   }
 }
 
+/**
+ * 3. A backend dies under load: one of three is killed (SIGKILL) a third into the window and
+ * stays down. Compared: no health policy (transparent retry and connect backoff alone) and
+ * active grpc.health.v1 checks every second plus passive ejection.
+ */
+async function deathScenario(): Promise<void> {
+  const args = ['--service-ms', '5', '--concurrency', '1'];
+  const variants: { name: string; config: (addresses: string[]) => unknown }[] = [
+    { name: 'no health checks', config: (addresses) => poolConfig(addresses) },
+    {
+      name: 'active + passive checks',
+      config: (addresses) => ({
+        healthPolicies: [
+          {
+            name: 'checks',
+            active: { protocol: 'grpc', service: '', intervalMs: 1000, timeoutMs: 500, healthyThreshold: 2, unhealthyThreshold: 2 },
+            passive: { consecutiveFailures: 3, baseEjectionMs: 30000, maxEjectionPercent: 50 },
+          },
+        ],
+        pools: [{ name: 'echo', match: { services: ['*'] }, healthPolicy: 'checks', backends: addresses.map((address) => ({ address })) }],
+      }),
+    },
+  ];
+  for (const variant of variants) {
+    const backends = await Promise.all(['d1', 'd2', 'd3'].map((n) => spawnBackend(n, args)));
+    const lb = await startBalancer(variant.config(backends.map((b) => b.address)));
+    try {
+      await new Promise((r) => setTimeout(r, 1500)); // first health checks
+      await openLoop(lb.listen, DEATH_RATE, 1);
+      const kill = setTimeout(() => void backends[2]!.kill('SIGKILL'), (WINDOW_S * 1000) / 3);
+      const result = await openLoop(lb.listen, DEATH_RATE, WINDOW_S);
+      clearTimeout(kill);
+      rows.push({ scenario: 'death', proxy: 'switchboard', algorithm: variant.name, result });
+      log(`death  ${variant.name.padEnd(24)} errors ${result.errors}, p99 ${result.p99Ms} ms`);
+    } finally {
+      await lb.stop();
+      await Promise.all(backends.map((b) => b.kill('SIGKILL')));
+    }
+  }
+}
+
 async function overheadScenario(): Promise<void> {
   const backend = await spawnBackend('fast');
   try {
@@ -167,12 +216,21 @@ function table(): string {
     if (lc && nlc) lines.push(`switchboard least_conn p99 / nginx least_conn p99 = **${(lc.result.p99Ms / nlc.result.p99Ms).toFixed(2)}**`);
     lines.push('');
   }
+  lines.push(`### 3. One of three backends (1 slot x 5 ms) is killed a third into the window; least_conn, open loop at ${DEATH_RATE} calls/s (70% of the survivors' capacity), ${WINDOW_S} s`);
+  lines.push('');
+  lines.push('| health policy | calls | errors | error codes | p50 ms | p99 ms | p99.9 ms | max ms |');
+  lines.push('|---|---:|---:|---|---:|---:|---:|---:|');
+  for (const r of rows.filter((x) => x.scenario === 'death')) {
+    const x = r.result;
+    lines.push(`| ${r.algorithm} | ${x.calls} | ${x.errors} | ${JSON.stringify(x.errorCodes)} | ${x.p50Ms} | ${x.p99Ms} | ${x.p999Ms} | ${x.maxMs} |`);
+  }
+  lines.push('');
   lines.push(`### 2. Proxy overhead: one backend answering at once`);
   lines.push('');
   lines.push('| scenario | path | calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms | balancer CPU µs/call |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
   const f = (n: number): string => (Number.isNaN(n) ? '' : String(n));
-  for (const r of rows.filter((x) => !x.scenario.startsWith('stall'))) {
+  for (const r of rows.filter((x) => !x.scenario.startsWith('stall') && x.scenario !== 'death')) {
     const direct = find(r.scenario, 'direct')!.result;
     const x = r.result;
     const added = r.proxy === 'direct' || Number.isNaN(x.p50Ms) ? ['', ''] : [(x.p50Ms - direct.p50Ms).toFixed(2), (x.p99Ms - direct.p99Ms).toFixed(2)];
@@ -197,8 +255,9 @@ function table(): string {
 async function main(): Promise<void> {
   const started = new Date();
   log(`switchboard benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}, nginx ${hasNginx ? 'found' : 'not installed (apt-get install nginx-light to compare)'}`);
-  for (const shape of SHAPES) await stallScenario(shape);
-  await overheadScenario();
+  if (runs('stall')) for (const shape of SHAPES) await stallScenario(shape);
+  if (runs('death')) await deathScenario();
+  if (runs('overhead')) await overheadScenario();
   const out = table();
   log('');
   log(out);
