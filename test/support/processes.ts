@@ -79,6 +79,7 @@ export interface BalancerStateDoc {
     backends: {
       address: string;
       weight: number;
+      effectiveWeight: number;
       activeStreams: number;
       totalCalls: number;
       failedCalls: number;

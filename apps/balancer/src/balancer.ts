@@ -120,7 +120,10 @@ export class Balancer implements ConfigSink {
       }),
     );
     for (const b of change.retired) b.retire();
-    for (const b of change.added) b.upstream.warm();
+    for (const b of change.added) {
+      b.upstream.warm();
+      if (previous.revision > 0) b.rampUp(); // joining a running pool; the first revision starts all alike
+    }
     this.metrics.reloads.inc({ result: 'applied' });
     this.log.info(
       {

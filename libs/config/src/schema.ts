@@ -67,6 +67,12 @@ export const poolSchema = z.strictObject({
   algorithm: z.enum(ALGORITHMS).default('least_conn'),
   healthPolicy: name.optional(),
   maxStreamsPerBackend: z.int().min(0).max(1_000_000).default(0),
+  /** When every backend is at maxStreamsPerBackend, calls wait in a queue of at most this many... */
+  maxQueuedCalls: z.int().min(0).max(100_000).default(1000),
+  /** ...for at most this long, then fail with RESOURCE_EXHAUSTED (0: fail at once). */
+  queueTimeoutMs: z.int().min(0).max(600_000).default(1000),
+  /** A backend that joins the pool or returns to it ramps from 10% to full weight over this window (0: off). */
+  slowStartMs: z.int().min(0).max(3_600_000).default(0),
   /** Below this percentage of healthy backends the pool spreads calls over all of them (Envoy's healthy_panic_threshold); 0 turns panic mode off. */
   panicThreshold: z.int().min(0).max(100).default(50),
   labels,

@@ -66,6 +66,7 @@ export class ActiveHealthChecker {
     const b = this.backend;
     const changed = b.healthy !== healthy;
     b.healthy = healthy;
+    if (changed && healthy) b.rampUp();
     if (changed) b.onStateChange();
     this.log.info({ pool: b.pool, backend: b.address, healthy, protocol: this.policy.protocol, reason: why }, healthy ? 'backend healthy' : 'backend unhealthy');
   }

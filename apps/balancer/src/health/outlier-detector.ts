@@ -54,6 +54,7 @@ export class OutlierDetector {
     s.timer = setTimeout(() => {
       streak.timer = null;
       backend.ejected = false;
+      backend.rampUp();
       backend.onStateChange();
       this.log.info({ pool: pool.name, backend: backend.address }, 'backend returned from ejection');
     }, ms);

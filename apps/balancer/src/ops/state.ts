@@ -4,6 +4,8 @@ import type { Runtime } from '../config/runtime';
 export interface BackendState {
   address: string;
   weight: number;
+  /** The weight pickers use now: below `weight` while slow start ramps it up. */
+  effectiveWeight: number;
   activeStreams: number;
   healthy: boolean;
   ejected: boolean;
@@ -48,7 +50,8 @@ export function describeState(runtime: Runtime): BalancerState {
           const latency = b.latencyMs(now);
           return {
             address: b.address,
-            weight: b.weight,
+            weight: b.configuredWeight,
+            effectiveWeight: Math.round(b.weight * 1000) / 1000,
             activeStreams: b.activeStreams,
             healthy: b.healthy,
             ejected: b.ejected,

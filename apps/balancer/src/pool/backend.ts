@@ -10,7 +10,12 @@ import type { EndpointLoad } from '../picker';
 import { UpstreamSessions, type UpstreamOptions } from '../upstream/upstream-sessions';
 
 export class Backend implements EndpointLoad {
+  /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
   weight: number;
+  configuredWeight: number;
+  /** Slow-start window of the pool (0: off), set by the pool. */
+  slowStartMs = 0;
+  private ramp: NodeJS.Timeout | null = null;
   draining: boolean;
   /** Streams sent here that have not ended. Changed only by ProxiedCall, once up and once down. */
   activeStreams = 0;
@@ -35,6 +40,7 @@ export class Backend implements EndpointLoad {
     upstreamOptions: UpstreamOptions,
   ) {
     this.weight = config.weight;
+    this.configuredWeight = config.weight;
     this.draining = config.drain;
     this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange());
   }
@@ -55,15 +61,40 @@ export class Backend implements EndpointLoad {
 
   /** Applies a new revision's settings; returns true when that changes availability or weight. */
   reconfigure(config: BackendConfig): boolean {
-    const changed = this.weight !== config.weight || this.draining !== config.drain;
-    this.weight = config.weight;
+    const changed = this.configuredWeight !== config.weight || this.draining !== config.drain;
+    this.configuredWeight = config.weight;
+    if (this.ramp === null) this.weight = config.weight;
     this.draining = config.drain;
     return changed;
+  }
+
+  /**
+   * Slow start (Envoy's slow_start_config, NGINX Plus slow_start): after joining or returning,
+   * the backend's weight ramps linearly from 10% to 100% over the pool's window, so least_conn
+   * does not flood a cold backend just because it has no streams yet. Updated in 20 steps by a
+   * timer, so pickers read a plain number.
+   */
+  rampUp(): void {
+    if (this.slowStartMs <= 0) return;
+    if (this.ramp) clearInterval(this.ramp);
+    const start = Date.now();
+    const step = (): void => {
+      const f = Math.min(1, 0.1 + (0.9 * (Date.now() - start)) / this.slowStartMs);
+      this.weight = this.configuredWeight * f;
+      if (f >= 1 && this.ramp) {
+        clearInterval(this.ramp);
+        this.ramp = null;
+      }
+    };
+    this.ramp = setInterval(step, Math.max(10, this.slowStartMs / 20));
+    this.ramp.unref();
+    step();
   }
 
   /** Out of the configuration: no new calls, connections close as their in-flight streams end. */
   retire(): void {
     this.removed = true;
+    if (this.ramp) clearInterval(this.ramp);
     this.upstream.close();
   }
 }

@@ -17,8 +17,12 @@ export class Pool {
   readonly algorithm: Algorithm;
   readonly maxStreamsPerBackend: number;
   readonly panicThreshold: number;
+  readonly maxQueuedCalls: number;
+  readonly queueTimeoutMs: number;
   /** True while the pool spreads over unhealthy backends too. */
   panic = false;
+  /** Calls waiting for a backend below maxStreamsPerBackend, oldest first; each returns false if it no longer waits. */
+  private readonly waiting: (() => boolean)[] = [];
   private picker: Picker<Backend>;
   private readyCount = 0;
 
@@ -32,13 +36,40 @@ export class Pool {
     this.algorithm = config.algorithm;
     this.maxStreamsPerBackend = config.maxStreamsPerBackend;
     this.panicThreshold = config.panicThreshold;
-    for (const b of backends) b.onStateChange = () => this.rebuild();
+    this.maxQueuedCalls = config.maxQueuedCalls;
+    this.queueTimeoutMs = config.queueTimeoutMs;
+    for (const b of backends) {
+      b.onStateChange = () => this.rebuild();
+      b.slowStartMs = config.slowStartMs;
+    }
     this.picker = this.build();
   }
 
   /** Backends that may take a new call. */
   get ready(): number {
     return this.readyCount;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Queues a call that found every backend at its cap; false when the queue is full (or off). */
+  enqueue(wake: () => boolean, front = false): boolean {
+    if (!front && (this.queueTimeoutMs === 0 || this.waiting.length >= this.maxQueuedCalls)) return false;
+    if (front) this.waiting.unshift(wake);
+    else this.waiting.push(wake);
+    return true;
+  }
+
+  dequeue(wake: () => boolean): void {
+    const i = this.waiting.indexOf(wake);
+    if (i >= 0) this.waiting.splice(i, 1);
+  }
+
+  /** A stream of this pool ended: the oldest waiting call that still waits gets the slot. */
+  wakeOne(): void {
+    while (this.waiting.length > 0) if (this.waiting.shift()!()) return;
   }
 
   rebuild(): void {

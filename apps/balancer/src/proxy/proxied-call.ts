@@ -68,6 +68,9 @@ export class ProxiedCall {
   private finished = false;
   private trailers: http2.OutgoingHttpHeaders | null = null;
   private deadline: NodeJS.Timeout | null = null;
+  /** Set while the call waits in its pool's queue for a backend below maxStreamsPerBackend. */
+  private wake: (() => boolean) | null = null;
+  private queueTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly settings: CallSettings,
@@ -100,7 +103,7 @@ export class ProxiedCall {
     if (backend === undefined) {
       const p = this.pool;
       if (p.ready > 0) {
-        this.fail(Status.RESOURCE_EXHAUSTED, `pool "${p.name}": every available backend is at its limit of ${p.maxStreamsPerBackend} concurrent streams`);
+        this.waitForSlot();
       } else {
         this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)`);
       }
@@ -119,7 +122,38 @@ export class ProxiedCall {
     if (this.holding) {
       this.holding = false;
       this.backend!.activeStreams--;
+      if (this.pool.queued > 0) this.pool.wakeOne();
     }
+  }
+
+  /** Every backend is at maxStreamsPerBackend: wait in the pool's bounded queue, or fail at once. */
+  private waitForSlot(): void {
+    const p = this.pool;
+    const busy = `pool "${p.name}": every available backend is at its limit of ${p.maxStreamsPerBackend} concurrent streams`;
+    const wake = (): boolean => {
+      if (this.settled || this.finished) return false;
+      const next = p.pick(this.settings.random, performance.now());
+      if (next === undefined) {
+        p.enqueue(wake, true); // the slot went elsewhere: first in line again
+        return true;
+      }
+      this.leaveQueue();
+      this.attempt(next);
+      return true;
+    };
+    if (!p.enqueue(wake)) {
+      this.fail(Status.RESOURCE_EXHAUSTED, p.queueTimeoutMs === 0 ? busy : `${busy}, and ${p.maxQueuedCalls} calls are already waiting`);
+      return;
+    }
+    this.wake = wake;
+    this.queueTimer = setTimeout(() => this.fail(Status.RESOURCE_EXHAUSTED, `${busy}; waited ${p.queueTimeoutMs} ms`), p.queueTimeoutMs);
+  }
+
+  private leaveQueue(): void {
+    if (this.wake === null) return;
+    this.pool.dequeue(this.wake);
+    this.wake = null;
+    clearTimeout(this.queueTimer!);
   }
 
   private onUpstream(backend: Backend, err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
@@ -270,6 +304,7 @@ export class ProxiedCall {
     if (this.settled || this.finished) return;
     this.settled = true;
     this.status = code;
+    this.leaveQueue();
     const up = this.up;
     if (up === null) this.release();
     else if (!up.destroyed) up.close(NGHTTP2_CANCEL);
@@ -285,6 +320,7 @@ export class ProxiedCall {
     if (this.finished) return;
     this.finished = true;
     if (this.deadline !== null) clearTimeout(this.deadline);
+    this.leaveQueue();
     const up = this.up;
     if (up === null) {
       this.release();
