@@ -107,6 +107,7 @@ describe('passive outlier ejection', () => {
       expect(broken.stats.calls).toBe(3);
       expect((await lb.state()).pools[0]!.backends[1]).toMatchObject({ ejected: true, available: false });
       expect(lb.logs.some((l) => l.includes('backend ejected'))).toBe(true);
+      expect(await lb.metrics()).toMatch(new RegExp(`switchboard_backend_ejected\\{pool="echo",backend="${broken.address}"\\} 1`));
       await waitFor('returned from ejection', async () => (await lb.state()).pools[0]!.backends[1]!.ejected === false, 3000);
     } finally {
       client.close();

@@ -52,6 +52,7 @@ export class BalancerMetrics {
       '1 when the backend may take new calls (healthy, not ejected, reachable, not draining), else 0.',
       (b) => (b.available ? 1 : 0),
     );
+    backendGauge('switchboard_backend_ejected', '1 while passive outlier detection keeps the backend out of its pool.', (b) => (b.ejected ? 1 : 0));
     backendGauge('switchboard_backend_draining', '1 while the backend is draining: no new calls, in-flight calls finish.', (b) => (b.draining ? 1 : 0));
     new Gauge({
       name: 'switchboard_pool_panic',

@@ -16,8 +16,9 @@
  * another backend, at most twice. Once headers arrive the call is committed and the copy dropped.
  *
  * Status: the backend's grpc-status passes through untouched (trailers or trailers-only). The
- * balancer speaks only when the backend cannot: UNAVAILABLE naming pool and backend, or
- * DEADLINE_EXCEEDED when the client's grpc-timeout runs out first.
+ * balancer speaks only when the backend cannot: UNAVAILABLE naming pool and backend,
+ * DEADLINE_EXCEEDED when the client's grpc-timeout runs out first, RESOURCE_EXHAUSTED when every
+ * backend is at the pool's stream limit for longer than its queue lets a call wait.
  */
 import * as http2 from 'node:http2';
 import type { Backend } from '../pool/backend';
