@@ -3,6 +3,7 @@
  * deadlines reach the backend, a crashing backend ends calls with a status instead of a hang,
  * and calls that never reached a backend are retried on another one.
  */
+import * as http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { startEchoBackend } from '../fixtures/echo-backend';
@@ -220,6 +221,58 @@ describe('backend failures', () => {
       client.close();
       await lb.stop();
       await staying.stop();
+    }
+  });
+
+  it('answers UNAVAILABLE when a backend ends a response without a grpc-status', async () => {
+    // A raw HTTP/2 backend: response headers, then the stream closed (Node ends it before its
+    // RST_STREAM, so the balancer sees END_STREAM without trailers).
+    const raw = http2.createServer();
+    raw.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      setTimeout(() => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR), 20);
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const lb = await startBalancer(poolConfig([`127.0.0.1:${(raw.address() as { port: number }).port}`]));
+    const client = echoClient(lb.listen);
+    try {
+      const r = await unary(client, {});
+      expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
+      expect(r.error?.details).toMatch(/pool "echo" ended the response without a grpc-status/);
+      expect(await allIdle(lb)).toEqual([0]);
+    } finally {
+      client.close();
+      await lb.stop();
+      raw.close();
+    }
+  });
+
+  it('retries a stream the backend refused (REFUSED_STREAM) on another backend', async () => {
+    const refusing = http2.createServer();
+    let refused = 0;
+    refusing.on('stream', (stream) => {
+      stream.on('error', () => {});
+      refused++;
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    const healthy = await startEchoBackend({ name: 'after-refusal' });
+    const lb = await startBalancer(
+      poolConfig([`127.0.0.1:${(refusing.address() as { port: number }).port}`, healthy.address], { algorithm: 'round_robin' }),
+    );
+    const client = echoClient(lb.listen);
+    try {
+      const results = await Promise.all(Array.from({ length: 20 }, () => unary(client, { payload: Buffer.from('again') })));
+      expect(results.filter((r) => r.error)).toEqual([]);
+      expect(results.every((r) => r.response!.payload.toString() === 'again')).toBe(true);
+      expect(refused).toBeGreaterThan(0);
+      expect(healthy.stats.calls).toBe(20);
+    } finally {
+      client.close();
+      await lb.stop();
+      await healthy.stop();
+      refusing.close();
     }
   });
 

@@ -276,7 +276,12 @@ export class ProxiedCall {
       const unprocessed = up.pending || code === NGHTTP2_REFUSED_STREAM;
       this.retryOrFail(`closed the stream before responding (${rstName(code)})`, unprocessed);
     } else {
-      const why = up.session?.destroyed || up.session?.closed ? 'lost its connection' : `reset the stream (${rstName(code)})`;
+      const why =
+        up.session?.destroyed || up.session?.closed
+          ? 'lost its connection'
+          : code === 0 && this.upEnded
+            ? 'ended the response without a grpc-status'
+            : `reset the stream (${rstName(code)})`;
       this.fail(Status.UNAVAILABLE, `backend ${this.backend!.address} in pool "${this.pool.name}" ${why} before the call finished`);
     }
   }
