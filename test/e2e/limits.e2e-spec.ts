@@ -73,7 +73,7 @@ describe('the wait queue of maxStreamsPerBackend', () => {
 describe('slow start', () => {
   it('ramps a backend that joins a running pool from 10% of its weight instead of flooding it', async () => {
     const [warm, cold] = await Promise.all(['warm', 'cold'].map((name) => startEchoBackend({ name })));
-    const lb = await startBalancer(poolConfig([warm!.address], { slowStartMs: 3000 }));
+    const lb = await startBalancer(poolConfig([warm!.address], { slowStartMs: 8000 }));
     const client = echoClient(lb.listen);
     const held: grpc.ClientReadableStream<unknown>[] = [];
     const hold = (n: number): void => {
@@ -86,15 +86,15 @@ describe('slow start', () => {
     try {
       hold(20);
       await waitFor('20 streams on warm', () => warm!.stats.active === 20);
-      await lb.reload(poolConfig([warm!.address, cold!.address], { slowStartMs: 3000 }));
+      await lb.reload(poolConfig([warm!.address, cold!.address], { slowStartMs: 8000 }));
       const joined = (await lb.state()).pools[0]!.backends[1]!;
       expect(joined.effectiveWeight).toBeLessThan(0.3);
       // Without slow start least_conn would send all ten to the idle newcomer (0 < 20 streams);
-      // at 10-20% weight it takes only while its streams stay under a tenth or so of warm's.
+      // at 10-30% weight it takes only while its streams stay under that share of warm's 20.
       hold(10);
       await waitFor('30 streams', () => warm!.stats.active + cold!.stats.active === 30);
       expect(cold!.stats.active).toBeLessThanOrEqual(5);
-      await waitFor('full weight', async () => (await lb.state()).pools[0]!.backends[1]!.effectiveWeight === 1, 5000);
+      await waitFor('full weight', async () => (await lb.state()).pools[0]!.backends[1]!.effectiveWeight === 1, 15_000);
     } finally {
       held.forEach((c) => c.cancel());
       client.close();
