@@ -1,0 +1,80 @@
+/** Pool state without the network: panic mode, the per-backend stream cap and the wait queue. */
+import { describe, expect, it } from '@jest/globals';
+import { poolSchema } from '../../../../libs/config/src';
+import { DEFAULT_UPSTREAM_OPTIONS } from '../upstream/upstream-sessions';
+import { Backend } from './backend';
+import { Pool } from './pool';
+
+function pool(n: number, extra: Record<string, unknown> = {}): { pool: Pool; backends: Backend[]; panics: boolean[] } {
+  const config = poolSchema.parse({ name: 'p', match: { services: ['*'] }, backends: Array.from({ length: n }, (_, i) => ({ address: `127.0.0.1:${i + 1}` })), ...extra });
+  // Backends connect lazily; nothing here touches the network.
+  const backends = config.backends.map((b) => new Backend('p', b.address, b, DEFAULT_UPSTREAM_OPTIONS));
+  const panics: boolean[] = [];
+  return { pool: new Pool(config, backends, (p) => panics.push(p.panic)), backends, panics };
+}
+
+const first = (): number => 0;
+
+describe('Pool', () => {
+  it('enters panic below panicThreshold, spreading over unhealthy backends, and leaves it', () => {
+    const { pool: p, backends, panics } = pool(4);
+    backends[0]!.healthy = false;
+    backends[1]!.healthy = false;
+    p.rebuild();
+    expect(p.panic).toBe(false); // 2 of 4 = 50%, not below
+    expect(p.ready).toBe(2);
+    backends[2]!.healthy = false;
+    p.rebuild();
+    expect(p.panic).toBe(true);
+    expect(p.ready).toBe(4);
+    const picked = new Set(Array.from({ length: 40 }, (_, i) => p.pick(() => (i % 4) / 4, 0)!.address));
+    expect(picked.size).toBeGreaterThan(1);
+    backends.forEach((b) => (b.healthy = true));
+    p.rebuild();
+    expect(panics).toEqual([true, false]);
+  });
+
+  it('never enters panic when panicThreshold is 0, and draining backends do not count', () => {
+    const { pool: p, backends } = pool(2, { panicThreshold: 0 });
+    backends[0]!.healthy = false;
+    backends[1]!.healthy = false;
+    p.rebuild();
+    expect(p.panic).toBe(false);
+    expect(p.pick(first, 0)).toBeUndefined();
+    // Draining backends are out of service: 1 available of 2 in service is 50%, no panic.
+    const three = pool(3);
+    three.backends[0]!.draining = true;
+    three.backends[1]!.healthy = false;
+    three.pool.rebuild();
+    expect(three.pool.panic).toBe(false);
+    expect(three.pool.pick(first, 0)!.address).toBe('127.0.0.1:3');
+  });
+
+  it('skips backends at maxStreamsPerBackend and reports busy through ready', () => {
+    const { pool: p, backends } = pool(2, { maxStreamsPerBackend: 1, algorithm: 'round_robin' });
+    backends[0]!.activeStreams = 1;
+    expect(p.pick(first, 0)!.address).toBe('127.0.0.1:2');
+    expect(p.pick(first, 0)!.address).toBe('127.0.0.1:2');
+    backends[1]!.activeStreams = 1;
+    expect(p.pick(first, 0)).toBeUndefined();
+    expect(p.ready).toBe(2);
+    expect(p.pickExcept([backends[1]!], first)).toBeUndefined();
+  });
+
+  it('queues waiting calls in order, bounded by maxQueuedCalls, and not at all with queueTimeoutMs 0', () => {
+    const { pool: p } = pool(1, { maxQueuedCalls: 2 });
+    const woken: string[] = [];
+    const waiter = (name: string, stillWaiting = true) => (): boolean => {
+      if (stillWaiting) woken.push(name);
+      return stillWaiting;
+    };
+    expect(p.enqueue(waiter('a'))).toBe(true);
+    expect(p.enqueue(waiter('gone', false))).toBe(true);
+    expect(p.enqueue(waiter('c'))).toBe(false); // full
+    p.wakeOne();
+    p.wakeOne(); // 'gone' no longer waits: skipped, nothing else queued
+    expect(woken).toEqual(['a']);
+    expect(p.queued).toBe(0);
+    expect(pool(1, { queueTimeoutMs: 0 }).pool.enqueue(waiter('x'))).toBe(false);
+  });
+});
