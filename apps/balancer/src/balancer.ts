@@ -100,16 +100,10 @@ export class Balancer implements ConfigSink {
 
   apply(config: SwitchboardConfig, revision: number): void {
     const previous = this.runtime;
-    let change;
-    try {
-      change = buildRuntime(config, revision, previous, this.upstreamOptions, (pool, available, inService) => {
-        if (pool.panic) this.log.warn({ pool: pool.name, available, inService, panicThreshold: pool.panicThreshold }, 'pool in panic mode: spreading over every backend');
-        else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
-      });
-    } catch (err) {
-      this.metrics.reloads.inc({ result: 'rejected' });
-      throw err;
-    }
+    const change = buildRuntime(config, revision, previous, this.upstreamOptions, (pool, available, inService) => {
+      if (pool.panic) this.log.warn({ pool: pool.name, available, inService, panicThreshold: pool.panicThreshold }, 'pool in panic mode: spreading over every backend');
+      else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
+    });
     this.runtime = change.runtime;
     this.health.sync(change.runtime, change.retired);
     const policies = new Map(config.healthPolicies.map((p) => [p.name, p.passive]));
@@ -137,8 +131,9 @@ export class Balancer implements ConfigSink {
     );
   }
 
-  state() {
-    return describeState(this.runtime);
+  reject(reason: string): void {
+    this.metrics.reloads.inc({ result: 'rejected' });
+    this.log.error({ revision: this.runtime.revision, err: reason }, 'configuration rejected; the current revision keeps serving');
   }
 
   /** Graceful stop: GOAWAY to clients, in-flight calls finish (up to the drain timeout), then everything closes. */

@@ -8,6 +8,8 @@ import type { SwitchboardConfig } from '../../../../libs/config/src';
 export interface ConfigSink {
   /** Applies a revision, or throws (and keeps the current one) when it cannot. */
   apply(config: SwitchboardConfig, revision: number): void;
+  /** A revision the source could not offer (unreadable, invalid); the current one keeps serving. */
+  reject(reason: string): void;
 }
 
 export interface ConfigSource {

@@ -19,7 +19,7 @@ export class FileConfigSource implements ConfigSource {
     try {
       this.load();
     } catch (err) {
-      this.log.error({ file: this.file, revision: this.revision, err: (err as Error).message }, 'configuration rejected; the current revision keeps serving');
+      this.sink!.reject(`${(err as Error).message}`);
     }
   };
 

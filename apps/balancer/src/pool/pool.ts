@@ -12,6 +12,8 @@ import type { Algorithm, PoolConfig } from '../../../../libs/config/src';
 import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
 import type { Backend } from './backend';
 
+const NOT_TRIED: readonly Backend[] = [];
+
 export class Pool {
   readonly name: string;
   readonly algorithm: Algorithm;
@@ -24,7 +26,8 @@ export class Pool {
   /** Calls waiting for a backend below maxStreamsPerBackend, oldest first; each returns false if it no longer waits. */
   private readonly waiting: (() => boolean)[] = [];
   private picker: Picker<Backend>;
-  private readyCount = 0;
+  /** The backends the picker chooses from: available ones, or all in service during panic. */
+  private candidates: readonly Backend[] = [];
 
   constructor(
     config: PoolConfig,
@@ -47,7 +50,7 @@ export class Pool {
 
   /** Backends that may take a new call. */
   get ready(): number {
-    return this.readyCount;
+    return this.candidates.length;
   }
 
   get queued(): number {
@@ -85,35 +88,35 @@ export class Pool {
     const max = this.maxStreamsPerBackend;
     if (b === undefined || max === 0 || b.activeStreams < max) return b;
     // The algorithm's choice is at its cap (a circuit breaker): the least loaded one below it.
-    return pickLeastConn(
-      this.backends.filter((x) => (this.panic ? x.inService : x.available) && x.activeStreams < max),
-      random,
-    );
+    return this.leastLoadedBelowCap(NOT_TRIED, random);
   }
 
   /**
-   * For a transparent retry: the least loaded available backend not tried yet. Retries are rare,
-   * so this filters on the spot and uses least_conn whatever the pool's algorithm, leaving the
+   * For a transparent retry: the least loaded candidate not tried yet. Retries are rare, so this
+   * filters on the spot and uses least_conn whatever the pool's algorithm, leaving the
    * algorithm's own cursor (round robin, smooth weights) untouched.
    */
   pickExcept(tried: readonly Backend[], random: Random): Backend | undefined {
+    return this.leastLoadedBelowCap(tried, random);
+  }
+
+  private leastLoadedBelowCap(tried: readonly Backend[], random: Random): Backend | undefined {
     const max = this.maxStreamsPerBackend;
     return pickLeastConn(
-      this.backends.filter((b) => (this.panic ? b.inService : b.available) && !tried.includes(b) && (max === 0 || b.activeStreams < max)),
+      this.candidates.filter((b) => !tried.includes(b) && (max === 0 || b.activeStreams < max)),
       random,
     );
   }
 
   private build(): Picker<Backend> {
-    let ready = this.backends.filter((b) => b.available);
+    const available = this.backends.filter((b) => b.available);
     const inService = this.backends.filter((b) => b.inService);
-    const panic = inService.length > 0 && ready.length * 100 < inService.length * this.panicThreshold;
-    if (panic) ready = inService;
+    const panic = inService.length > 0 && available.length * 100 < inService.length * this.panicThreshold;
     if (panic !== this.panic) {
       this.panic = panic;
-      this.onPanic(this, this.backends.filter((b) => b.available).length, inService.length);
+      this.onPanic(this, available.length, inService.length);
     }
-    this.readyCount = ready.length;
-    return createPicker(this.algorithm, ready);
+    this.candidates = panic ? inService : available;
+    return createPicker(this.algorithm, this.candidates);
   }
 }

@@ -115,7 +115,7 @@ export class ProxiedCall {
     backend.activeStreams++;
     backend.totalCalls++;
     this.holding = true;
-    backend.upstream.request(this.headers, (err, stream) => this.onUpstream(backend, err, stream));
+    backend.upstream.request(this.headers, (err, stream) => this.onUpstream(err, stream));
   }
 
   /** Gives the backend its stream slot back. Idempotent: the one place activeStreams goes down. */
@@ -157,19 +157,15 @@ export class ProxiedCall {
     clearTimeout(this.queueTimer!);
   }
 
-  private onUpstream(backend: Backend, err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
-    if (this.backend !== backend || !this.holding) {
+  private onUpstream(err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
+    if (!this.holding) {
+      // The client left, or the call failed, while the connection was being set up: fail() and
+      // onDownClose already released the slot of an attempt that had no stream yet.
       up?.close(NGHTTP2_CANCEL);
       return;
     }
     if (err !== null || up === undefined) {
       this.retryOrFail(err?.message ?? 'no stream', err?.retryable ?? false);
-      return;
-    }
-    if (this.settled || this.finished) {
-      // The client left (or the deadline passed) while the connection was being set up.
-      this.release();
-      up.close(NGHTTP2_CANCEL);
       return;
     }
     this.up = up;
