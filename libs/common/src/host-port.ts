@@ -1,3 +1,8 @@
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 /** Parses `host:port`, `[v6]:port` or `:port` (all interfaces) into its parts, with a clear error. */
 export function parseHostPort(value: string, what = 'address'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());

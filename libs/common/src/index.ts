@@ -1,1 +1,2 @@
 export * from './host-port';
+export * from './package-root';

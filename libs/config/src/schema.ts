@@ -18,71 +18,74 @@ const ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 const SERVICE = /^(\*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$/;
 
 const name = z.string().regex(NAME, 'must be 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
-const labels = z.record(z.string().min(1).max(63), z.string().max(253)).optional();
+const described = <T extends z.ZodType>(schema: T, description: string, example: unknown): T => schema.meta({ description, example });
+const labels = described(z.record(z.string().min(1).max(63), z.string().max(253)), 'Free-form key/value labels; `switchboard --select-tag team=payments` limits plan/apply/export to resources carrying one.', { team: 'payments' }).optional();
 
 export const activeHealthCheckSchema = z.strictObject({
-  protocol: z.enum(['grpc', 'tcp']).default('grpc'),
-  service: z.string().default(''),
-  intervalMs: z.int().min(100).max(3_600_000).default(2000),
-  timeoutMs: z.int().min(10).max(600_000).default(1000),
-  healthyThreshold: z.int().min(1).max(100).default(2),
-  unhealthyThreshold: z.int().min(1).max(100).default(3),
+  protocol: described(z.enum(['grpc', 'tcp']), 'grpc: grpc.health.v1.Health/Check; tcp: a TCP connect.', 'grpc').default('grpc'),
+  service: described(z.string(), 'The service name sent in the health check request ("" = the whole server).', '').default(''),
+  intervalMs: described(z.int().min(100).max(3_600_000), 'Time between checks of one backend, in ms (±10% jitter).', 2000).default(2000),
+  timeoutMs: described(z.int().min(10).max(600_000), 'A check that takes longer fails, in ms.', 1000).default(1000),
+  healthyThreshold: described(z.int().min(1).max(100), 'Consecutive successes that make an unhealthy backend healthy.', 2).default(2),
+  unhealthyThreshold: described(z.int().min(1).max(100), 'Consecutive failures that make a healthy backend unhealthy.', 3).default(3),
 });
 
 export const passiveHealthCheckSchema = z.strictObject({
-  consecutiveFailures: z.int().min(1).max(10_000).default(5),
-  baseEjectionMs: z.int().min(100).max(3_600_000).default(30_000),
-  maxEjectionPercent: z.int().min(0).max(100).default(50),
+  consecutiveFailures: described(z.int().min(1).max(10_000), 'Calls in a row that end UNAVAILABLE (or unreachable) before the backend is ejected.', 5).default(5),
+  baseEjectionMs: described(z.int().min(100).max(3_600_000), 'Ejection time in ms, multiplied by the number of ejections so far (at most 10x).', 30000).default(30_000),
+  maxEjectionPercent: described(z.int().min(0).max(100), 'Never eject more than this share of a pool at once.', 50).default(50),
 });
 
 export const healthPolicySchema = z.strictObject({
-  name,
-  active: activeHealthCheckSchema.optional(),
-  passive: passiveHealthCheckSchema.optional(),
+  name: described(name, 'Unique name of the policy; pools refer to it by this name.', 'grpc-default'),
+  active: described(activeHealthCheckSchema, 'Active checks: probe every backend at an interval.', { protocol: 'grpc', intervalMs: 2000 }).optional(),
+  passive: described(passiveHealthCheckSchema, 'Passive outlier ejection from the outcomes of real calls.', { consecutiveFailures: 5 }).optional(),
+  labels,
 });
 
 export const backendSchema = z.strictObject({
   address: z
     .string()
+    .meta({ description: 'host:port of the backend; its key within the pool.', example: '127.0.0.1:50051' })
     .regex(ADDRESS, 'must be host:port, e.g. 127.0.0.1:50051')
     .refine((a) => {
       const port = Number(a.slice(a.lastIndexOf(':') + 1));
       return port >= 1 && port <= 65535;
     }, 'port must be 1-65535'),
-  weight: z.int().min(1).max(1000).default(1),
-  drain: z.boolean().default(false),
+  weight: described(z.int().min(1).max(1000), 'Relative weight (weighted_round_robin, and the slow-start ramp).', 1).default(1),
+  drain: described(z.boolean(), 'true: no new calls; calls in flight finish.', false).default(false),
   labels,
 });
 
 export const poolMatchSchema = z
   .strictObject({
-    services: z.array(z.string().regex(SERVICE, 'must be a fully qualified gRPC service name (package.Service) or "*"')).optional(),
-    authority: z.string().min(1).max(253).optional(),
+    services: described(z.array(z.string().regex(SERVICE, 'must be a fully qualified gRPC service name (package.Service) or "*"')), 'Fully qualified gRPC service names routed to this pool; "*" makes it the default pool.', ['helloworld.Greeter']).optional(),
+    authority: described(z.string().min(1).max(253), 'Route by the :authority (Host) of the call instead of, or with, its service.', 'greeter.internal').optional(),
   })
   .refine((m) => (m.services?.length ?? 0) > 0 || m.authority !== undefined, 'needs services or authority');
 
 export const poolSchema = z.strictObject({
-  name,
-  match: poolMatchSchema,
-  algorithm: z.enum(ALGORITHMS).default('least_conn'),
-  healthPolicy: name.optional(),
-  maxStreamsPerBackend: z.int().min(0).max(1_000_000).default(0),
+  name: described(name, 'Unique name of the pool (a-z, 0-9, "-"): its natural key.', 'greeter'),
+  match: described(poolMatchSchema, 'Which calls this pool serves.', { services: ['helloworld.Greeter'] }),
+  algorithm: described(z.enum(ALGORITHMS), 'How a backend is picked for each call (HTTP/2 stream).', 'least_conn').default('least_conn'),
+  healthPolicy: described(name, 'Name of the health policy applied to the backends.', 'grpc-default').optional(),
+  maxStreamsPerBackend: described(z.int().min(0).max(1_000_000), 'Most concurrent calls on one backend (0 = unlimited); beyond it calls queue.', 0).default(0),
   /** When every backend is at maxStreamsPerBackend, calls wait in a queue of at most this many... */
-  maxQueuedCalls: z.int().min(0).max(100_000).default(1000),
+  maxQueuedCalls: described(z.int().min(0).max(100_000), 'Most calls waiting for a free backend when all are at maxStreamsPerBackend.', 1000).default(1000),
   /** ...for at most this long, then fail with RESOURCE_EXHAUSTED (0: fail at once). */
-  queueTimeoutMs: z.int().min(0).max(600_000).default(1000),
+  queueTimeoutMs: described(z.int().min(0).max(600_000), 'Longest wait in that queue before RESOURCE_EXHAUSTED, in ms.', 1000).default(1000),
   /** A backend that joins the pool or returns to it ramps from 10% to full weight over this window (0: off). */
-  slowStartMs: z.int().min(0).max(3_600_000).default(0),
+  slowStartMs: described(z.int().min(0).max(3_600_000), 'A joining backend ramps from 10% to full weight over this window, in ms (0 = off).', 0).default(0),
   /** Below this percentage of healthy backends the pool spreads calls over all of them (Envoy's healthy_panic_threshold); 0 turns panic mode off. */
-  panicThreshold: z.int().min(0).max(100).default(50),
+  panicThreshold: described(z.int().min(0).max(100), 'Below this percentage of healthy backends calls spread over all of them (0 = never).', 50).default(50),
   labels,
-  backends: z.array(backendSchema).default([]),
+  backends: described(z.array(backendSchema), 'The backends of the pool.', [{ address: '127.0.0.1:50051', weight: 1 }]).default([]),
 });
 
 export const configSchema = z
   .strictObject({
-    healthPolicies: z.array(healthPolicySchema).default([]),
-    pools: z.array(poolSchema).default([]),
+    healthPolicies: described(z.array(healthPolicySchema), 'Health policies, referred to by pools.', []).default([]),
+    pools: described(z.array(poolSchema), 'Pools of backends and the calls they serve.', []).default([]),
   })
   .superRefine((cfg, ctx) => {
     const policies = new Set<string>();

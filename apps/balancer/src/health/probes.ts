@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { packageRoot } from '../../../../libs/common/src';
 
 export interface HealthProbe {
   check(timeoutMs: number): Promise<boolean>;
@@ -25,8 +26,8 @@ let HealthService: (new (address: string, creds: grpc.ChannelCredentials) => Hea
 
 function healthService(): new (address: string, creds: grpc.ChannelCredentials) => HealthClient {
   if (HealthService) return HealthService;
-  // dist/apps/balancer/src/health → the repository's proto/ folder (the cwd when not compiled).
-  const root = typeof __dirname === 'string' ? path.resolve(__dirname, '../../../../..') : process.cwd();
+  // dist/apps/balancer/src/health → the repository's proto/ folder.
+  const root = packageRoot(typeof __dirname === 'string' ? __dirname : undefined, 5);
   const def = protoLoader.loadSync(path.join(root, 'proto/grpc/health/v1/health.proto'), { enums: String, defaults: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: typeof HealthService } } } };
   HealthService = pkg.grpc.health.v1.Health!;

@@ -1,0 +1,76 @@
+/**
+ * Starts the admin service: applies migrations to the SQLite file, boots the Nest app (REST API,
+ * OpenAPI, auth, metrics) on --http and returns a handle to stop it.
+ */
+import 'reflect-metadata';
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { SwaggerModule } from '@nestjs/swagger';
+import type { Logger } from 'pino';
+import { formatHostPort, packageRoot, type HostPort } from '../../../libs/common/src';
+import { AdminModule } from './app.module';
+import { ConfigService } from './config/config.service';
+import { jsonBody } from './http/json-body';
+import { AdminMetrics } from './ops/http-metrics';
+import { buildOpenApi } from './openapi/document';
+import { OpenApiDocument } from './openapi/openapi.controller';
+import type { AdminSettings } from './settings';
+import { applyMigrations } from './store/migrations';
+
+export interface AdminOptions {
+  http: HostPort;
+  grpc: HostPort;
+  /** `file:./data/switchboard.db` or a plain path. */
+  db: string;
+  adminToken?: string;
+  logger: Logger;
+}
+
+export interface RunningAdmin {
+  http: HostPort;
+  app: INestApplication;
+  settings: AdminSettings;
+  close(): Promise<void>;
+}
+
+export function resolveDbFile(db: string): string {
+  return path.resolve(db.startsWith('file:') ? db.slice('file:'.length) : db);
+}
+
+export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
+  const log = options.logger;
+  const dbFile = resolveDbFile(options.db);
+  const dataDir = path.dirname(dbFile);
+  mkdirSync(dataDir, { recursive: true });
+  const migrationsDir = path.join(packageRoot(typeof __dirname === 'string' ? __dirname : undefined, 4), 'prisma/migrations');
+  const migrated = applyMigrations(dbFile, migrationsDir);
+  log.info({ db: dbFile, applied: migrated.applied, migrations: migrated.total }, 'database ready');
+
+  const settings: AdminSettings = { http: options.http, grpc: options.grpc, dbFile, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}) };
+  const metrics = new AdminMetrics();
+  const app = await NestFactory.create<NestExpressApplication>(AdminModule.forRoot(settings, metrics), { bodyParser: false, logger: ['error', 'warn'] });
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(metrics.middleware());
+  app.use(jsonBody());
+  app.enableShutdownHooks([]);
+  const document = buildOpenApi(app);
+  app.get(OpenApiDocument).document = document;
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json', customSiteTitle: 'Switchboard admin API' });
+  app.get(ConfigService).onCommit(() => metrics.revision.inc());
+
+  await app.listen(options.http.port, options.http.host);
+  const address = app.getHttpServer().address() as AddressInfo;
+  const http = { host: options.http.host, port: address.port };
+  log.info({ http: formatHostPort(http), docs: `http://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision }, 'admin listening');
+  return {
+    http,
+    app,
+    settings,
+    close: () => app.close(),
+  };
+}

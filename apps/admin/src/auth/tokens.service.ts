@@ -1,0 +1,121 @@
+/**
+ * API tokens: random 32-byte secrets shown once at creation; only their SHA-256 is stored
+ * (a secret this long needs no slow hash). Tokens are cached in memory by hash, so checking one
+ * costs no database query; lastUsedAt is written at most once a minute per token.
+ *
+ * Bootstrap: SWITCHBOARD_ADMIN_TOKEN, if set, is the `bootstrap-admin` token; otherwise, when
+ * no admin token exists, one is generated, logged once and written to <data>/admin-token (0600).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { HttpStatus, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { ProblemException, conflict, notFound } from '../http/problem';
+import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
+import { PrismaService } from '../store/prisma.service';
+import { SCOPES, type Principal, type Scope } from './scopes';
+
+export interface TokenView {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+interface CachedToken extends TokenView {
+  hash: string;
+  lastWrite: number;
+}
+
+const BOOTSTRAP_NAME = 'bootstrap-admin';
+const hash = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+const newSecret = (): string => `sbt_${randomBytes(32).toString('base64url')}`;
+
+@Injectable()
+export class TokensService implements OnModuleInit {
+  private byHash = new Map<string, CachedToken>();
+
+  constructor(
+    private readonly prisma: PrismaService,
+    @Inject(ADMIN_SETTINGS) private readonly settings: AdminSettings,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.bootstrap();
+    await this.reload();
+  }
+
+  authenticate(secret: string): Principal | undefined {
+    const token = this.byHash.get(hash(secret));
+    if (!token) return undefined;
+    const now = Date.now();
+    if (now - token.lastWrite > 60_000) {
+      token.lastWrite = now;
+      token.lastUsedAt = new Date(now).toISOString();
+      this.prisma.apiToken.updateMany({ where: { id: token.id }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
+    }
+    return { tokenId: token.id, name: token.name, scopes: token.scopes };
+  }
+
+  list(): TokenView[] {
+    return [...this.byHash.values()].map(view).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async create(name: string, scopes: Scope[]): Promise<TokenView & { token: string }> {
+    if ([...this.byHash.values()].some((t) => t.name === name)) throw conflict('exists', `a token named "${name}" already exists`);
+    const secret = newSecret();
+    const row = await this.prisma.apiToken.create({ data: { id: `tok_${randomBytes(8).toString('hex')}`, name, secretHash: hash(secret), scopes: scopes.join(',') } });
+    await this.reload();
+    return { ...view(this.fromRow(row)), token: secret };
+  }
+
+  async remove(idOrName: string): Promise<void> {
+    const token = [...this.byHash.values()].find((t) => t.id === idOrName || t.name === idOrName);
+    if (!token) throw notFound(`token "${idOrName}"`);
+    const admins = [...this.byHash.values()].filter((t) => t.scopes.includes('admin'));
+    if (token.scopes.includes('admin') && admins.length === 1) {
+      throw new ProblemException(HttpStatus.CONFLICT, 'last-admin-token', 'Conflict', 'this is the last admin token; create another admin token before deleting it');
+    }
+    await this.prisma.apiToken.delete({ where: { id: token.id } });
+    await this.reload();
+  }
+
+  private async reload(): Promise<void> {
+    const rows = await this.prisma.apiToken.findMany();
+    this.byHash = new Map(rows.map((r) => [r.secretHash, this.fromRow(r)]));
+  }
+
+  private fromRow(r: { id: string; name: string; secretHash: string; scopes: string; createdAt: Date; lastUsedAt: Date | null }): CachedToken {
+    const scopes = r.scopes.split(',').filter((s): s is Scope => (SCOPES as readonly string[]).includes(s));
+    return { id: r.id, name: r.name, hash: r.secretHash, scopes, createdAt: r.createdAt.toISOString(), lastUsedAt: r.lastUsedAt?.toISOString() ?? null, lastWrite: 0 };
+  }
+
+  private async bootstrap(): Promise<void> {
+    const log = this.settings.logger;
+    if (this.settings.adminToken) {
+      const secretHash = hash(this.settings.adminToken);
+      await this.prisma.apiToken.upsert({
+        where: { name: BOOTSTRAP_NAME },
+        create: { id: `tok_${randomBytes(8).toString('hex')}`, name: BOOTSTRAP_NAME, secretHash, scopes: 'admin' },
+        update: { secretHash, scopes: 'admin' },
+      });
+      return;
+    }
+    const admins = await this.prisma.apiToken.count({ where: { scopes: { contains: 'admin' } } });
+    if (admins > 0) return;
+    const secret = newSecret();
+    await this.prisma.apiToken.upsert({
+      where: { name: BOOTSTRAP_NAME },
+      create: { id: `tok_${randomBytes(8).toString('hex')}`, name: BOOTSTRAP_NAME, secretHash: hash(secret), scopes: 'admin' },
+      update: { secretHash: hash(secret), scopes: 'admin' },
+    });
+    const file = path.join(this.settings.dataDir, 'admin-token');
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    log.warn({ token: secret, file }, 'generated the bootstrap admin token (shown once; also written to the file)');
+  }
+}
+
+function view(t: CachedToken): TokenView {
+  return { id: t.id, name: t.name, scopes: t.scopes, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt };
+}

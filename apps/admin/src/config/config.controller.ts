@@ -1,0 +1,45 @@
+/** The declarative endpoints: export, plan and apply the whole configuration (Terraform-style). */
+import { Body, Controller, Get, Headers, HttpCode, Post, Put, Res } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { entityTag } from '../../../../libs/config/src';
+import { checkIfMatch } from '../http/preconditions';
+import { Author } from '../http/principal.decorator';
+import { Endpoint, ref } from '../openapi/endpoint';
+import { ConfigService } from './config.service';
+
+@ApiTags('config')
+@Controller('v1/config')
+export class ConfigController {
+  constructor(private readonly config: ConfigService) {}
+
+  @Get()
+  @Endpoint({ summary: 'Export the whole configuration (apply it back: no change). Header X-Switchboard-Revision: its revision.', scope: 'read', ok: { schema: ref('Config') } })
+  export(@Res({ passthrough: true }) res: Response) {
+    const { revision, config } = this.config.current();
+    res.setHeader('ETag', entityTag(config));
+    res.setHeader('X-Switchboard-Revision', String(revision));
+    return config;
+  }
+
+  @Post('plan')
+  @HttpCode(200)
+  @Endpoint({ summary: 'What applying this configuration would change; changes nothing', scope: 'read', body: ref('Config'), ok: { schema: ref('Plan') } })
+  plan(@Body() body: unknown) {
+    return this.config.plan(body ?? {}).diff;
+  }
+
+  @Put()
+  @Endpoint({ summary: 'Apply a whole configuration atomically (all or nothing); the same config twice makes one revision', scope: 'write', body: ref('Config'), ifMatch: true, ok: { schema: ref('ApplyResult') } })
+  async apply(@Body() body: unknown, @Headers('if-match') ifMatch: string | undefined, @Author() author: string, @Res({ passthrough: true }) res: Response) {
+    const result = await this.config.commit(
+      ({ config }) => {
+        checkIfMatch(ifMatch, entityTag(config), 'the configuration');
+        return body ?? {};
+      },
+      { author, message: 'apply configuration' },
+    );
+    res.setHeader('ETag', entityTag(result.state.config));
+    return { revision: result.state.revision, changed: result.changed, changes: result.diff.changes };
+  }
+}

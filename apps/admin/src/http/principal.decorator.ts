@@ -1,0 +1,5 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import type { AuthenticatedRequest } from '../auth/scopes';
+
+/** The name of the token that made the request: recorded as the author of a revision. */
+export const Author = createParamDecorator((_data: unknown, ctx: ExecutionContext): string => ctx.switchToHttp().getRequest<AuthenticatedRequest>().principal?.name ?? 'anonymous');

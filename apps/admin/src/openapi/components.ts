@@ -1,0 +1,106 @@
+/**
+ * The OpenAPI components, generated from the same zod schemas that validate requests (and that
+ * the balancer uses for its config), so the document cannot drift from what the API accepts.
+ * Response-only shapes (plans, revisions, problems, tokens, nodes) get zod schemas here, for
+ * the document alone.
+ */
+import { z } from 'zod';
+import { backendSchema, configSchema, healthPolicySchema, poolSchema } from '../../../../libs/config/src';
+import { SCOPES } from '../auth/scopes';
+
+const d = <T extends z.ZodType>(schema: T, description: string, example?: unknown): T => schema.meta(example === undefined ? { description } : { description, example });
+
+export const fieldChangeSchema = z.object({
+  path: d(z.string(), 'Dotted path of the field within the resource.', 'weight'),
+  before: d(z.unknown(), 'Value before (null: absent).', 1),
+  after: d(z.unknown(), 'Value after (null: absent).', 3),
+});
+
+export const changeSchema = z.object({
+  action: d(z.enum(['create', 'update', 'delete']), 'What happens to the resource.', 'update'),
+  kind: d(z.enum(['healthPolicy', 'pool', 'backend']), 'The kind of resource.', 'backend'),
+  name: d(z.string(), 'Its key: a policy or pool name, or a backend address.', '127.0.0.1:50051'),
+  pool: d(z.string(), 'For backends: the pool they belong to.', 'greeter').optional(),
+  fields: d(z.array(fieldChangeSchema), 'Field-level changes (all fields for create and delete).'),
+});
+
+export const planSchema = z.object({ changes: d(z.array(changeSchema), 'The changes; empty when there is nothing to do.') });
+
+export const applyResultSchema = z.object({
+  revision: d(z.int(), 'The revision now current (unchanged when nothing changed).', 8),
+  changed: d(z.boolean(), 'false when the config was already as desired (no revision made).', true),
+  changes: d(z.array(changeSchema), 'What changed.'),
+});
+
+export const revisionSummarySchema = z.object({
+  number: d(z.int(), 'Revision number, from 1.', 7),
+  createdAt: d(z.string(), 'When it was committed (ISO 8601).', '2026-11-25T05:00:00.000Z'),
+  author: d(z.string(), 'Name of the token that made the change.', 'ci'),
+  message: d(z.string().nullable(), 'What the change was.', 'update pool greeter'),
+  rollbackOf: d(z.int().nullable(), 'The revision this one restored, for rollbacks.', null),
+  changes: d(z.array(changeSchema), 'The diff against the revision before.'),
+  converged: d(z.boolean(), 'true once every connected balancer applied this revision (or a later one).', true).optional(),
+});
+
+export const revisionSchema = revisionSummarySchema.extend({ config: d(configSchema, 'The whole configuration at this revision.') });
+
+export const problemSchema = z.object({
+  type: d(z.string(), 'A URI naming the kind of problem.', 'https://switchboard.dev/problems/validation'),
+  title: d(z.string(), 'Short summary of the kind of problem.', 'Invalid request body'),
+  status: d(z.int(), 'The HTTP status.', 400),
+  detail: d(z.string(), 'What went wrong in this case, naming the field.', 'backends[0].weight: Too big: expected number to be <=1000'),
+  instance: d(z.string(), 'The request path.', '/v1/pools/greeter'),
+  errors: d(z.array(z.object({ path: d(z.string(), 'The offending field.', 'backends[0].weight'), message: d(z.string(), 'Why.', 'Too big') })), 'For validation problems: every offending field.').optional(),
+});
+
+export const tokenSchema = z.object({
+  id: d(z.string(), 'Token id.', 'tok_3f2a9c1b7e5d4a60'),
+  name: d(z.string(), 'Unique name; recorded as the author of the changes made with it.', 'ci'),
+  scopes: d(z.array(z.enum(SCOPES)), 'read; write (implies read); admin (everything); node (balancers on the control plane).', ['write']),
+  createdAt: d(z.string(), 'ISO 8601.', '2026-11-25T05:00:00.000Z'),
+  lastUsedAt: d(z.string().nullable(), 'ISO 8601, to the minute.', null),
+});
+
+export const tokenCreateSchema = z.strictObject({
+  name: d(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of letters, digits, ".", "_" and "-"'), 'Unique name.', 'ci'),
+  scopes: d(z.array(z.enum(SCOPES)).min(1), 'Scopes granted.', ['write']),
+});
+
+export const tokenCreatedSchema = tokenSchema.extend({ token: d(z.string(), 'The secret: shown only in this response.', 'sbt_…') });
+
+export const nodeSchema = z.object({
+  nodeId: d(z.string(), 'The balancer\'s --node-id.', 'edge-1'),
+  connected: d(z.boolean(), 'Whether it is connected now.', true),
+  connectedSince: d(z.string().nullable(), 'ISO 8601.', '2026-11-25T05:00:00.000Z'),
+  lastSeen: d(z.string(), 'ISO 8601: last message from it.', '2026-11-25T05:01:00.000Z'),
+  appliedRevision: d(z.int().nullable(), 'The revision it runs.', 7),
+  lastNack: d(z.string().nullable(), 'The last revision it rejected, and why.', null),
+});
+
+export const COMPONENTS: Record<string, z.ZodType> = {
+  Config: configSchema,
+  Pool: poolSchema,
+  Backend: backendSchema,
+  HealthPolicy: healthPolicySchema,
+  Plan: planSchema,
+  ApplyResult: applyResultSchema,
+  Change: changeSchema,
+  RevisionSummary: revisionSummarySchema,
+  Revision: revisionSchema,
+  Problem: problemSchema,
+  Token: tokenSchema,
+  TokenCreate: tokenCreateSchema,
+  TokenCreated: tokenCreatedSchema,
+  Node: nodeSchema,
+};
+
+/** JSON schemas for components.schemas (OpenAPI 3.0 dialect), request shapes (defaults optional). */
+export function componentSchemas(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(COMPONENTS)) {
+    const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    delete json.$schema;
+    out[name] = json;
+  }
+  return out;
+}

@@ -1,0 +1,189 @@
+/**
+ * Pools and their backends as REST resources over the one configuration. Every write is a
+ * function of the current config handed to ConfigService.commit, so existence and If-Match are
+ * checked under the write lock. Natural keys: a pool's name, a backend's address within its pool.
+ */
+import { Injectable } from '@nestjs/common';
+import { backendSchema, canonicalPool, entityTag, poolSchema, type BackendConfig, type ConfigError, type PoolConfig, type SwitchboardConfig } from '../../../../libs/config/src';
+import { ConfigService, type CommitResult } from '../config/config.service';
+import { paginate, type ListQuery, type Page } from '../http/list-query';
+import { mergePatch } from '../http/merge-patch';
+import { checkIfMatch } from '../http/preconditions';
+import { ValidationProblem, conflict, notFound } from '../http/problem';
+import { parseWith } from '../http/validation';
+
+export interface Written<T> {
+  resource: T;
+  etag: string;
+  revision: number;
+  created: boolean;
+}
+
+export const poolEtag = (p: PoolConfig): string => entityTag(canonicalPool(p));
+export const backendEtag = (b: BackendConfig): string => entityTag(b);
+
+/** Error paths of the whole config that point into `prefix` are shown relative to the resource. */
+function relativeTo(prefix: string): (e: ConfigError) => string {
+  return (e) => (e.path === prefix ? '' : e.path.startsWith(`${prefix}.`) ? e.path.slice(prefix.length + 1) : e.path.startsWith(`${prefix}[`) ? e.path.slice(prefix.length) : e.path);
+}
+
+function withName(body: unknown, name: string, key: 'name' | 'address'): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ValidationProblem([{ path: '', message: 'the body must be a JSON object' }]);
+  const given = (body as Record<string, unknown>)[key];
+  if (given !== undefined && given !== name) throw new ValidationProblem([{ path: key, message: `must equal the ${key} in the URL ("${name}") or be left out` }]);
+  return { ...(body as Record<string, unknown>), [key]: name };
+}
+
+@Injectable()
+export class PoolsService {
+  constructor(private readonly config: ConfigService) {}
+
+  list(q: ListQuery): Page<PoolConfig> {
+    return paginate(this.config.current().config.pools, (p) => p.name, q);
+  }
+
+  get(name: string): { pool: PoolConfig; etag: string } {
+    const pool = this.find(this.config.current().config, name);
+    if (!pool) throw notFound(`pool "${name}"`);
+    return { pool, etag: poolEtag(pool) };
+  }
+
+  /** POST: creates a pool; 409 if the name is taken. */
+  create(body: unknown, author: string): Promise<Written<PoolConfig>> {
+    const pool = parseWith(poolSchema, body);
+    return this.writePool(pool.name, author, (cfg) => {
+      if (this.find(cfg, pool.name)) throw conflict('exists', `pool "${pool.name}" already exists; PUT /v1/pools/${pool.name} replaces it`);
+      return pool;
+    });
+  }
+
+  /** PUT: creates or replaces. Without `backends` in the body the pool keeps its backends (they are a sub-resource). */
+  put(name: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<PoolConfig>> {
+    const raw = withName(body, name, 'name');
+    const pool = parseWith(poolSchema, raw);
+    return this.writePool(name, author, (cfg) => {
+      const existing = this.find(cfg, name);
+      checkIfMatch(ifMatch, existing && poolEtag(existing), `pool "${name}"`);
+      return 'backends' in raw ? pool : { ...pool, backends: existing?.backends ?? [] };
+    });
+  }
+
+  /** PATCH: a JSON merge patch of the pool. */
+  patch(name: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<PoolConfig>> {
+    withName(body, name, 'name');
+    return this.writePool(name, author, (cfg) => {
+      const existing = this.find(cfg, name);
+      if (!existing) throw notFound(`pool "${name}"`);
+      checkIfMatch(ifMatch, poolEtag(existing), `pool "${name}"`);
+      return parseWith(poolSchema, mergePatch(existing, body));
+    });
+  }
+
+  delete(name: string, ifMatch: string | undefined, author: string): Promise<CommitResult> {
+    return this.config.commit(
+      ({ config }) => {
+        const existing = this.find(config, name);
+        if (!existing) throw notFound(`pool "${name}"`);
+        checkIfMatch(ifMatch, poolEtag(existing), `pool "${name}"`);
+        return { ...config, pools: config.pools.filter((p) => p.name !== name) };
+      },
+      { author, message: `delete pool ${name}` },
+    );
+  }
+
+  listBackends(poolName: string, q: ListQuery): Page<BackendConfig> {
+    return paginate(this.get(poolName).pool.backends, (b) => b.address, q);
+  }
+
+  getBackend(poolName: string, address: string): { backend: BackendConfig; etag: string } {
+    const backend = this.get(poolName).pool.backends.find((b) => b.address === address);
+    if (!backend) throw notFound(`backend ${address} in pool "${poolName}"`);
+    return { backend, etag: backendEtag(backend) };
+  }
+
+  createBackend(poolName: string, body: unknown, author: string): Promise<Written<BackendConfig>> {
+    const backend = parseWith(backendSchema, body);
+    return this.writeBackend(poolName, backend.address, author, (existing) => {
+      if (existing) throw conflict('exists', `backend ${backend.address} already exists in pool "${poolName}"`);
+      return backend;
+    });
+  }
+
+  putBackend(poolName: string, address: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<BackendConfig>> {
+    const backend = parseWith(backendSchema, withName(body, address, 'address'));
+    return this.writeBackend(poolName, address, author, (existing) => {
+      checkIfMatch(ifMatch, existing && backendEtag(existing), `backend ${address}`);
+      return backend;
+    });
+  }
+
+  patchBackend(poolName: string, address: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<BackendConfig>> {
+    withName(body, address, 'address');
+    return this.writeBackend(poolName, address, author, (existing) => {
+      if (!existing) throw notFound(`backend ${address} in pool "${poolName}"`);
+      checkIfMatch(ifMatch, backendEtag(existing), `backend ${address}`);
+      return parseWith(backendSchema, mergePatch(existing, body));
+    });
+  }
+
+  deleteBackend(poolName: string, address: string, ifMatch: string | undefined, author: string): Promise<CommitResult> {
+    return this.config.commit(
+      ({ config }) => {
+        const pool = this.find(config, poolName);
+        if (!pool) throw notFound(`pool "${poolName}"`);
+        const existing = pool.backends.find((b) => b.address === address);
+        if (!existing) throw notFound(`backend ${address} in pool "${poolName}"`);
+        checkIfMatch(ifMatch, backendEtag(existing), `backend ${address}`);
+        return replacePool(config, { ...pool, backends: pool.backends.filter((b) => b.address !== address) });
+      },
+      { author, message: `delete backend ${address} from pool ${poolName}` },
+    );
+  }
+
+  private find(cfg: SwitchboardConfig, name: string): PoolConfig | undefined {
+    return cfg.pools.find((p) => p.name === name);
+  }
+
+  private async writePool(name: string, author: string, next: (cfg: SwitchboardConfig) => PoolConfig): Promise<Written<PoolConfig>> {
+    let created = false;
+    let index = 0;
+    const result = await this.config.commit(
+      ({ config }) => {
+        const pool = next(config);
+        created = !this.find(config, name);
+        const out = replacePool(config, pool);
+        index = out.pools.findIndex((p) => p.name === name);
+        return out;
+      },
+      { author, message: () => `${created ? 'create' : 'update'} pool ${name}`, errorPath: (e) => relativeTo(`pools[${index}]`)(e) },
+    );
+    const pool = this.find(result.state.config, name)!;
+    return { resource: pool, etag: poolEtag(pool), revision: result.state.revision, created };
+  }
+
+  private async writeBackend(poolName: string, address: string, author: string, next: (existing: BackendConfig | undefined) => BackendConfig): Promise<Written<BackendConfig>> {
+    let created = false;
+    let prefix = '';
+    const result = await this.config.commit(
+      ({ config }) => {
+        const pool = this.find(config, poolName);
+        if (!pool) throw notFound(`pool "${poolName}"`);
+        const existing = pool.backends.find((b) => b.address === address);
+        created = !existing;
+        const backend = next(existing);
+        const backends = existing ? pool.backends.map((b) => (b.address === address ? backend : b)) : [...pool.backends, backend];
+        const out = replacePool(config, { ...pool, backends });
+        prefix = `pools[${out.pools.findIndex((p) => p.name === poolName)}].backends[${backends.indexOf(backend)}]`;
+        return out;
+      },
+      { author, message: () => `${created ? 'add' : 'update'} backend ${address} in pool ${poolName}`, errorPath: (e) => relativeTo(prefix)(e) },
+    );
+    const backend = this.find(result.state.config, poolName)!.backends.find((b) => b.address === address)!;
+    return { resource: backend, etag: backendEtag(backend), revision: result.state.revision, created };
+  }
+}
+
+function replacePool(cfg: SwitchboardConfig, pool: PoolConfig): SwitchboardConfig {
+  const exists = cfg.pools.some((p) => p.name === pool.name);
+  return { ...cfg, pools: exists ? cfg.pools.map((p) => (p.name === pool.name ? pool : p)) : [...cfg.pools, pool] };
+}

@@ -1,0 +1,76 @@
+/**
+ * Applies the committed migrations in prisma/migrations at start-up, before Prisma connects.
+ *
+ * Prisma's migrate command needs a schema-engine binary that it downloads from its own server,
+ * which production hosts often cannot reach; the SQL is all we need, so the admin applies it
+ * itself with better-sqlite3 and records each migration in Prisma's own `_prisma_migrations`
+ * table (same checksum: SHA-256 of migration.sql), so `prisma migrate status` agrees. Each
+ * migration runs in its own transaction. The database is switched to WAL mode here (the mode
+ * is stored in the file).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface MigrationReport {
+  applied: string[];
+  total: number;
+}
+
+const LEDGER = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+  "id" TEXT PRIMARY KEY NOT NULL,
+  "checksum" TEXT NOT NULL,
+  "finished_at" DATETIME,
+  "migration_name" TEXT NOT NULL,
+  "logs" TEXT,
+  "rolled_back_at" DATETIME,
+  "started_at" DATETIME NOT NULL DEFAULT current_timestamp,
+  "applied_steps_count" INTEGER UNSIGNED NOT NULL DEFAULT 0
+)`;
+
+export function migrationNames(migrationsDir: string): string[] {
+  return readdirSync(migrationsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(path.join(migrationsDir, d.name, 'migration.sql')))
+    .map((d) => d.name)
+    .sort();
+}
+
+export function applyMigrations(dbFile: string, migrationsDir: string): MigrationReport {
+  const db = new Database(dbFile);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    db.exec(LEDGER);
+    const done = new Map(
+      (db.prepare('SELECT migration_name, checksum FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL').all() as { migration_name: string; checksum: string }[]).map((r) => [r.migration_name, r.checksum]),
+    );
+    const names = migrationNames(migrationsDir);
+    const applied: string[] = [];
+    for (const name of names) {
+      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+      const checksum = createHash('sha256').update(sql).digest('hex');
+      const recorded = done.get(name);
+      if (recorded !== undefined) {
+        if (recorded !== checksum) throw new Error(`migration ${name} was changed after it was applied to ${dbFile} (checksum mismatch)`);
+        continue;
+      }
+      db.transaction(() => {
+        db.exec(sql);
+        db.prepare(
+          "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count, started_at) VALUES (?, ?, strftime('%s','now') * 1000, ?, 1, strftime('%s','now') * 1000)",
+        ).run(randomUUID(), checksum, name);
+      })();
+      applied.push(name);
+    }
+    return { applied, total: names.length };
+  } finally {
+    db.close();
+  }
+}
+
+/** For /readyz: the committed migrations not recorded as finished in `done`. */
+export function pendingMigrations(done: readonly string[], migrationsDir: string): string[] {
+  const finished = new Set(done);
+  return migrationNames(migrationsDir).filter((n) => !finished.has(n));
+}

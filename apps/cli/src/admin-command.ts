@@ -1,0 +1,49 @@
+/** `switchboard admin`: runs the admin service (REST API on --http, control plane on --grpc) on SQLite. */
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { parseHostPort } from '../../../libs/common/src';
+import { startAdmin } from '../../admin/src/admin';
+
+interface AdminFlags {
+  http: string;
+  grpc: string;
+  db: string;
+  logLevel: string;
+}
+
+const flag = (flags: string, description: string, envName: string): Option => new Option(flags, description).env(`SWITCHBOARD_${envName}`);
+
+export function adminCommand(): Command {
+  return new Command('admin')
+    .description('run the admin service: REST API, OpenAPI docs and the control plane the balancers connect to')
+    .addOption(flag('--http <host:port>', 'REST API address', 'HTTP').default('127.0.0.1:8080'))
+    .addOption(flag('--grpc <host:port>', 'control-plane (gRPC) address for balancers', 'GRPC').default('127.0.0.1:8081'))
+    .addOption(flag('--db <url>', 'SQLite database file (created and migrated on start)', 'DB').default('file:./data/switchboard.db'))
+    .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'LOG_LEVEL').default('info'))
+    .addHelpText('after', '\nThe bootstrap admin token is SWITCHBOARD_ADMIN_TOKEN, or generated on first start into <db folder>/admin-token.\n\nExample:\n  switchboard admin --http 127.0.0.1:8080 --db file:./data/switchboard.db\n')
+    .action(async (flags: AdminFlags) => {
+      const log = pino({ level: flags.logLevel, base: { app: 'admin' } });
+      const admin = await startAdmin({
+        http: parseHostPort(flags.http, '--http'),
+        grpc: parseHostPort(flags.grpc, '--grpc'),
+        db: flags.db,
+        logger: log,
+        ...(process.env.SWITCHBOARD_ADMIN_TOKEN ? { adminToken: process.env.SWITCHBOARD_ADMIN_TOKEN } : {}),
+      });
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        log.info({ signal }, 'shutting down');
+        admin.close().then(
+          () => process.exit(0),
+          (err: Error) => {
+            log.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,45 @@
+/**
+ * One spelling for each configuration: pools, backends and health policies sorted by their
+ * keys, empty label maps dropped. Two configs that mean the same thing are canonically equal,
+ * so exporting and applying back is a no-op and a content hash is a stable ETag.
+ */
+import { createHash } from 'node:crypto';
+import type { BackendConfig, HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
+
+const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+
+function withoutEmptyLabels<T extends { labels?: Record<string, string> | undefined }>(item: T): T {
+  if (item.labels === undefined || Object.keys(item.labels).length > 0) return item;
+  const copy = { ...item };
+  delete copy.labels;
+  return copy;
+}
+
+export function canonicalBackend(b: BackendConfig): BackendConfig {
+  return withoutEmptyLabels(b);
+}
+
+export function canonicalPool(p: PoolConfig): PoolConfig {
+  return withoutEmptyLabels({ ...p, backends: p.backends.map(canonicalBackend).sort(byKey((b) => b.address)) });
+}
+
+export function canonicalConfig(cfg: SwitchboardConfig): SwitchboardConfig {
+  return {
+    healthPolicies: cfg.healthPolicies.map(withoutEmptyLabels).sort(byKey((p: HealthPolicyConfig) => p.name)),
+    pools: cfg.pools.map(canonicalPool).sort(byKey((p) => p.name)),
+  };
+}
+
+/** JSON with object keys sorted, so equal values always serialise the same. */
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** A strong HTTP entity tag for a value: a hash of its stable serialisation. */
+export function entityTag(value: unknown): string {
+  return `"${createHash('sha256').update(stableStringify(value)).digest('base64url').slice(0, 22)}"`;
+}

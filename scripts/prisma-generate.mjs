@@ -1,0 +1,18 @@
+// Runs `prisma generate` without Prisma's download server (unreachable here): generate needs
+// no schema engine, but the CLI insists on finding one, so we point it at a stub that explains
+// itself if anything ever calls it. Migrations are applied by the admin itself.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+
+const dir = join(tmpdir(), 'switchboard-prisma');
+mkdirSync(dir, { recursive: true });
+const stub = join(dir, 'schema-engine-stub');
+writeFileSync(stub, '#!/bin/sh\necho "switchboard: the Prisma schema engine is not installed; migrations are applied by the admin at start-up" >&2\nexit 1\n');
+chmodSync(stub, 0o755);
+const result = spawnSync(process.execPath, ['node_modules/prisma/build/index.js', 'generate'], {
+  stdio: 'inherit',
+  env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: stub, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
+});
+process.exit(result.status ?? 1);
