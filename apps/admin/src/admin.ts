@@ -65,6 +65,7 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
 
   await app.listen(options.http.port, options.http.host);
   const address = app.getHttpServer().address() as AddressInfo;
+  log.debug({ routes: routesOf(app) }, 'routes');
   const http = { host: options.http.host, port: address.port };
   log.info({ http: formatHostPort(http), docs: `http://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision }, 'admin listening');
   return {
@@ -73,4 +74,16 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
     settings,
     close: () => app.close(),
   };
+}
+
+/** Every routed method and path of the app, as `GET /v1/pools/{name}` (OpenAPI's template style). */
+export function routesOf(app: INestApplication): string[] {
+  const router = (app.getHttpAdapter().getInstance() as { router?: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router;
+  const out: string[] = [];
+  for (const layer of router?.stack ?? []) {
+    if (!layer.route) continue;
+    const template = layer.route.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') out.push(`${method.toUpperCase()} ${template}`);
+  }
+  return out;
 }

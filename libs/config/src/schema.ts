@@ -47,7 +47,7 @@ export const backendSchema = z.strictObject({
   address: z
     .string()
     .meta({ description: 'host:port of the backend; its key within the pool.', example: '127.0.0.1:50051' })
-    .regex(ADDRESS, 'must be host:port, e.g. 127.0.0.1:50051')
+    .regex(ADDRESS, { message: 'must be host:port, e.g. 127.0.0.1:50051', abort: true })
     .refine((a) => {
       const port = Number(a.slice(a.lastIndexOf(':') + 1));
       return port >= 1 && port <= 65535;

@@ -1,0 +1,109 @@
+/**
+ * The real admin service for end-to-end tests: `switchboard admin` from the built CLI, on
+ * 127.0.0.1 with a kernel-chosen port and its own temporary SQLite file, and a small HTTP
+ * client for its REST API.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+
+const CLI = path.join(process.cwd(), 'bin/switchboard.js');
+export const ADMIN_TOKEN = 'sbt_test_bootstrap_admin_token';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  contentType: string;
+}
+
+export interface AdminProcess {
+  readonly url: string;
+  readonly grpc: string;
+  readonly dbFile: string;
+  readonly dataDir: string;
+  readonly proc: ChildProcess;
+  readonly logs: string[];
+  /** Sends a request with the bootstrap admin token unless `token` is given (null: no token). */
+  api<T = any>(method: string, p: string, body?: unknown, opts?: { token?: string | null; headers?: Record<string, string>; raw?: string }): Promise<ApiResponse<T>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const running = new Set<ChildProcess>();
+export function killAdmins(): void {
+  for (const p of running) p.kill('SIGKILL');
+  running.clear();
+}
+
+export interface AdminStartOptions {
+  dataDir?: string;
+  adminToken?: string | null;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export async function startAdmin(options: AdminStartOptions = {}): Promise<AdminProcess> {
+  const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'switchboard-admin-'));
+  const dbFile = path.join(dataDir, 'switchboard.db');
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+  delete env.SWITCHBOARD_ADMIN_TOKEN;
+  if (options.adminToken !== null) env.SWITCHBOARD_ADMIN_TOKEN = options.adminToken ?? ADMIN_TOKEN;
+  const proc = spawn(process.execPath, [CLI, 'admin', '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--db', `file:${dbFile}`, '--log-level', 'debug', ...(options.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  const logs: string[] = [];
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`admin did not start within 20 s:\n${logs.join('\n')}`)), 20_000);
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      logs.push(line);
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        if (o.msg === 'admin listening') {
+          clearTimeout(timer);
+          resolve(o);
+        }
+      } catch {
+        /* not JSON */
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`admin exited with ${code}:\n${logs.join('\n')}`));
+    });
+  });
+  const url = `http://${String(ready.http)}`;
+  const token = options.adminToken === null ? undefined : (options.adminToken ?? ADMIN_TOKEN);
+  return {
+    url,
+    grpc: String(ready.grpc ?? ''),
+    dbFile,
+    dataDir,
+    proc,
+    logs,
+    async api(method, p, body, opts = {}) {
+      const headers: Record<string, string> = { ...opts.headers };
+      const bearer = opts.token === undefined ? token : opts.token;
+      if (bearer) headers.authorization = `Bearer ${bearer}`;
+      let payload: string | undefined = opts.raw;
+      if (body !== undefined) payload = JSON.stringify(body);
+      if (payload !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+      const res = await fetch(url + p, { method, headers, ...(payload !== undefined ? { body: payload } : {}) });
+      const text = await res.text();
+      const contentType = res.headers.get('content-type') ?? '';
+      return { status: res.status, headers: res.headers, contentType, body: contentType.includes('json') && text ? JSON.parse(text) : text };
+    },
+    stop(signal = 'SIGTERM') {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
+        proc.once('exit', (code) => resolve(code));
+        proc.kill(signal);
+      });
+    },
+  };
+}
