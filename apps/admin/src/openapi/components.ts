@@ -21,15 +21,17 @@ export const changeSchema = z.object({
   kind: d(z.enum(['healthPolicy', 'pool', 'backend']), 'The kind of resource.', 'backend'),
   name: d(z.string(), 'Its key: a policy or pool name, or a backend address.', '127.0.0.1:50051'),
   pool: d(z.string(), 'For backends: the pool they belong to.', 'greeter').optional(),
-  fields: d(z.array(fieldChangeSchema), 'Field-level changes (all fields for create and delete).'),
+  fields: d(z.array(fieldChangeSchema), 'Field-level changes (all fields for create and delete).', [{ path: 'weight', before: 1, after: 3 }]),
 });
 
-export const planSchema = z.object({ changes: d(z.array(changeSchema), 'The changes; empty when there is nothing to do.') });
+const EXAMPLE_CHANGES = [{ action: 'update', kind: 'backend', name: '127.0.0.1:50051', pool: 'greeter', fields: [{ path: 'weight', before: 1, after: 3 }] }];
+
+export const planSchema = z.object({ changes: d(z.array(changeSchema), 'The changes; empty when there is nothing to do.', EXAMPLE_CHANGES) });
 
 export const applyResultSchema = z.object({
   revision: d(z.int(), 'The revision now current (unchanged when nothing changed).', 8),
   changed: d(z.boolean(), 'false when the config was already as desired (no revision made).', true),
-  changes: d(z.array(changeSchema), 'What changed.'),
+  changes: d(z.array(changeSchema), 'What changed.', EXAMPLE_CHANGES),
 });
 
 export const revisionSummarySchema = z.object({
@@ -38,11 +40,11 @@ export const revisionSummarySchema = z.object({
   author: d(z.string(), 'Name of the token that made the change.', 'ci'),
   message: d(z.string().nullable(), 'What the change was.', 'update pool greeter'),
   rollbackOf: d(z.int().nullable(), 'The revision this one restored, for rollbacks.', null),
-  changes: d(z.array(changeSchema), 'The diff against the revision before.'),
+  changes: d(z.array(changeSchema), 'The diff against the revision before.', EXAMPLE_CHANGES),
   converged: d(z.boolean(), 'true once every connected balancer applied this revision (or a later one).', true).optional(),
 });
 
-export const revisionSchema = revisionSummarySchema.extend({ config: d(configSchema, 'The whole configuration at this revision.') });
+export const revisionSchema = revisionSummarySchema.extend({ config: d(configSchema, 'The whole configuration at this revision.', { healthPolicies: [], pools: [{ name: 'greeter', match: { services: ['helloworld.Greeter'] }, backends: [{ address: '127.0.0.1:50051' }] }] }) });
 
 export const problemSchema = z.object({
   type: d(z.string(), 'A URI naming the kind of problem.', 'https://switchboard.dev/problems/validation'),
@@ -50,7 +52,7 @@ export const problemSchema = z.object({
   status: d(z.int(), 'The HTTP status.', 400),
   detail: d(z.string(), 'What went wrong in this case, naming the field.', 'backends[0].weight: Too big: expected number to be <=1000'),
   instance: d(z.string(), 'The request path.', '/v1/pools/greeter'),
-  errors: d(z.array(z.object({ path: d(z.string(), 'The offending field.', 'backends[0].weight'), message: d(z.string(), 'Why.', 'Too big') })), 'For validation problems: every offending field.').optional(),
+  errors: d(z.array(z.object({ path: d(z.string(), 'The offending field.', 'backends[0].weight'), message: d(z.string(), 'Why.', 'Too big') })), 'For validation problems: every offending field.', [{ path: 'backends[0].weight', message: 'Too big: expected number to be <=1000' }]).optional(),
 });
 
 export const tokenSchema = z.object({

@@ -1,0 +1,145 @@
+/**
+ * The declarative side of the admin, over HTTP against the real process: export / plan / apply
+ * round trips, all-or-nothing apply, revisions with rollback, and concurrent writers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+
+let admin: AdminProcess;
+beforeAll(async () => {
+  admin = await startAdmin();
+});
+afterAll(async () => {
+  await admin?.stop();
+  killAdmins();
+});
+
+const desired = {
+  healthPolicies: [{ name: 'grpc-default', active: { protocol: 'grpc', intervalMs: 2000 }, passive: { consecutiveFailures: 5 } }],
+  pools: [
+    {
+      name: 'greeter',
+      match: { services: ['helloworld.Greeter'] },
+      healthPolicy: 'grpc-default',
+      backends: [{ address: '127.0.0.1:50051' }, { address: '127.0.0.1:50052', weight: 2 }],
+    },
+    { name: 'default', match: { services: ['*'] }, algorithm: 'round_robin', backends: [{ address: '127.0.0.1:50060' }] },
+  ],
+};
+
+describe('plan / apply / export', () => {
+  it('plan shows the creates and changes nothing', async () => {
+    const plan = await admin.api('POST', '/v1/config/plan', desired);
+    expect(plan.status).toBe(200);
+    const summary = plan.body.changes.map((c: { action: string; kind: string; name: string }) => `${c.action} ${c.kind} ${c.name}`);
+    expect(summary).toEqual([
+      'create healthPolicy grpc-default',
+      'create pool default',
+      'create backend 127.0.0.1:50060',
+      'create pool greeter',
+      'create backend 127.0.0.1:50051',
+      'create backend 127.0.0.1:50052',
+    ]);
+    expect((await admin.api('GET', '/v1/config')).body).toEqual({ healthPolicies: [], pools: [] });
+    expect((await admin.api('GET', '/v1/revisions')).body.items).toEqual([]);
+  });
+
+  it('apply makes one revision; applying it again, or applying the export, is a no-op', async () => {
+    const applied = await admin.api('PUT', '/v1/config', desired);
+    expect(applied.status).toBe(200);
+    expect(applied.body).toMatchObject({ revision: 1, changed: true });
+    expect(applied.body.changes).toHaveLength(6);
+    const again = await admin.api('PUT', '/v1/config', desired);
+    expect(again.body).toEqual({ revision: 1, changed: false, changes: [] });
+    const exported = await admin.api('GET', '/v1/config');
+    expect(exported.headers.get('x-switchboard-revision')).toBe('1');
+    expect((await admin.api('POST', '/v1/config/plan', exported.body)).body).toEqual({ changes: [] });
+    expect((await admin.api('PUT', '/v1/config', exported.body)).body).toEqual({ revision: 1, changed: false, changes: [] });
+  });
+
+  it('plan shows field-level before -> after, and deletes', async () => {
+    const next = structuredClone(desired);
+    next.pools[0]!.backends[1]!.weight = 5;
+    next.pools[0]!.algorithm = 'p2c';
+    next.pools.pop();
+    const plan = await admin.api('POST', '/v1/config/plan', next);
+    expect(plan.body.changes).toEqual([
+      { action: 'delete', kind: 'pool', name: 'default', fields: expect.any(Array) },
+      { action: 'delete', kind: 'backend', name: '127.0.0.1:50060', pool: 'default', fields: expect.any(Array) },
+      { action: 'update', kind: 'pool', name: 'greeter', fields: [{ path: 'algorithm', before: 'least_conn', after: 'p2c' }] },
+      { action: 'update', kind: 'backend', name: '127.0.0.1:50052', pool: 'greeter', fields: [{ path: 'weight', before: 2, after: 5 }] },
+    ]);
+    const applied = await admin.api('PUT', '/v1/config', next);
+    expect(applied.body).toMatchObject({ revision: 2, changed: true });
+    expect(applied.body.changes).toEqual(plan.body.changes);
+  });
+
+  it('an invalid config is rejected whole, naming the field, and nothing changes', async () => {
+    const before = await admin.api('GET', '/v1/config');
+    const bad = { ...structuredClone(desired), pools: [...structuredClone(desired).pools, { name: 'dup', match: { services: ['*'] }, backends: [{ address: '127.0.0.1:1', weight: 1001 }] }] };
+    const res = await admin.api('PUT', '/v1/config', bad);
+    expect(res.status).toBe(400);
+    expect(res.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['pools[2].backends[0].weight', 'pools[2].match.services[0]']);
+    expect((await admin.api('GET', '/v1/config')).body).toEqual(before.body);
+  });
+
+  it('If-Match on the whole config guards an apply against a concurrent change', async () => {
+    const exported = await admin.api('GET', '/v1/config');
+    const etag = exported.headers.get('etag')!;
+    await admin.api('PATCH', '/v1/pools/greeter', { slowStartMs: 1000 });
+    const res = await admin.api('PUT', '/v1/config', desired, { headers: { 'if-match': etag } });
+    expect(res.status).toBe(412);
+  });
+});
+
+describe('revisions', () => {
+  it('each holds the whole config, who and when, and the diff; rollback makes a new revision equal to an old one', async () => {
+    const list = await admin.api('GET', '/v1/revisions?limit=2');
+    expect(list.body.items.map((r: { number: number }) => r.number)).toEqual([3, 2]);
+    expect(list.body.nextCursor).toBe('2');
+    expect((await admin.api('GET', `/v1/revisions?limit=2&cursor=${list.body.nextCursor}`)).body.items.map((r: { number: number }) => r.number)).toEqual([1]);
+
+    const one = await admin.api('GET', '/v1/revisions/1');
+    expect(one.body).toMatchObject({ number: 1, author: 'bootstrap-admin', createdAt: expect.any(String), message: 'apply configuration' });
+    expect(one.body.config.pools.map((p: { name: string }) => p.name)).toEqual(['default', 'greeter']);
+    expect(one.body.changes).toHaveLength(6);
+
+    const rollback = await admin.api('POST', '/v1/revisions/1/rollback');
+    expect(rollback.status).toBe(200);
+    expect(rollback.body).toMatchObject({ revision: 4, changed: true });
+    expect((await admin.api('GET', '/v1/config')).body).toEqual(one.body.config);
+    const four = await admin.api('GET', '/v1/revisions/4');
+    expect(four.body).toMatchObject({ rollbackOf: 1, message: 'rollback to revision 1' });
+    expect(four.body.config).toEqual(one.body.config);
+
+    expect((await admin.api('POST', '/v1/revisions/1/rollback')).body).toMatchObject({ revision: 4, changed: false });
+    expect((await admin.api('POST', '/v1/revisions/99/rollback')).status).toBe(404);
+    expect((await admin.api('GET', '/v1/revisions/99')).status).toBe(404);
+  });
+});
+
+describe('concurrent writers', () => {
+  it('20 parallel PATCHes with the same If-Match: exactly one wins, the rest get 412, the state is the winner\'s', async () => {
+    const current = await admin.api('GET', '/v1/pools/greeter');
+    const etag = current.headers.get('etag')!;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => admin.api('PATCH', '/v1/pools/greeter', { maxStreamsPerBackend: 100 + i }, { headers: { 'if-match': etag } })),
+    );
+    const winners = results.filter((r) => r.status === 200);
+    expect(winners).toHaveLength(1);
+    expect(results.filter((r) => r.status === 412)).toHaveLength(19);
+    const after = await admin.api('GET', '/v1/pools/greeter');
+    expect(after.body.maxStreamsPerBackend).toBe(winners[0]!.body.maxStreamsPerBackend);
+    expect(after.headers.get('etag')).toBe(winners[0]!.headers.get('etag'));
+  });
+
+  it('20 parallel PATCHes without If-Match all land, one revision each, none lost', async () => {
+    const before = (await admin.api('GET', '/v1/revisions?limit=1')).body.items[0].number as number;
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => admin.api('PUT', `/v1/pools/greeter/backends/127.0.0.2:${7000 + i}`, {})));
+    expect(results.every((r) => r.status === 201)).toBe(true);
+    expect(new Set(results.map((r) => r.body.revision)).size).toBe(20);
+    const pool = await admin.api('GET', '/v1/pools/greeter');
+    expect(pool.body.backends.filter((b: { address: string }) => b.address.startsWith('127.0.0.2:'))).toHaveLength(20);
+    expect((await admin.api('GET', '/v1/revisions?limit=1')).body.items[0].number).toBe(before + 20);
+  });
+});
