@@ -58,7 +58,7 @@ describe('plan / apply / export', () => {
   });
 
   it('plan shows field-level before -> after, and deletes', async () => {
-    const next = structuredClone(desired);
+    const next = structuredClone(desired) as any;
     next.pools[0]!.backends[1]!.weight = 5;
     next.pools[0]!.algorithm = 'p2c';
     next.pools.pop();

@@ -14,6 +14,9 @@ import type { Logger } from 'pino';
 import { formatHostPort, packageRoot, type HostPort } from '../../../libs/common/src';
 import { AdminModule } from './app.module';
 import { ConfigService } from './config/config.service';
+import { ControlPlaneServer } from './control/control-plane.server';
+import { NodesService } from './control/nodes.service';
+import { StatsService } from './control/stats.service';
 import { jsonBody } from './http/json-body';
 import { AdminMetrics } from './ops/http-metrics';
 import { buildOpenApi } from './openapi/document';
@@ -32,6 +35,7 @@ export interface AdminOptions {
 
 export interface RunningAdmin {
   http: HostPort;
+  grpc: HostPort;
   app: INestApplication;
   settings: AdminSettings;
   close(): Promise<void>;
@@ -63,13 +67,19 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json', customSiteTitle: 'Switchboard admin API' });
   app.get(ConfigService).onCommit(() => metrics.revision.inc());
 
+  const nodes = app.get(NodesService);
+  metrics.exposeStats(() => app.get(StatsService).view(), () => nodes.list().filter((n) => n.connected).length);
+
+  await app.init();
+  const grpc = await app.get(ControlPlaneServer).listen(options.grpc);
   await app.listen(options.http.port, options.http.host);
   const address = app.getHttpServer().address() as AddressInfo;
   log.debug({ routes: routesOf(app) }, 'routes');
   const http = { host: options.http.host, port: address.port };
-  log.info({ http: formatHostPort(http), docs: `http://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision }, 'admin listening');
+  log.info({ http: formatHostPort(http), grpc: formatHostPort(grpc), docs: `http://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision }, 'admin listening');
   return {
     http,
+    grpc,
     app,
     settings,
     close: () => app.close(),

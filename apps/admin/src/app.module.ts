@@ -3,6 +3,10 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { AuthGuard } from './auth/auth.guard';
 import { TokensController } from './auth/tokens.controller';
 import { TokensService } from './auth/tokens.service';
+import { ControlPlaneServer } from './control/control-plane.server';
+import { NodesController } from './control/nodes.controller';
+import { NodesService } from './control/nodes.service';
+import { StatsService } from './control/stats.service';
 import { ConfigController } from './config/config.controller';
 import { ConfigService } from './config/config.service';
 import { ConvergenceService } from './config/convergence.service';
@@ -24,7 +28,7 @@ export class AdminModule {
   static forRoot(settings: AdminSettings, metrics: AdminMetrics): DynamicModule {
     return {
       module: AdminModule,
-      controllers: [PoolsController, BackendsController, HealthPoliciesController, ConfigController, RevisionsController, TokensController, OpsController, OpenApiController],
+      controllers: [PoolsController, BackendsController, HealthPoliciesController, ConfigController, RevisionsController, TokensController, OpsController, OpenApiController, NodesController],
       providers: [
         { provide: ADMIN_SETTINGS, useValue: settings },
         { provide: AdminMetrics, useValue: metrics },
@@ -38,8 +42,11 @@ export class AdminModule {
         TokensService,
         PoolsService,
         HealthPoliciesService,
+        NodesService,
+        StatsService,
+        ControlPlaneServer,
       ],
-      exports: [ConfigService, ConvergenceService, TokensService, PrismaService],
+      exports: [ConfigService, ConvergenceService, TokensService, PrismaService, NodesService, StatsService, ControlPlaneServer],
     };
   }
 }

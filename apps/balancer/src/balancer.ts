@@ -14,6 +14,8 @@ import { OutlierDetector, type PassiveCheck } from './health/outlier-detector';
 import { BalancerMetrics } from './ops/metrics';
 import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
+import { collectStats } from './ops/stats-report';
+import type { PoolStats } from '../../../libs/proto/src';
 import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
 import type { ProxiedCall } from './proxy/proxied-call';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from './upstream/upstream-sessions';
@@ -70,6 +72,11 @@ export class Balancer implements ConfigSink {
       },
       this.log,
     );
+  }
+
+  /** Per-backend figures for the admin's stats (restarts the latency windows). */
+  collectStats(): PoolStats[] {
+    return collectStats(this.runtime);
   }
 
   get revision(): number {

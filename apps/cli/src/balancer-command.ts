@@ -1,9 +1,12 @@
 /** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { formatHostPort, parseHostPort } from '../../../libs/common/src';
 import { Balancer } from '../../balancer/src/balancer';
+import { AdminConfigSource } from '../../balancer/src/config/admin-config-source';
 import { FileConfigSource } from '../../balancer/src/config/file-config-source';
 
 interface BalancerFlags {
@@ -13,6 +16,8 @@ interface BalancerFlags {
   admin?: string;
   nodeId?: string;
   stateDir?: string;
+  token?: string;
+  statsIntervalMs: string;
   tlsCert?: string;
   tlsKey?: string;
   maxConcurrentStreams: string;
@@ -31,23 +36,23 @@ export function balancerCommand(): Command {
     .addOption(flag('--config <file>', 'YAML or JSON configuration; SIGHUP re-reads it', 'CONFIG'))
     .addOption(flag('--admin <host:port>', 'admin control-plane address to take configuration from', 'ADMIN'))
     .addOption(flag('--node-id <id>', 'this balancer\'s name towards the admin service', 'NODE_ID'))
-    .addOption(flag('--state-dir <dir>', 'where the last applied configuration is kept', 'STATE_DIR'))
+    .addOption(flag('--state-dir <dir>', 'where the last applied configuration is kept (default ./data/balancer-<node-id>)', 'STATE_DIR'))
+    .addOption(flag('--token <token>', 'token with the node scope for --admin', 'TOKEN'))
+    .addOption(flag('--stats-interval-ms <ms>', 'how often stats are reported to the admin', 'STATS_INTERVAL_MS').default('5000'))
     .addOption(flag('--tls-cert <file>', 'serve TLS (ALPN h2) with this certificate chain (PEM)', 'TLS_CERT'))
     .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
     .addOption(flag('--max-concurrent-streams <n>', 'SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients', 'MAX_CONCURRENT_STREAMS').default('10000'))
     .addOption(flag('--drain-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight calls may take to finish', 'DRAIN_TIMEOUT_MS').default('30000'))
     .addOption(flag('--keepalive-ms <ms>', 'HTTP/2 PING interval towards clients (0 = off)', 'KEEPALIVE_MS').default('120000'))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug (one access-log line per call) or trace', 'LOG_LEVEL').default('info'))
-    .addHelpText('after', '\nExample:\n  switchboard balancer --listen 127.0.0.1:9000 --ops 127.0.0.1:9901 --config examples/balancer.yaml\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  switchboard balancer --listen 127.0.0.1:9000 --ops 127.0.0.1:9901 --config examples/balancer.yaml\n  SWITCHBOARD_TOKEN=sbt_... switchboard balancer --admin 127.0.0.1:8081 --node-id edge-1\n',
+    )
     .action(async (flags: BalancerFlags) => {
       const log = pino({ level: flags.logLevel, base: { app: 'balancer' } });
-      if (!flags.config) {
-        throw new Error(
-          flags.admin
-            ? '--admin (configuration from the admin service) is not available in this build yet; use --config FILE.yaml'
-            : 'give --config FILE.yaml (or --admin HOST:PORT)',
-        );
-      }
+      if (Boolean(flags.config) === Boolean(flags.admin)) throw new Error('give either --config FILE.yaml or --admin HOST:PORT (with SWITCHBOARD_TOKEN)');
+      if (flags.admin && !flags.token) throw new Error('--admin needs a token with the node scope: --token or SWITCHBOARD_TOKEN');
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       const balancer = new Balancer({
         listen: parseHostPort(flags.listen, '--listen'),
@@ -60,9 +65,21 @@ export function balancerCommand(): Command {
         drainTimeoutMs: positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true),
         logger: log,
       });
-      const addresses = await balancer.start(new FileConfigSource(flags.config, log));
+      const nodeId = flags.nodeId ?? hostname();
+      const source = flags.admin
+        ? new AdminConfigSource({
+            address: formatHostPort(parseHostPort(flags.admin, '--admin')),
+            nodeId,
+            token: flags.token!,
+            stateDir: flags.stateDir ?? path.join('data', `balancer-${nodeId}`),
+            statsIntervalMs: positiveInt(flags.statsIntervalMs, '--stats-interval-ms'),
+            stats: () => balancer.collectStats(),
+            log,
+          })
+        : new FileConfigSource(flags.config!, log);
+      const addresses = await balancer.start(source);
       log.info(
-        { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert) },
+        { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert), ...(flags.admin ? { admin: flags.admin, nodeId } : {}) },
         'balancer listening',
       );
       let signals = 0;

@@ -79,6 +79,49 @@ export const nodeSchema = z.object({
   lastNack: d(z.string().nullable(), 'The last revision it rejected, and why.', null),
 });
 
+const latencySchema = z.object({
+  p50: d(z.number(), 'Median, ms, over the last report interval.', 4.2),
+  p90: d(z.number(), '90th percentile, ms.', 9.8),
+  p99: d(z.number(), '99th percentile, ms (across nodes: the highest).', 31.5),
+});
+
+const backendFigureFields = {
+  address: d(z.string(), 'Backend address.', '127.0.0.1:50051'),
+  activeStreams: d(z.int(), 'Calls in flight now.', 3),
+  calls: d(z.record(z.string(), z.int()), 'Calls ended since the balancers started, by gRPC status.', { OK: 1200, UNAVAILABLE: 2 }),
+  totalCalls: d(z.int(), 'Sum of calls.', 1202),
+  errors: d(z.int(), 'Calls that did not end OK.', 2),
+  callsPerSecond: d(z.number(), 'Rate over the last two reports.', 41.5),
+  latencyMs: d(latencySchema, 'Call latency percentiles.', { p50: 4.2, p90: 9.8, p99: 31.5 }),
+  healthy: d(z.boolean(), 'Healthy on every reporting node.', true),
+  ejected: d(z.boolean(), 'Ejected on some node.', false),
+  draining: d(z.boolean(), 'Draining.', false),
+};
+
+export const backendFiguresSchema = z.object({
+  ...backendFigureFields,
+  healthyOn: d(z.int(), 'How many reporting nodes see it healthy.', 1),
+  nodes: d(z.array(z.object({ nodeId: d(z.string(), 'Node id.', 'edge-1'), ...backendFigureFields })), 'Per node, with ?perNode=true.', []).optional(),
+});
+
+const reportingNodes = d(
+  z.array(z.object({ nodeId: d(z.string(), 'Node id.', 'edge-1'), reportedAt: d(z.string(), 'When its last report arrived.', '2026-11-25T05:01:00.000Z'), appliedRevision: d(z.int(), 'Revision it runs.', 7) })),
+  'Nodes whose reports are summed.',
+  [{ nodeId: 'edge-1', reportedAt: '2026-11-25T05:01:00.000Z', appliedRevision: 7 }],
+);
+
+export const poolStatsSchema = z.object({
+  nodes: reportingNodes,
+  name: d(z.string(), 'Pool name.', 'greeter'),
+  panic: d(z.boolean(), 'In panic mode on some node.', false),
+  backends: d(z.array(backendFiguresSchema), 'Per backend.', []),
+});
+
+export const statsSchema = z.object({
+  nodes: reportingNodes,
+  pools: d(z.array(poolStatsSchema.omit({ nodes: true })), 'Per pool.', []),
+});
+
 export const COMPONENTS: Record<string, z.ZodType> = {
   Config: configSchema,
   Pool: poolSchema,
@@ -94,6 +137,9 @@ export const COMPONENTS: Record<string, z.ZodType> = {
   TokenCreate: tokenCreateSchema,
   TokenCreated: tokenCreatedSchema,
   Node: nodeSchema,
+  Stats: statsSchema,
+  PoolStats: poolStatsSchema,
+  BackendFigures: backendFiguresSchema,
 };
 
 /** JSON schemas for components.schemas (OpenAPI 3.0 dialect), request shapes (defaults optional). */

@@ -4,7 +4,8 @@
  * stays bounded.
  */
 import type { NextFunction, Request, Response } from 'express';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StatsView } from '../control/stats.service';
 
 export class AdminMetrics {
   readonly registry = new Registry();
@@ -20,6 +21,35 @@ export class AdminMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_admin_' });
+  }
+
+  /** The balancers' latest reports as gauges, read when Prometheus scrapes. */
+  exposeStats(view: () => StatsView, connectedNodes: () => number): void {
+    const registers = [this.registry];
+    const labelNames = ['pool', 'backend'] as const;
+    new Gauge({ name: 'switchboard_admin_nodes_connected', help: 'Balancers connected to the control plane', registers, collect() { this.set(connectedNodes()); } });
+    const active = new Gauge({ name: 'switchboard_admin_backend_active_streams', help: 'Active streams per backend, summed across balancers', labelNames, registers });
+    const calls = new Gauge({ name: 'switchboard_admin_backend_calls', help: 'Calls ended per backend and gRPC status since the balancers started, summed across balancers', labelNames: ['pool', 'backend', 'code'], registers });
+    const healthy = new Gauge({ name: 'switchboard_admin_backend_healthy', help: '1 when every reporting balancer sees the backend healthy', labelNames, registers });
+    const p99 = new Gauge({ name: 'switchboard_admin_backend_latency_p99_seconds', help: 'Highest p99 call latency across balancers over their last report interval', labelNames, registers });
+    new Gauge({
+      name: 'switchboard_admin_stats_collect',
+      help: 'Refreshes the per-backend gauges from the latest reports (always 1)',
+      registers,
+      collect() {
+        for (const g of [active, calls, healthy, p99]) g.reset();
+        for (const pool of view().pools) {
+          for (const b of pool.backends) {
+            const labels = { pool: pool.name, backend: b.address };
+            active.set(labels, b.activeStreams);
+            healthy.set(labels, b.healthy ? 1 : 0);
+            p99.set(labels, b.latencyMs.p99 / 1000);
+            for (const [code, n] of Object.entries(b.calls)) calls.set({ ...labels, code }, n);
+          }
+        }
+        this.set(1);
+      },
+    });
   }
 
   middleware(): (req: Request, res: Response, next: NextFunction) => void {

@@ -108,6 +108,7 @@ export class BalancerMetrics {
     if (backend !== undefined) {
       counter = (backend.callCounters[code] as CounterChild | undefined) ?? this.calls.labels(pool, backend.address, codeName(code));
       backend.callCounters[code] = counter;
+      backend.calls.record(code, seconds);
     } else {
       counter = this.calls.labels(pool, '', codeName(code));
     }

@@ -6,6 +6,7 @@
  */
 import type { BackendConfig } from '../../../../libs/config/src';
 import { PeakEwma } from '../load/peak-ewma';
+import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';
 import { UpstreamSessions, type UpstreamOptions } from '../upstream/upstream-sessions';
 
@@ -27,6 +28,8 @@ export class Backend implements EndpointLoad {
   ejected = false;
   removed = false;
   readonly latency = new PeakEwma();
+  /** Calls by status and latency percentiles, for the stats reported to the admin. */
+  readonly calls = new CallStats();
   readonly upstream: UpstreamSessions;
   /** Called when `available` may have changed, so the owning pool rebuilds its picker. */
   onStateChange: () => void = () => {};

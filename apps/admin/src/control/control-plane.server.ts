@@ -1,0 +1,121 @@
+/**
+ * The admin's side of the control plane (proto/switchboard/control/v1): a grpc-js server on
+ * --grpc. Each balancer holds one Connect stream; it must present a token with the `node`
+ * scope (or `admin`) and say Hello first. It gets the current snapshot at once and every new
+ * revision as it is committed; its Acks, Nacks and stats reports go to NodesService.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { Logger } from 'pino';
+import { formatHostPort, type HostPort } from '../../../../libs/common/src';
+import { controlPlane, type ControlMessage, type NodeMessage } from '../../../../libs/proto/src';
+import { grants } from '../auth/scopes';
+import { TokensService } from '../auth/tokens.service';
+import { ConfigService, type ConfigState } from '../config/config.service';
+import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
+import { NodesService } from './nodes.service';
+
+type Stream = grpc.ServerDuplexStream<NodeMessage, ControlMessage>;
+
+const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+@Injectable()
+export class ControlPlaneServer implements OnModuleDestroy {
+  private server: grpc.Server | undefined;
+  private readonly streams = new Map<Stream, string>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly config: ConfigService,
+    private readonly tokens: TokensService,
+    private readonly nodes: NodesService,
+    @Inject(ADMIN_SETTINGS) settings: AdminSettings,
+  ) {
+    this.log = settings.logger.child({ component: 'control-plane' });
+    config.onCommit((state) => {
+      for (const [stream, nodeId] of this.streams) this.send(stream, nodeId, state);
+    });
+  }
+
+  async listen(address: HostPort): Promise<HostPort> {
+    const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
+    server.addService(controlPlane().service, { Connect: (stream: Stream) => this.connect(stream) });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(formatHostPort(address), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.server = server;
+    return { host: address.host, port };
+  }
+
+  onModuleDestroy(): Promise<void> {
+    for (const stream of this.streams.keys()) stream.end();
+    const server = this.server;
+    if (!server) return Promise.resolve();
+    return new Promise((resolve) => {
+      const force = setTimeout(() => server.forceShutdown(), 2000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  private connect(stream: Stream): void {
+    const peer = stream.getPeer();
+    const auth = String(stream.metadata.get('authorization')[0] ?? '');
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    const principal = m ? this.tokens.authenticate(m[1]!) : undefined;
+    if (!principal || !grants(principal.scopes, 'node')) {
+      this.log.warn({ peer, token: principal?.name ?? null }, principal ? 'control plane: token lacks the node scope' : 'control plane: refused a balancer without a valid token');
+      stream.emit('error', { code: principal ? grpc.status.PERMISSION_DENIED : grpc.status.UNAUTHENTICATED, details: principal ? `token "${principal.name}" lacks the node scope` : 'a valid token is required (metadata authorization: Bearer <token>)' });
+      return;
+    }
+    let nodeId: string | undefined;
+    let session: symbol | undefined;
+    const refuse = (code: grpc.status, details: string): void => {
+      this.log.warn({ peer, nodeId, details }, 'control plane: refused');
+      this.streams.delete(stream);
+      stream.emit('error', { code, details });
+    };
+    stream.on('data', (msg: NodeMessage) => {
+      if (msg.message === 'hello') {
+        if (nodeId !== undefined) return refuse(grpc.status.FAILED_PRECONDITION, 'hello sent twice');
+        if (!NODE_ID.test(msg.hello.nodeId)) return refuse(grpc.status.INVALID_ARGUMENT, 'node id must be 1-128 of A-Z a-z 0-9 . _ -');
+        nodeId = msg.hello.nodeId;
+        session = this.nodes.connected(nodeId, msg.hello.appliedRevision);
+        this.streams.set(stream, nodeId);
+        this.log.info({ nodeId, peer, token: principal.name, appliedRevision: msg.hello.appliedRevision }, 'balancer connected');
+        this.send(stream, nodeId, this.config.current());
+        return;
+      }
+      if (nodeId === undefined) return refuse(grpc.status.FAILED_PRECONDITION, `${msg.message} before hello: unknown node`);
+      if (msg.message === 'ack') {
+        this.nodes.acked(nodeId, msg.ack.revision);
+        this.log.debug({ nodeId, revision: msg.ack.revision }, 'balancer applied revision');
+      } else if (msg.message === 'nack') {
+        this.nodes.nacked(nodeId, msg.nack.revision, msg.nack.reason);
+        this.log.warn({ nodeId, revision: msg.nack.revision, reason: msg.nack.reason }, 'balancer rejected revision');
+      } else if (msg.message === 'stats') {
+        this.nodes.reported(nodeId, msg.stats);
+      }
+    });
+    const closed = (): void => {
+      if (!this.streams.delete(stream) || nodeId === undefined) return;
+      this.nodes.disconnected(nodeId, session!);
+      this.log.info({ nodeId, peer }, 'balancer disconnected');
+    };
+    stream.on('end', () => {
+      closed();
+      stream.end();
+    });
+    stream.on('error', closed);
+    stream.on('cancelled', closed);
+    stream.on('close', closed);
+  }
+
+  private send(stream: Stream, nodeId: string, state: ConfigState): void {
+    if (state.revision === 0) return; // nothing configured yet
+    const ok = stream.write({ message: 'snapshot', snapshot: { revision: state.revision, configJson: JSON.stringify(state.config) } });
+    if (!ok) this.log.debug({ nodeId }, 'control stream buffering');
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Live figures from the balancers' reports, per backend: summed across nodes (active streams,
+ * calls by status, calls/s from each node's last two reports) or per node on request. Latency
+ * percentiles cannot be summed; across nodes the worst (highest) is shown.
+ */
+import { Injectable } from '@nestjs/common';
+import type { BackendStats, StatsReport } from '../../../../libs/proto/src';
+import { NodesService, type NodeReport } from './nodes.service';
+
+export interface BackendFigures {
+  address: string;
+  activeStreams: number;
+  calls: Record<string, number>;
+  totalCalls: number;
+  errors: number;
+  callsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number };
+  healthy: boolean;
+  ejected: boolean;
+  draining: boolean;
+  /** How many reporting nodes see it healthy. */
+  healthyOn: number;
+  nodes?: (Omit<BackendFigures, 'nodes' | 'healthyOn'> & { nodeId: string })[];
+}
+
+export interface PoolFigures {
+  name: string;
+  panic: boolean;
+  backends: BackendFigures[];
+}
+
+export interface StatsView {
+  nodes: { nodeId: string; reportedAt: string; appliedRevision: number }[];
+  pools: PoolFigures[];
+}
+
+const sum = (o: Record<string, number>): number => Object.values(o).reduce((a, b) => a + b, 0);
+
+function rate(now: BackendStats, report: StatsReport, previous: StatsReport | undefined, pool: string): number {
+  if (!previous || report.atMs <= previous.atMs) return 0;
+  const before = previous.pools.find((p) => p.name === pool)?.backends.find((b) => b.address === now.address);
+  if (!before) return 0;
+  return Math.max(0, (sum(now.callsByCode) - sum(before.callsByCode)) / ((report.atMs - previous.atMs) / 1000));
+}
+
+function figures(b: BackendStats, r: NodeReport, pool: string): Omit<BackendFigures, 'nodes' | 'healthyOn'> {
+  const total = sum(b.callsByCode);
+  return {
+    address: b.address,
+    activeStreams: b.activeStreams,
+    calls: { ...b.callsByCode },
+    totalCalls: total,
+    errors: total - (b.callsByCode.OK ?? 0),
+    callsPerSecond: Math.round(rate(b, r.report, r.previous, pool) * 10) / 10,
+    latencyMs: { p50: b.p50Ms, p90: b.p90Ms, p99: b.p99Ms },
+    healthy: b.healthy,
+    ejected: b.ejected,
+    draining: b.draining,
+  };
+}
+
+@Injectable()
+export class StatsService {
+  constructor(private readonly nodes: NodesService) {}
+
+  view(options: { pool?: string; perNode?: boolean } = {}): StatsView {
+    const reports = this.nodes.latestReports().sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    const pools = new Map<string, { panic: boolean; backends: Map<string, BackendFigures> }>();
+    for (const r of reports) {
+      for (const p of r.report.pools) {
+        if (options.pool !== undefined && p.name !== options.pool) continue;
+        const pool = pools.get(p.name) ?? { panic: false, backends: new Map() };
+        pools.set(p.name, pool);
+        pool.panic ||= p.panic;
+        for (const b of p.backends) {
+          const f = figures(b, r, p.name);
+          const agg = pool.backends.get(b.address);
+          if (!agg) {
+            pool.backends.set(b.address, { ...f, calls: { ...f.calls }, healthyOn: f.healthy ? 1 : 0, ...(options.perNode ? { nodes: [{ nodeId: r.nodeId, ...f }] } : {}) });
+            continue;
+          }
+          agg.activeStreams += f.activeStreams;
+          for (const [code, n] of Object.entries(f.calls)) agg.calls[code] = (agg.calls[code] ?? 0) + n;
+          agg.totalCalls += f.totalCalls;
+          agg.errors += f.errors;
+          agg.callsPerSecond = Math.round((agg.callsPerSecond + f.callsPerSecond) * 10) / 10;
+          agg.latencyMs = { p50: Math.max(agg.latencyMs.p50, f.latencyMs.p50), p90: Math.max(agg.latencyMs.p90, f.latencyMs.p90), p99: Math.max(agg.latencyMs.p99, f.latencyMs.p99) };
+          agg.healthy &&= f.healthy;
+          agg.ejected ||= f.ejected;
+          agg.draining ||= f.draining;
+          agg.healthyOn += f.healthy ? 1 : 0;
+          agg.nodes?.push({ nodeId: r.nodeId, ...f });
+        }
+      }
+    }
+    return {
+      nodes: reports.map((r) => ({ nodeId: r.nodeId, reportedAt: new Date(r.receivedAt).toISOString(), appliedRevision: r.report.appliedRevision })),
+      pools: [...pools.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, p]) => ({ name, panic: p.panic, backends: [...p.backends.values()].sort((a, b) => (a.address < b.address ? -1 : 1)) })),
+    };
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Configuration from the admin service's control plane (`switchboard balancer --admin`).
+ *
+ * One Connect stream: Hello with the node id and the revision already running, then every
+ * snapshot the admin pushes is validated with the shared schema and applied, and answered with
+ * an Ack, or a Nack with the reason (the running revision keeps serving). Each applied snapshot
+ * is stored in the state dir (write, fsync, rename), and loaded at start before any connection:
+ * a balancer whose admin is down keeps serving its last good config, also across its own
+ * restart (static stability). A lost stream is retried with exponential backoff and full
+ * jitter. Stats go up the same stream at a fixed interval.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { describeErrors, validateConfig } from '../../../../libs/config/src';
+import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type PoolStats, type Snapshot } from '../../../../libs/proto/src';
+import type { ConfigSink, ConfigSource } from './config-source';
+
+export interface AdminSourceOptions {
+  /** host:port of the admin's control plane. */
+  address: string;
+  nodeId: string;
+  token: string;
+  stateDir: string;
+  statsIntervalMs: number;
+  stats: () => PoolStats[];
+  log: Logger;
+  backoff?: { initialMs: number; maxMs: number };
+  version?: string;
+}
+
+interface StoredSnapshot {
+  revision: number;
+  config: unknown;
+}
+
+export class AdminConfigSource implements ConfigSource {
+  private sink: ConfigSink | null = null;
+  private client: ControlPlaneClient | null = null;
+  private stream: ConnectStream | null = null;
+  private applied = 0;
+  private attempt = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly file: string;
+
+  constructor(private readonly options: AdminSourceOptions) {
+    this.log = options.log.child({ component: 'control-plane', admin: options.address, nodeId: options.nodeId });
+    this.file = path.join(options.stateDir, 'snapshot.json');
+  }
+
+  /** Applies the stored snapshot (if any) and starts connecting; does not wait for the admin. */
+  async start(sink: ConfigSink): Promise<void> {
+    this.sink = sink;
+    mkdirSync(this.options.stateDir, { recursive: true });
+    this.loadStored();
+    const { Client } = controlPlane();
+    this.client = new Client(this.options.address, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+    });
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.stream?.cancel();
+    this.client?.close();
+  }
+
+  private loadStored(): void {
+    let stored: StoredSnapshot;
+    try {
+      stored = JSON.parse(readFileSync(this.file, 'utf8')) as StoredSnapshot;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: this.file, err: (err as Error).message }, 'stored snapshot unreadable; waiting for the admin');
+      return;
+    }
+    const result = validateConfig(stored.config);
+    if (!result.ok) {
+      this.log.warn({ file: this.file, errors: result.errors }, 'stored snapshot invalid; waiting for the admin');
+      return;
+    }
+    this.sink!.apply(result.config, stored.revision);
+    this.applied = stored.revision;
+    this.log.info({ revision: stored.revision, file: this.file }, 'serving the stored snapshot until the admin answers');
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${this.options.token}`);
+    const stream = this.client!.Connect(metadata);
+    this.stream = stream;
+    let answered = false;
+    stream.write({ message: 'hello', hello: { nodeId: this.options.nodeId, appliedRevision: this.applied, version: this.options.version ?? '' } });
+    stream.on('data', (msg: ControlMessage) => {
+      if (!answered) {
+        answered = true;
+        this.attempt = 0;
+        this.log.info({ revision: msg.snapshot?.revision }, 'connected to the admin');
+      }
+      if (msg.message === 'snapshot') this.onSnapshot(stream, msg.snapshot);
+    });
+    this.statsTimer = setInterval(() => this.report(stream), this.options.statsIntervalMs);
+    this.statsTimer.unref();
+    const lost = (err?: grpc.ServiceError): void => {
+      if (this.stream !== stream) return;
+      this.stream = null;
+      if (this.statsTimer) clearInterval(this.statsTimer);
+      if (this.stopped) return;
+      const delay = this.nextDelay();
+      const fields = { code: err?.code, reason: err?.details ?? 'stream ended', retryInMs: delay, revision: this.applied };
+      if (err?.code === grpc.status.UNAUTHENTICATED || err?.code === grpc.status.PERMISSION_DENIED) this.log.error(fields, 'the admin refused this balancer\'s token (SWITCHBOARD_TOKEN); retrying');
+      else this.log.warn(fields, 'lost the admin; serving the last applied revision and reconnecting');
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    };
+    stream.on('error', lost);
+    stream.on('end', () => lost());
+  }
+
+  /** Exponential backoff with full jitter: uniform in [initial/2, min(max, initial * 2^attempt)]. */
+  private nextDelay(): number {
+    const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 200, maxMs: 5_000 };
+    const cap = Math.min(maxMs, initialMs * 2 ** this.attempt++);
+    return Math.round(initialMs / 2 + Math.random() * Math.max(0, cap - initialMs / 2));
+  }
+
+  private onSnapshot(stream: ConnectStream, snapshot: Snapshot): void {
+    const nack = (reason: string): void => {
+      stream.write({ message: 'nack', nack: { revision: snapshot.revision, reason } });
+      this.sink!.reject(`revision ${snapshot.revision} from the admin: ${reason}`);
+    };
+    if (snapshot.revision === this.applied) {
+      stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(snapshot.configJson);
+    } catch (err) {
+      return nack(`not JSON: ${(err as Error).message}`);
+    }
+    const result = validateConfig(raw);
+    if (!result.ok) return nack(describeErrors(result.errors, `revision ${snapshot.revision}`).replace(/\n/g, '; '));
+    try {
+      this.sink!.apply(result.config, snapshot.revision);
+    } catch (err) {
+      return nack((err as Error).message);
+    }
+    this.applied = snapshot.revision;
+    stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
+    this.store({ revision: snapshot.revision, config: result.config });
+  }
+
+  private store(snapshot: StoredSnapshot): void {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(snapshot));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.file);
+    } catch (err) {
+      this.log.error({ file: this.file, err: (err as Error).message }, 'could not store the applied snapshot');
+    }
+  }
+
+  private report(stream: ConnectStream): void {
+    if (this.stream !== stream) return;
+    stream.write({ message: 'stats', stats: { atMs: Date.now(), appliedRevision: this.applied, pools: this.options.stats() } });
+  }
+}

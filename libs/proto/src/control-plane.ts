@@ -1,0 +1,78 @@
+/**
+ * The control-plane protocol (proto/switchboard/control/v1/control.proto), loaded at run time
+ * with proto-loader, and the TypeScript shapes of its messages as proto-loader delivers them
+ * (camelCase fields, longs as numbers, the set oneof field named in `message`).
+ */
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { packageRoot } from '../../common/src';
+
+export interface Hello {
+  nodeId: string;
+  appliedRevision: number;
+  version: string;
+}
+export interface Snapshot {
+  revision: number;
+  configJson: string;
+}
+export interface Ack {
+  revision: number;
+}
+export interface Nack {
+  revision: number;
+  reason: string;
+}
+export interface BackendStats {
+  address: string;
+  activeStreams: number;
+  callsByCode: Record<string, number>;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  healthy: boolean;
+  ejected: boolean;
+  draining: boolean;
+}
+export interface PoolStats {
+  name: string;
+  panic: boolean;
+  backends: BackendStats[];
+}
+export interface StatsReport {
+  atMs: number;
+  appliedRevision: number;
+  pools: PoolStats[];
+}
+
+export type NodeMessage =
+  | { message: 'hello'; hello: Hello }
+  | { message: 'ack'; ack: Ack }
+  | { message: 'nack'; nack: Nack }
+  | { message: 'stats'; stats: StatsReport };
+
+export type ControlMessage = { message: 'snapshot'; snapshot: Snapshot };
+
+export type ConnectStream = grpc.ClientDuplexStream<NodeMessage, ControlMessage>;
+export interface ControlPlaneClient extends grpc.Client {
+  Connect(metadata: grpc.Metadata, options?: grpc.CallOptions): ConnectStream;
+}
+
+interface Loaded {
+  service: grpc.ServiceDefinition;
+  Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ControlPlaneClient;
+}
+
+let loaded: Loaded | undefined;
+
+export function controlPlane(): Loaded {
+  if (loaded) return loaded;
+  // dist/libs/proto/src -> the repository root.
+  const root = packageRoot(typeof __dirname === 'string' ? __dirname : undefined, 4);
+  const def = protoLoader.loadSync(path.join(root, 'proto/switchboard/control/v1/control.proto'), { longs: Number, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { switchboard: { control: { v1: { ControlPlane: grpc.ServiceClientConstructor } } } };
+  const ctor = pkg.switchboard.control.v1.ControlPlane;
+  loaded = { service: ctor.service, Client: ctor as unknown as Loaded['Client'] };
+  return loaded;
+}
