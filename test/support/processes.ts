@@ -108,10 +108,30 @@ export function killAll(): void {
 
 export async function startBalancer(config: unknown, extraArgs: string[] = []): Promise<BalancerProcess> {
   const configFile = writeTempConfig(config);
+  return spawnBalancer(['--config', configFile, ...extraArgs], configFile);
+}
+
+export interface NodeOptions {
+  nodeId: string;
+  token: string;
+  stateDir?: string;
+  statsIntervalMs?: number;
+  extraArgs?: string[];
+}
+
+/** A balancer that takes its configuration from the admin's control plane at `adminGrpc`. */
+export function startNode(adminGrpc: string, options: NodeOptions): Promise<BalancerProcess & { stateDir: string }> {
+  const stateDir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), `switchboard-${options.nodeId}-`));
+  const args = ['--admin', adminGrpc, '--node-id', options.nodeId, '--state-dir', stateDir, '--stats-interval-ms', String(options.statsIntervalMs ?? 500), ...(options.extraArgs ?? [])];
+  return spawnBalancer(args, '', { SWITCHBOARD_TOKEN: options.token }).then((b) => ({ ...b, stateDir }));
+}
+
+async function spawnBalancer(sourceArgs: string[], configFile: string, env: Record<string, string> = {}): Promise<BalancerProcess> {
   // A short drain timeout by default, so a test that leaves a call open does not wait 30 s.
-  const args = ['--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile, '--drain-timeout-ms', '2000', ...extraArgs];
+  const args = ['--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--drain-timeout-ms', '2000', ...sourceArgs];
   const proc = spawn(process.execPath, [CLI, 'balancer', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
@@ -140,7 +160,7 @@ export async function startBalancer(config: unknown, extraArgs: string[] = []): 
     },
     stop(signal = 'SIGTERM') {
       return new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve(proc.exitCode);
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve(proc.exitCode);
         proc.once('exit', (code) => resolve(code));
         proc.kill(signal);
       });

@@ -28,28 +28,30 @@ export class AdminMetrics {
     const registers = [this.registry];
     const labelNames = ['pool', 'backend'] as const;
     new Gauge({ name: 'switchboard_admin_nodes_connected', help: 'Balancers connected to the control plane', registers, collect() { this.set(connectedNodes()); } });
-    const active = new Gauge({ name: 'switchboard_admin_backend_active_streams', help: 'Active streams per backend, summed across balancers', labelNames, registers });
-    const calls = new Gauge({ name: 'switchboard_admin_backend_calls', help: 'Calls ended per backend and gRPC status since the balancers started, summed across balancers', labelNames: ['pool', 'backend', 'code'], registers });
-    const healthy = new Gauge({ name: 'switchboard_admin_backend_healthy', help: '1 when every reporting balancer sees the backend healthy', labelNames, registers });
-    const p99 = new Gauge({ name: 'switchboard_admin_backend_latency_p99_seconds', help: 'Highest p99 call latency across balancers over their last report interval', labelNames, registers });
-    new Gauge({
-      name: 'switchboard_admin_stats_collect',
-      help: 'Refreshes the per-backend gauges from the latest reports (always 1)',
+    const calls = new Gauge({ name: 'switchboard_admin_backend_calls', help: 'Calls ended per backend and gRPC status since the balancers started, summed across balancers', labelNames: ['pool', 'backend', 'code'], registers: [] });
+    const healthy = new Gauge({ name: 'switchboard_admin_backend_healthy', help: '1 when every reporting balancer sees the backend healthy', labelNames, registers: [] });
+    const p99 = new Gauge({ name: 'switchboard_admin_backend_latency_p99_seconds', help: 'Highest p99 call latency across balancers over their last report interval', labelNames, registers: [] });
+    // The first of the four to be collected refreshes all of them from the latest reports.
+    const active = new Gauge({
+      name: 'switchboard_admin_backend_active_streams',
+      help: 'Active streams per backend, summed across balancers',
+      labelNames,
       registers,
       collect() {
-        for (const g of [active, calls, healthy, p99]) g.reset();
+        for (const g of [this, calls, healthy, p99]) g.reset();
         for (const pool of view().pools) {
           for (const b of pool.backends) {
             const labels = { pool: pool.name, backend: b.address };
-            active.set(labels, b.activeStreams);
+            this.set(labels, b.activeStreams);
             healthy.set(labels, b.healthy ? 1 : 0);
             p99.set(labels, b.latencyMs.p99 / 1000);
             for (const [code, n] of Object.entries(b.calls)) calls.set({ ...labels, code }, n);
           }
         }
-        this.set(1);
       },
     });
+    for (const g of [calls, healthy, p99]) this.registry.registerMetric(g);
+    void active;
   }
 
   middleware(): (req: Request, res: Response, next: NextFunction) => void {

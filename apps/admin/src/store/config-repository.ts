@@ -4,9 +4,11 @@
  * its diff. `commit` writes both in one SQLite transaction, so after a crash (even kill -9
  * mid-write) the tables and the newest revision always agree.
  */
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
 import { canonicalConfig, validateConfig, type ConfigDiff, type SwitchboardConfig } from '../../../../libs/config/src';
 import type { Prisma } from '../generated/prisma/client';
+import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from './prisma.service';
 
 export interface StoredRevision {
@@ -26,7 +28,14 @@ export interface RevisionPage {
 
 @Injectable()
 export class ConfigRepository {
-  constructor(private readonly prisma: PrismaService) {}
+  private readonly log: Logger;
+
+  constructor(
+    private readonly prisma: PrismaService,
+    @Inject(ADMIN_SETTINGS) settings: AdminSettings,
+  ) {
+    this.log = settings.logger;
+  }
 
   /** The current configuration from the tables, and the newest revision number (0: none yet). */
   async loadCurrent(): Promise<{ revision: number; config: SwitchboardConfig }> {
@@ -44,7 +53,12 @@ export class ConfigRepository {
       })),
     };
     const result = validateConfig(raw);
-    if (!result.ok) throw new Error(`the stored configuration is invalid: ${result.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
+    if (!result.ok) {
+      // Edited by hand, or written by another version: serve it as it is (balancers validate
+      // and NACK it, keeping their last good revision) and let the next write name the fields.
+      this.log.error({ errors: result.errors }, 'the stored configuration does not validate; balancers will reject it until it is fixed through the API');
+      return { revision: newest?.number ?? 0, config: raw as unknown as SwitchboardConfig };
+    }
     return { revision: newest?.number ?? 0, config: canonicalConfig(result.config) };
   }
 
