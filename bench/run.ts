@@ -11,19 +11,20 @@
  * 3. Death: one of three backends is killed under load, with and without health checks.
  *
  * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows;
- * `--only stall|death|overhead` runs one scenario.
+ * `--only stall|death|overhead|propagation|admin` runs one scenario.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
+import { adminLatencyScenario, propagationScenario, type AdminLatencyResult, type PropagationResult } from './control-plane';
 import { closedLoop, openLoop, SLOW_MS, type LoadResult } from './load-generator';
 import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 
 const quick = process.argv.includes('--quick');
-/** `--only stall|death|overhead` runs one scenario. */
+/** `--only stall|death|overhead|propagation|admin` runs one scenario. */
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const runs = (name: string): boolean => only === undefined || only === name;
 const WINDOW_S = quick ? 4 : 12;
@@ -258,14 +259,34 @@ async function main(): Promise<void> {
   if (runs('stall')) for (const shape of SHAPES) await stallScenario(shape);
   if (runs('death')) await deathScenario();
   if (runs('overhead')) await overheadScenario();
-  const out = table();
+  let propagation: PropagationResult | undefined;
+  let adminLatency: AdminLatencyResult[] | undefined;
+  if (runs('propagation')) {
+    log('propagation: 5 balancers, 100 writes through the REST API');
+    propagation = await propagationScenario(quick ? 30 : 100);
+  }
+  if (runs('admin')) {
+    log('admin latency: autocannon at 200 requests/s');
+    adminLatency = await adminLatencyScenario(quick ? 4 : 10);
+  }
+  let out = rows.length > 0 ? table() : '';
+  if (propagation) {
+    const p = propagation;
+    out += `\n\n### Config propagation: ${p.balancers} balancers, ${p.writes} writes through the REST API, one at a time\n\n| measured from | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|\n`;
+    out += `| the write's HTTP response | ${p.fromResponse.p50Ms} | ${p.fromResponse.p99Ms} | ${p.fromResponse.maxMs} |\n| the write's request | ${p.fromRequest.p50Ms} | ${p.fromRequest.p99Ms} | ${p.fromRequest.maxMs} |\n`;
+    out += `\n${(p.beforeResponse * 100).toFixed(1)}% of applications happened before the HTTP response reached the client (the push leaves at commit).`;
+  }
+  if (adminLatency) {
+    out += '\n\n### Admin REST latency (autocannon, 10 connections, fixed rate)\n\n| route | req/s | requests | non-2xx | p50 ms | p90 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n';
+    for (const r of adminLatency) out += `| ${r.route} | ${r.rate} | ${r.requests} | ${r.non2xx} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.maxMs} |\n`;
+  }
   log('');
   log(out);
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency }, null, 2),
   );
   log(`\nresults: ${file}`);
 }
