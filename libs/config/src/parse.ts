@@ -4,7 +4,7 @@
  * text is at hand, the line it stands on.
  */
 import { isNode, LineCounter, parseDocument } from 'yaml';
-import type { ZodError } from 'zod';
+import type { ZodError, z } from 'zod';
 import { configSchema, type SwitchboardConfig } from './schema';
 
 export interface ConfigError {
@@ -40,6 +40,17 @@ export function validateConfig(value: unknown): ConfigResult {
 
 /** Parses and validates configuration text; errors carry line numbers. */
 export function parseConfigText(text: string): ConfigResult {
+  const parsed = parseConfigDocument(text, configSchema);
+  return parsed.ok ? { ok: true, config: parsed.value } : parsed;
+}
+
+export type DocumentResult<T> = { ok: true; value: T; lineOf: (path: readonly PropertyKey[]) => number | undefined } | { ok: false; errors: ConfigError[] };
+
+/**
+ * Parses YAML/JSON text and validates it with `schema` (the whole config, or the shape of one of
+ * several files); on success also returns `lineOf`, for errors found later (across files).
+ */
+export function parseConfigDocument<S extends z.ZodType>(text: string, schema: S): DocumentResult<z.output<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -48,8 +59,6 @@ export function parseConfigText(text: string): ConfigResult {
       errors: doc.errors.map((e) => ({ path: '', message: e.message.split('\n')[0] ?? e.message, line: lineCounter.linePos(e.pos[0]).line })),
     };
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
-  if (result.success) return { ok: true, config: result.data };
   const lineOf = (path: readonly PropertyKey[]): number | undefined => {
     // Walk up to the closest node that exists in the text (a missing field is reported on its parent).
     for (let n = path.length; n >= 0; n--) {
@@ -58,6 +67,8 @@ export function parseConfigText(text: string): ConfigResult {
     }
     return undefined;
   };
+  const result = schema.safeParse(doc.toJS() ?? {});
+  if (result.success) return { ok: true, value: result.data as z.output<S>, lineOf };
   return { ok: false, errors: fromZod(result.error, lineOf) };
 }
 

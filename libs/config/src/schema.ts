@@ -82,11 +82,13 @@ export const poolSchema = z.strictObject({
   backends: described(z.array(backendSchema), 'The backends of the pool.', [{ address: '127.0.0.1:50051', weight: 1 }]).default([]),
 });
 
-export const configSchema = z
-  .strictObject({
-    healthPolicies: described(z.array(healthPolicySchema), 'Health policies, referred to by pools.', []).default([]),
-    pools: described(z.array(poolSchema), 'Pools of backends and the calls they serve.', []).default([]),
-  })
+/** The shape of a config (or of one of several files that make one), without the checks across resources. */
+export const configShapeSchema = z.strictObject({
+  healthPolicies: described(z.array(healthPolicySchema), 'Health policies, referred to by pools.', []).default([]),
+  pools: described(z.array(poolSchema), 'Pools of backends and the calls they serve.', []).default([]),
+});
+
+export const configSchema = configShapeSchema
   .superRefine((cfg, ctx) => {
     const policies = new Set<string>();
     cfg.healthPolicies.forEach((p, i) => {
