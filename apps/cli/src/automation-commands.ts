@@ -1,0 +1,104 @@
+/** `switchboard plan`, `apply` and `export`: Terraform-style automation over PUT /v1/config. */
+import { createInterface } from 'node:readline/promises';
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import type { ConfigDiff, SwitchboardConfig } from '../../../libs/config/src';
+import type { ApiClient } from './client/api-client';
+import { loadConfigFiles } from './client/config-files';
+import { renderPlan, colours } from './client/render';
+import { mergeOwned, parseSelectTags, selectOwned, type SelectTag } from './client/select-tags';
+import { apiOf, clientCommand, ExitCode, type ClientFlags } from './client-options';
+
+interface FileFlags extends ClientFlags {
+  file: string[];
+  selectTag: string[];
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function fileOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-f, --file <path>', 'YAML or JSON file, or a directory of them (repeatable); ${VAR} is taken from the environment', collect, [])
+    .option('--select-tag <key=value>', 'manage only pools and health policies with this label (repeatable)', collect, []);
+}
+
+/** The local files, validated, merged with what is not ours on the server; and the server's ETag. */
+async function desired(api: ApiClient, flags: FileFlags): Promise<{ config: SwitchboardConfig; etag: string | null; tags: SelectTag[] }> {
+  if (flags.file.length === 0) throw new Error('give at least one -f FILE');
+  const tags = parseSelectTags(flags.selectTag);
+  const loaded = loadConfigFiles(flags.file);
+  if (!loaded.ok) throw new Error(`invalid configuration:\n${loaded.errors.join('\n')}`);
+  const current = await api.request<SwitchboardConfig>('GET', '/v1/config');
+  return { config: mergeOwned(current.body, loaded.config, tags), etag: current.headers.get('etag'), tags };
+}
+
+export function planCommand(): Command {
+  return fileOptions(clientCommand('plan', 'show what apply would change: + create, ~ update (field before → after), - delete; exit 0 no changes, 2 changes, 1 error', 'switchboard plan -f switchboard/ --select-tag team=payments'))
+    .action(async (flags: FileFlags) => {
+      const api = apiOf(flags);
+      const { config } = await desired(api, flags);
+      const plan = await api.request<ConfigDiff>('POST', '/v1/config/plan', config);
+      process.stdout.write(`${renderPlan(plan.body)}\n`);
+      if (plan.body.changes.length > 0) throw new ExitCode(2);
+    });
+}
+
+export function applyCommand(): Command {
+  return fileOptions(clientCommand('apply', 'apply the files atomically (PUT /v1/config): shows the plan, asks, applies, waits for the balancers', 'switchboard apply -f switchboard.yaml --auto-approve'))
+    .option('--auto-approve', 'do not ask for confirmation (needed without a terminal)')
+    .addOption(new Option('--no-wait', 'do not wait for the balancers to apply the new revision'))
+    .option('--wait-timeout <seconds>', 'how long to wait for the balancers', '60')
+    .action(async (flags: FileFlags & { autoApprove?: boolean; wait: boolean; waitTimeout: string }) => {
+      const api = apiOf(flags);
+      const { config, etag } = await desired(api, flags);
+      const plan = await api.request<ConfigDiff>('POST', '/v1/config/plan', config);
+      process.stdout.write(`${renderPlan(plan.body)}\n`);
+      if (plan.body.changes.length === 0) return;
+      if (!flags.autoApprove) {
+        if (!process.stdin.isTTY) throw new Error('refusing to prompt without a terminal: pass --auto-approve to apply');
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        const answer = await rl.question('\nApply these changes? Only "yes" is accepted: ');
+        rl.close();
+        if (answer.trim() !== 'yes') {
+          process.stdout.write('Apply cancelled.\n');
+          throw new ExitCode(1);
+        }
+      }
+      // If-Match: fail rather than overwrite a change made since the plan was computed.
+      const result = await api.request<{ revision: number; changed: boolean }>('PUT', '/v1/config', config, etag ? { 'if-match': etag } : {});
+      process.stdout.write(`${colours().green(`Applied: revision ${result.body.revision}.`)}\n`);
+      if (flags.wait) await waitConverged(api, result.body.revision, Number(flags.waitTimeout) * 1000);
+    });
+}
+
+async function waitConverged(api: ApiClient, revision: number, timeoutMs: number): Promise<void> {
+  const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+  const tty = process.stdout.isTTY;
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; ; i++) {
+    const rev = await api.request<{ converged: boolean }>('GET', `/v1/revisions/${revision}`);
+    if (rev.body.converged) {
+      if (tty) process.stdout.write('\r\x1b[2K');
+      const nodes = (await api.request<{ items: { connected: boolean }[] }>('GET', '/v1/nodes')).body.items.filter((n) => n.connected).length;
+      process.stdout.write(`Converged: ${nodes} connected balancer${nodes === 1 ? '' : 's'} run revision ${revision}.\n`);
+      return;
+    }
+    if (Date.now() > deadline) {
+      if (tty) process.stdout.write('\n');
+      throw new Error(`revision ${revision} was applied but not every balancer acknowledged it within ${timeoutMs / 1000} s (see switchboard get nodes)`);
+    }
+    if (tty) process.stdout.write(`\r${frames[i % frames.length]} waiting for the balancers to apply revision ${revision}...`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export function exportCommand(): Command {
+  return clientCommand('export', 'write the current configuration (apply it back: no changes)', 'switchboard export -o yaml > switchboard.yaml')
+    .addOption(new Option('-o, --output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
+    .option('--select-tag <key=value>', 'only pools and health policies with this label (repeatable)', collect, [])
+    .action(async (flags: ClientFlags & { output: string; selectTag: string[] }) => {
+      const api = apiOf(flags);
+      const config = selectOwned((await api.request<SwitchboardConfig>('GET', '/v1/config')).body, parseSelectTags(flags.selectTag));
+      process.stdout.write(flags.output === 'json' ? `${JSON.stringify(config, null, 2)}\n` : stringify(config));
+    });
+}

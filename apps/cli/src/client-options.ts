@@ -1,0 +1,25 @@
+/** `--server` and `--token` (env SWITCHBOARD_URL, SWITCHBOARD_TOKEN) on every client command. */
+import { Command, Option } from 'commander';
+import { ApiClient } from './client/api-client';
+
+export interface ClientFlags {
+  server: string;
+  token?: string;
+}
+
+export function clientCommand(name: string, description: string, example: string): Command {
+  return new Command(name)
+    .description(description)
+    .addOption(new Option('--server <url>', 'admin REST API').env('SWITCHBOARD_URL').default('http://127.0.0.1:8080'))
+    .addOption(new Option('--token <token>', 'API token').env('SWITCHBOARD_TOKEN'))
+    .addHelpText('after', `\nExample:\n  ${example}\n`);
+}
+
+export const apiOf = (flags: ClientFlags): ApiClient => new ApiClient(flags.server, flags.token);
+
+/** Exit codes: 0 success (plan: no changes), 1 error, 2 plan: changes pending. */
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}

@@ -1,0 +1,187 @@
+/** `switchboard get`, `drain`, `undrain`, `revisions`, `rollback` and `stats` over the REST API. */
+import { Command, Option } from 'commander';
+import { stringify } from 'yaml';
+import type { BackendConfig, HealthPolicyConfig, PoolConfig } from '../../../libs/config/src';
+import type { ApiClient } from './client/api-client';
+import { colours, renderTable } from './client/render';
+import { apiOf, clientCommand, type ClientFlags } from './client-options';
+
+type OutputFlags = ClientFlags & { output: string };
+const outputOption = () => new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).default('table');
+const enc = encodeURIComponent;
+
+function print(flags: OutputFlags, data: unknown, table: () => string): void {
+  if (flags.output === 'json') process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+  else if (flags.output === 'yaml') process.stdout.write(stringify(data));
+  else process.stdout.write(`${table()}\n`);
+}
+
+/** Every page of a list endpoint. */
+async function all<T>(api: ApiClient, path: string): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page: { items: T[]; nextCursor: string | null } = (await api.request(`GET`, `${path}${cursor ? `${sep}cursor=${enc(cursor)}` : ''}`)).body;
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return items;
+}
+
+const labelsOf = (l: Record<string, string> | undefined): string => (l ? Object.entries(l).map(([k, v]) => `${k}=${v}`).join(',') : '');
+
+export function getCommand(): Command {
+  return clientCommand('get', 'list pools, backends (of a pool), policies, nodes or revisions, or show one', 'switchboard get backends greeter -o yaml')
+    .argument('<kind>', 'pools | backends | policies | nodes | revisions')
+    .argument('[name]', 'a pool, policy or revision number; for backends: the pool')
+    .addOption(outputOption())
+    .action(async (kind: string, name: string | undefined, flags: OutputFlags) => {
+      const api = apiOf(flags);
+      switch (kind) {
+        case 'pool':
+        case 'pools': {
+          const pools = name ? [(await api.request<PoolConfig>('GET', `/v1/pools/${enc(name)}`)).body] : await all<PoolConfig>(api, '/v1/pools');
+          return print(flags, name ? pools[0] : pools, () =>
+            renderTable(
+              ['NAME', 'MATCH', 'ALGORITHM', 'BACKENDS', 'DRAINING', 'HEALTH POLICY', 'LABELS'],
+              pools.map((p) => [p.name, p.match.services?.join(',') ?? `authority=${p.match.authority}`, p.algorithm, p.backends.length, p.backends.filter((b) => b.drain).length, p.healthPolicy ?? '-', labelsOf(p.labels)]),
+            ),
+          );
+        }
+        case 'backend':
+        case 'backends': {
+          if (!name) throw new Error('get backends needs the pool: switchboard get backends POOL');
+          const backends = await all<BackendConfig>(api, `/v1/pools/${enc(name)}/backends`);
+          return print(flags, backends, () => renderTable(['ADDRESS', 'WEIGHT', 'DRAIN', 'LABELS'], backends.map((b) => [b.address, b.weight, b.drain ? 'yes' : 'no', labelsOf(b.labels)])));
+        }
+        case 'policy':
+        case 'policies': {
+          const policies = name ? [(await api.request<HealthPolicyConfig>('GET', `/v1/health-policies/${enc(name)}`)).body] : await all<HealthPolicyConfig>(api, '/v1/health-policies');
+          return print(flags, name ? policies[0] : policies, () =>
+            renderTable(
+              ['NAME', 'ACTIVE', 'PASSIVE'],
+              policies.map((p) => [
+                p.name,
+                p.active ? `${p.active.protocol} every ${p.active.intervalMs} ms` : '-',
+                p.passive ? `eject after ${p.passive.consecutiveFailures} failures` : '-',
+              ]),
+            ),
+          );
+        }
+        case 'node':
+        case 'nodes': {
+          const nodes = await all<{ nodeId: string; connected: boolean; connectedSince: string | null; lastSeen: string; appliedRevision: number | null; lastNack: string | null }>(api, '/v1/nodes');
+          return print(flags, nodes, () =>
+            renderTable(['NODE', 'CONNECTED', 'REVISION', 'LAST SEEN', 'LAST NACK'], nodes.map((n) => [n.nodeId, n.connected ? 'yes' : 'no', n.appliedRevision ?? '-', n.lastSeen, n.lastNack ?? '-'])),
+          );
+        }
+        case 'revision':
+        case 'revisions':
+          return revisionsAction(api, name, flags);
+        default:
+          throw new Error(`unknown kind "${kind}": use pools, backends, policies, nodes or revisions`);
+      }
+    });
+}
+
+interface RevisionDoc {
+  number: number;
+  createdAt: string;
+  author: string;
+  message: string | null;
+  converged: boolean;
+  changes: unknown[];
+  config?: unknown;
+}
+
+async function revisionsAction(api: ApiClient, name: string | undefined, flags: OutputFlags): Promise<void> {
+  if (name) {
+    const rev = (await api.request<RevisionDoc>('GET', `/v1/revisions/${enc(name)}`)).body;
+    return print(flags, rev, () => stringify(rev));
+  }
+  const page = (await api.request<{ items: RevisionDoc[] }>('GET', '/v1/revisions?limit=50')).body.items;
+  print(flags, page, () =>
+    renderTable(['REVISION', 'CREATED', 'AUTHOR', 'CHANGES', 'CONVERGED', 'MESSAGE'], page.map((r) => [r.number, r.createdAt, r.author, r.changes.length, r.converged ? 'yes' : 'no', r.message ?? ''])),
+  );
+}
+
+export function revisionsCommand(): Command {
+  return clientCommand('revisions', 'list the latest revisions (who, when, how many changes, converged)', 'switchboard revisions -o json')
+    .argument('[n]', 'show one revision in full')
+    .addOption(outputOption())
+    .action((n: string | undefined, flags: OutputFlags) => revisionsAction(apiOf(flags), n, flags));
+}
+
+export function rollbackCommand(): Command {
+  return clientCommand('rollback', 'make a new revision equal to revision N', 'switchboard rollback 12')
+    .argument('<n>', 'the revision to go back to')
+    .action(async (n: string, flags: ClientFlags) => {
+      const res = (await apiOf(flags).request<{ revision: number; changed: boolean }>('POST', `/v1/revisions/${enc(n)}/rollback`)).body;
+      process.stdout.write(res.changed ? `Rolled back to revision ${n}: now revision ${res.revision}.\n` : `The configuration already equals revision ${n} (revision ${res.revision}); nothing to do.\n`);
+    });
+}
+
+function drainCommand(name: 'drain' | 'undrain'): Command {
+  const drain = name === 'drain';
+  return clientCommand(name, drain ? 'stop sending new calls to a backend; its calls in flight finish' : 'send calls to a drained backend again', `switchboard ${name} greeter 127.0.0.1:50051`)
+    .argument('<pool>')
+    .argument('<address>', 'host:port of the backend')
+    .action(async (pool: string, address: string, flags: ClientFlags) => {
+      const res = await apiOf(flags).request<{ revision: number }>('PATCH', `/v1/pools/${enc(pool)}/backends/${enc(address)}`, { drain });
+      process.stdout.write(`${drain ? 'Draining' : 'Undrained'} ${address} in pool ${pool} (revision ${res.body.revision}).\n`);
+    });
+}
+
+export const drainCommands = (): Command[] => [drainCommand('drain'), drainCommand('undrain')];
+
+interface StatsDoc {
+  nodes: { nodeId: string }[];
+  pools: { name: string; backends: { address: string; activeStreams: number; callsPerSecond: number; totalCalls: number; errors: number; latencyMs: { p99: number }; healthy: boolean; ejected: boolean; draining: boolean }[] }[];
+}
+
+function statsTable(doc: StatsDoc): string {
+  const c = colours();
+  const rows = doc.pools.flatMap((p) =>
+    p.backends.map((b) => [
+      p.name,
+      b.address,
+      b.activeStreams,
+      Number(b.callsPerSecond.toFixed(1)),
+      b.totalCalls,
+      b.errors,
+      Number(b.latencyMs.p99.toFixed(1)),
+      b.draining ? c.yellow('draining') : b.ejected ? c.red('ejected') : b.healthy ? c.green('healthy') : c.red('unhealthy'),
+    ]),
+  );
+  return `${renderTable(['POOL', 'BACKEND', 'ACTIVE', 'CALLS/S', 'CALLS', 'ERRORS', 'P99 MS', 'HEALTH'], rows)}\n${c.dim(`${doc.nodes.length} balancer${doc.nodes.length === 1 ? '' : 's'} reporting`)}`;
+}
+
+export function statsCommand(): Command {
+  return clientCommand('stats', 'live figures per backend (active streams, calls/s, errors, p99, health), summed across balancers', 'switchboard stats greeter --watch')
+    .argument('[pool]')
+    .option('--watch', 'refresh in place until Ctrl-C')
+    .option('--interval <seconds>', 'refresh interval for --watch', '2')
+    .addOption(new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'))
+    .action(async (pool: string | undefined, flags: ClientFlags & { watch?: boolean; interval: string; output: string }) => {
+      const api = apiOf(flags);
+      const fetchStats = async (): Promise<StatsDoc> => {
+        if (!pool) return (await api.request<StatsDoc>('GET', '/v1/stats')).body;
+        const one = (await api.request<StatsDoc['pools'][number] & { nodes: StatsDoc['nodes'] }>('GET', `/v1/pools/${enc(pool)}/stats`)).body;
+        return { nodes: one.nodes, pools: [one] };
+      };
+      if (!flags.watch) {
+        const doc = await fetchStats();
+        process.stdout.write(flags.output === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : `${statsTable(doc)}\n`);
+        return;
+      }
+      let lines = 0;
+      for (;;) {
+        const text = `${new Date().toISOString()}\n${statsTable(await fetchStats())}`;
+        if (process.stdout.isTTY && lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[0J`);
+        process.stdout.write(`${text}\n`);
+        lines = text.split('\n').length;
+        await new Promise((r) => setTimeout(r, Number(flags.interval) * 1000));
+      }
+    });
+}
