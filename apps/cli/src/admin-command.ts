@@ -2,7 +2,6 @@
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { parseHostPort } from '../../../libs/common/src';
-import { startAdmin } from '../../admin/src/admin';
 
 interface AdminFlags {
   http: string;
@@ -23,6 +22,8 @@ export function adminCommand(): Command {
     .addHelpText('after', '\nThe bootstrap admin token is SWITCHBOARD_ADMIN_TOKEN, or generated on first start into <db folder>/admin-token.\n\nExample:\n  switchboard admin --http 127.0.0.1:8080 --db file:./data/switchboard.db\n')
     .action(async (flags: AdminFlags) => {
       const log = pino({ level: flags.logLevel, base: { app: 'admin' } });
+      // Loaded on demand: Nest and Prisma take most of a second to import, which client commands should not pay.
+      const { startAdmin } = await import('../../admin/src/admin.js');
       const admin = await startAdmin({
         http: parseHostPort(flags.http, '--http'),
         grpc: parseHostPort(flags.grpc, '--grpc'),

@@ -5,9 +5,6 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import pino from 'pino';
 import { formatHostPort, parseHostPort } from '../../../libs/common/src';
-import { Balancer } from '../../balancer/src/balancer';
-import { AdminConfigSource } from '../../balancer/src/config/admin-config-source';
-import { FileConfigSource } from '../../balancer/src/config/file-config-source';
 
 interface BalancerFlags {
   listen: string;
@@ -54,6 +51,11 @@ export function balancerCommand(): Command {
       if (Boolean(flags.config) === Boolean(flags.admin)) throw new Error('give either --config FILE.yaml or --admin HOST:PORT (with SWITCHBOARD_TOKEN)');
       if (flags.admin && !flags.token) throw new Error('--admin needs a token with the node scope: --token or SWITCHBOARD_TOKEN');
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      const [{ Balancer }, { AdminConfigSource }, { FileConfigSource }] = await Promise.all([
+        import('../../balancer/src/balancer.js'),
+        import('../../balancer/src/config/admin-config-source.js'),
+        import('../../balancer/src/config/file-config-source.js'),
+      ]);
       const balancer = new Balancer({
         listen: parseHostPort(flags.listen, '--listen'),
         ops: parseHostPort(flags.ops, '--ops'),
