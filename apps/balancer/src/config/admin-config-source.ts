@@ -13,7 +13,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { describeErrors, validateConfig } from '../../../../libs/config/src';
+import { describeErrors, stableStringify, validateConfig } from '../../../../libs/config/src';
 import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type PoolStats, type Snapshot } from '../../../../libs/proto/src';
 import type { ConfigSink, ConfigSource } from './config-source';
 
@@ -40,6 +40,8 @@ export class AdminConfigSource implements ConfigSource {
   private client: ControlPlaneClient | null = null;
   private stream: ConnectStream | null = null;
   private applied = 0;
+  /** The applied config, serialised stably: a snapshot with the same revision but other content (a rebuilt admin database) is applied. */
+  private appliedContent = '';
   private attempt = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -91,6 +93,7 @@ export class AdminConfigSource implements ConfigSource {
     }
     this.sink!.apply(result.config, stored.revision);
     this.applied = stored.revision;
+    this.appliedContent = stableStringify(result.config);
     this.log.info({ revision: stored.revision, file: this.file }, 'serving the stored snapshot until the admin answers');
   }
 
@@ -139,10 +142,6 @@ export class AdminConfigSource implements ConfigSource {
       stream.write({ message: 'nack', nack: { revision: snapshot.revision, reason } });
       this.sink!.reject(`revision ${snapshot.revision} from the admin: ${reason}`);
     };
-    if (snapshot.revision === this.applied) {
-      stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
-      return;
-    }
     let raw: unknown;
     try {
       raw = JSON.parse(snapshot.configJson);
@@ -151,12 +150,19 @@ export class AdminConfigSource implements ConfigSource {
     }
     const result = validateConfig(raw);
     if (!result.ok) return nack(describeErrors(result.errors, `revision ${snapshot.revision}`).replace(/\n/g, '; '));
+    const content = stableStringify(result.config);
+    if (snapshot.revision === this.applied && content === this.appliedContent) {
+      // Already running it (the stored snapshot, or a reconnect): acknowledge without re-applying.
+      stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
+      return;
+    }
     try {
       this.sink!.apply(result.config, snapshot.revision);
     } catch (err) {
       return nack((err as Error).message);
     }
     this.applied = snapshot.revision;
+    this.appliedContent = content;
     stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
     this.store({ revision: snapshot.revision, config: result.config });
   }
