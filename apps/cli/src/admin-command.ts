@@ -1,6 +1,7 @@
 /** `switchboard admin`: runs the admin service (REST API on --http, control plane on --grpc) on SQLite. */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import pino from 'pino';
+import { flag, stopOnSignals } from './server-process';
 import { parseHostPort } from '../../../libs/common/src';
 
 interface AdminFlags {
@@ -9,8 +10,6 @@ interface AdminFlags {
   db: string;
   logLevel: string;
 }
-
-const flag = (flags: string, description: string, envName: string): Option => new Option(flags, description).env(`SWITCHBOARD_${envName}`);
 
 export function adminCommand(): Command {
   return new Command('admin')
@@ -31,20 +30,6 @@ export function adminCommand(): Command {
         logger: log,
         ...(process.env.SWITCHBOARD_ADMIN_TOKEN ? { adminToken: process.env.SWITCHBOARD_ADMIN_TOKEN } : {}),
       });
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        log.info({ signal }, 'shutting down');
-        admin.close().then(
-          () => process.exit(0),
-          (err: Error) => {
-            log.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(log, () => admin.close());
     });
 }

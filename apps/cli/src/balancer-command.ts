@@ -2,8 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import pino from 'pino';
+import { flag, stopOnSignals } from './server-process';
 import { formatHostPort, parseHostPort } from '../../../libs/common/src';
 
 interface BalancerFlags {
@@ -22,8 +23,6 @@ interface BalancerFlags {
   keepaliveMs: string;
   logLevel: string;
 }
-
-const flag = (flags: string, description: string, envName: string): Option => new Option(flags, description).env(`SWITCHBOARD_${envName}`);
 
 export function balancerCommand(): Command {
   return new Command('balancer')
@@ -84,23 +83,7 @@ export function balancerCommand(): Command {
         { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert), ...(flags.admin ? { admin: flags.admin, nodeId } : {}) },
         'balancer listening',
       );
-      let signals = 0;
-      const stop = (signal: string): void => {
-        if (++signals > 1) {
-          log.warn({ signal }, 'second signal: exiting now');
-          process.exit(1);
-        }
-        log.info({ signal }, 'shutting down');
-        balancer.stop().then(
-          () => process.exit(0),
-          (err: Error) => {
-            log.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(log, () => balancer.stop());
     });
 }
 

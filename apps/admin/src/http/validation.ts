@@ -15,3 +15,14 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, title?
   if (!result.success) throw new ValidationProblem(zodErrors(result.error), title);
   return result.data;
 }
+
+/**
+ * A PUT/PATCH body for the resource whose key is in the URL: the key may be left out of the
+ * body (it is filled in) but may not differ from the URL's.
+ */
+export function bodyWithKey(body: unknown, key: string, value: string): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ValidationProblem([{ path: '', message: 'the body must be a JSON object' }]);
+  const given = (body as Record<string, unknown>)[key];
+  if (given !== undefined && given !== value) throw new ValidationProblem([{ path: key, message: `must equal the ${key} in the URL ("${value}") or be left out` }]);
+  return { ...(body as Record<string, unknown>), [key]: value };
+}

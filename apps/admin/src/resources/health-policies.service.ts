@@ -5,8 +5,8 @@ import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
-import { ValidationProblem, conflict, notFound } from '../http/problem';
-import { parseWith } from '../http/validation';
+import { conflict, notFound } from '../http/problem';
+import { bodyWithKey, parseWith } from '../http/validation';
 import type { Written } from './pools.service';
 
 export const policyEtag = (p: HealthPolicyConfig): string => entityTag(p);
@@ -34,7 +34,7 @@ export class HealthPoliciesService {
   }
 
   put(name: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<HealthPolicyConfig>> {
-    const policy = parseWith(healthPolicySchema, withName(body, name));
+    const policy = parseWith(healthPolicySchema, bodyWithKey(body, 'name', name));
     return this.write(name, author, (existing) => {
       checkIfMatch(ifMatch, existing && policyEtag(existing), `health policy "${name}"`);
       return policy;
@@ -42,7 +42,7 @@ export class HealthPoliciesService {
   }
 
   patch(name: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<HealthPolicyConfig>> {
-    withName(body, name);
+    bodyWithKey(body, 'name', name);
     return this.write(name, author, (existing) => {
       if (!existing) throw notFound(`health policy "${name}"`);
       checkIfMatch(ifMatch, policyEtag(existing), `health policy "${name}"`);
@@ -85,11 +85,4 @@ export class HealthPoliciesService {
 
 function find(cfg: SwitchboardConfig, name: string): HealthPolicyConfig | undefined {
   return cfg.healthPolicies.find((p) => p.name === name);
-}
-
-function withName(body: unknown, name: string): Record<string, unknown> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ValidationProblem([{ path: '', message: 'the body must be a JSON object' }]);
-  const given = (body as Record<string, unknown>).name;
-  if (given !== undefined && given !== name) throw new ValidationProblem([{ path: 'name', message: `must equal the name in the URL ("${name}") or be left out` }]);
-  return { ...(body as Record<string, unknown>), name };
 }

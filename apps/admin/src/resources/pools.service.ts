@@ -9,8 +9,8 @@ import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
-import { ValidationProblem, conflict, notFound } from '../http/problem';
-import { parseWith } from '../http/validation';
+import { conflict, notFound } from '../http/problem';
+import { bodyWithKey, parseWith } from '../http/validation';
 
 export interface Written<T> {
   resource: T;
@@ -25,13 +25,6 @@ export const backendEtag = (b: BackendConfig): string => entityTag(b);
 /** Error paths of the whole config that point into `prefix` are shown relative to the resource. */
 function relativeTo(prefix: string): (e: ConfigError) => string {
   return (e) => (e.path === prefix ? '' : e.path.startsWith(`${prefix}.`) ? e.path.slice(prefix.length + 1) : e.path.startsWith(`${prefix}[`) ? e.path.slice(prefix.length) : e.path);
-}
-
-function withName(body: unknown, name: string, key: 'name' | 'address'): Record<string, unknown> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ValidationProblem([{ path: '', message: 'the body must be a JSON object' }]);
-  const given = (body as Record<string, unknown>)[key];
-  if (given !== undefined && given !== name) throw new ValidationProblem([{ path: key, message: `must equal the ${key} in the URL ("${name}") or be left out` }]);
-  return { ...(body as Record<string, unknown>), [key]: name };
 }
 
 @Injectable()
@@ -59,7 +52,7 @@ export class PoolsService {
 
   /** PUT: creates or replaces. Without `backends` in the body the pool keeps its backends (they are a sub-resource). */
   put(name: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<PoolConfig>> {
-    const raw = withName(body, name, 'name');
+    const raw = bodyWithKey(body, 'name', name);
     const pool = parseWith(poolSchema, raw);
     return this.writePool(name, author, (cfg) => {
       const existing = this.find(cfg, name);
@@ -70,7 +63,7 @@ export class PoolsService {
 
   /** PATCH: a JSON merge patch of the pool. */
   patch(name: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<PoolConfig>> {
-    withName(body, name, 'name');
+    bodyWithKey(body, 'name', name);
     return this.writePool(name, author, (cfg) => {
       const existing = this.find(cfg, name);
       if (!existing) throw notFound(`pool "${name}"`);
@@ -110,7 +103,7 @@ export class PoolsService {
   }
 
   putBackend(poolName: string, address: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<BackendConfig>> {
-    const backend = parseWith(backendSchema, withName(body, address, 'address'));
+    const backend = parseWith(backendSchema, bodyWithKey(body, 'address', address));
     return this.writeBackend(poolName, address, author, (existing) => {
       checkIfMatch(ifMatch, existing && backendEtag(existing), `backend ${address}`);
       return backend;
@@ -118,7 +111,7 @@ export class PoolsService {
   }
 
   patchBackend(poolName: string, address: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<BackendConfig>> {
-    withName(body, address, 'address');
+    bodyWithKey(body, 'address', address);
     return this.writeBackend(poolName, address, author, (existing) => {
       if (!existing) throw notFound(`backend ${address} in pool "${poolName}"`);
       checkIfMatch(ifMatch, backendEtag(existing), `backend ${address}`);
