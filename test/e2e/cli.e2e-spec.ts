@@ -90,7 +90,7 @@ describe('plan and apply', () => {
 
   it('interpolates environment variables and merges a directory of files', async () => {
     const sub = mkdtempSync(path.join(dir, 'tree-'));
-    writeFileSync(path.join(sub, 'a-policies.yaml'), 'healthPolicies:\n  - name: grpc-default\n    active: { intervalMs: 2000 }\n');
+    writeFileSync(path.join(sub, 'a-policies.yaml'), '# ${NOT_SET_BUT_IN_A_COMMENT} is left alone\nhealthPolicies:\n  - name: grpc-default\n    active: { intervalMs: 2000 }\n');
     writeFileSync(path.join(sub, 'b-pools.json'), JSON.stringify({ pools: [{ name: 'payments', match: { services: ['pay.Payments'] }, healthPolicy: 'grpc-default', backends: [{ address: '${PAY_HOST}:7001' }, { address: '127.0.0.1:7002', weight: 2 }] }] }));
     const plan = await runCli(['plan', '-f', `${sub}/`], { ...env, PAY_HOST: '127.0.0.9' });
     expect(plan.code).toBe(2);

@@ -3,7 +3,7 @@
  * or into a list of errors that each name the field (`pools[0].backends[1].weight`) and, when the
  * text is at hand, the line it stands on.
  */
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isNode, LineCounter, parseDocument, visit } from 'yaml';
 import type { ZodError, z } from 'zod';
 import { configSchema, type SwitchboardConfig } from './schema';
 
@@ -50,7 +50,12 @@ export type DocumentResult<T> = { ok: true; value: T; lineOf: (path: readonly Pr
  * Parses YAML/JSON text and validates it with `schema` (the whole config, or the shape of one of
  * several files); on success also returns `lineOf`, for errors found later (across files).
  */
-export function parseConfigDocument<S extends z.ZodType>(text: string, schema: S): DocumentResult<z.output<S>> {
+export function parseConfigDocument<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  /** Rewrites a string value before validation (e.g. environment interpolation); its errors carry the value's line. */
+  transformString?: (value: string, line: number, errors: ConfigError[]) => string,
+): DocumentResult<z.output<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -58,6 +63,15 @@ export function parseConfigDocument<S extends z.ZodType>(text: string, schema: S
       ok: false,
       errors: doc.errors.map((e) => ({ path: '', message: e.message.split('\n')[0] ?? e.message, line: lineCounter.linePos(e.pos[0]).line })),
     };
+  }
+  if (transformString) {
+    const errors: ConfigError[] = [];
+    visit(doc, {
+      Scalar(_key, node) {
+        if (typeof node.value === 'string' && node.range) node.value = transformString(node.value, lineCounter.linePos(node.range[0]).line, errors);
+      },
+    });
+    if (errors.length > 0) return { ok: false, errors };
   }
   const lineOf = (path: readonly PropertyKey[]): number | undefined => {
     // Walk up to the closest node that exists in the text (a missing field is reported on its parent).

@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { configSchema, configShapeSchema, formatPath, parseConfigDocument, type SwitchboardConfig } from '../../../../libs/config/src';
+import { configSchema, configShapeSchema, formatPath, parseConfigDocument, type ConfigError, type SwitchboardConfig } from '../../../../libs/config/src';
 
 export type LoadResult = { ok: true; config: SwitchboardConfig; files: string[] } | { ok: false; errors: string[] };
 
@@ -23,16 +23,18 @@ export function expandPaths(inputs: readonly string[]): string[] {
   return files;
 }
 
-/** Replaces ${VAR} and ${VAR:-default}; `$${` escapes a literal `${`. Unset variables without a default are errors. */
-export function interpolate(text: string, env: NodeJS.ProcessEnv, file: string, errors: string[]): string {
-  return text.split('\n').map((line, i) =>
-    line.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match, name: string, fallback: string | undefined) => {
+/**
+ * Replaces ${VAR} and ${VAR:-default} in a string value (not in comments or keys); `$${`
+ * escapes a literal `${`. An unset variable without a default is an error on the value's line.
+ */
+export function interpolate(env: NodeJS.ProcessEnv): (value: string, line: number, errors: ConfigError[]) => string {
+  return (value, line, errors) =>
+    value.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match, name: string, fallback: string | undefined) => {
       if (match.startsWith('$$')) return match.slice(1);
-      const value = env[name] ?? fallback;
-      if (value === undefined) errors.push(`${file}:${i + 1}: \${${name}} is not set (give it a value or a default: \${${name}:-value})`);
-      return value ?? '';
-    }),
-  ).join('\n');
+      const resolved = env[name] ?? fallback;
+      if (resolved === undefined) errors.push({ path: '', line, message: `\${${name}} is not set (give it a value or a default: \${${name}:-value})` });
+      return resolved ?? '';
+    });
 }
 
 export function loadConfigFiles(inputs: readonly string[], env: NodeJS.ProcessEnv = process.env): LoadResult {
@@ -50,12 +52,9 @@ export function loadConfigFiles(inputs: readonly string[], env: NodeJS.ProcessEn
       errors.push(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       continue;
     }
-    const fileErrors: string[] = [];
-    text = interpolate(text, env, file, fileErrors);
-    errors.push(...fileErrors);
-    const parsed = parseConfigDocument(text, configShapeSchema);
+    const parsed = parseConfigDocument(text, configShapeSchema, interpolate(env));
     if (!parsed.ok) {
-      for (const e of parsed.errors) errors.push(`${file}${e.line !== undefined ? `:${e.line}` : ''}: ${e.path || '(document)'}: ${e.message}`);
+      for (const e of parsed.errors) errors.push(`${file}${e.line !== undefined ? `:${e.line}` : ''}: ${e.path ? `${e.path}: ` : ''}${e.message}`);
       continue;
     }
     parsed.value.healthPolicies.forEach((p, i) => {
