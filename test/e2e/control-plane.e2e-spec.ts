@@ -5,7 +5,9 @@
  * under steady traffic with no failed call.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
+import { controlPlane } from '../../libs/proto/src';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { echoClient } from '../fixtures/echo-proto';
 import { ADMIN_TOKEN, killAdmins, startAdmin, type AdminProcess } from '../support/admin';
@@ -94,6 +96,21 @@ describe('auth', () => {
       expect((await admin.api('GET', '/v1/nodes')).body.items).toEqual([]);
       const nodeToken = await admin.api('POST', '/v1/tokens', { name: 'edge', scopes: ['node'] });
       expect((await admin.api('GET', '/v1/pools', undefined, { token: nodeToken.body.token })).status).toBe(403);
+
+      // A stats report from a stream that never said who it is: refused, and not counted.
+      const { Client } = controlPlane();
+      const raw = new Client(admin.grpc, grpc.credentials.createInsecure());
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${nodeToken.body.token}`);
+      const stream = raw.Connect(md);
+      const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+      stream.on('error', () => {});
+      stream.write({ message: 'stats', stats: { atMs: Date.now(), appliedRevision: 0, pools: [{ name: 'p', panic: false, backends: [] }] } });
+      const refused = await status;
+      raw.close();
+      expect(refused.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(refused.details).toContain('stats before hello');
+      expect((await admin.api('GET', '/v1/stats')).body).toEqual({ nodes: [], pools: [] });
     } finally {
       await Promise.all([wrong.stop(), noScope.stop(), admin.stop()]);
     }

@@ -80,7 +80,7 @@ async function waitConverged(api: ApiClient, revision: number, timeoutMs: number
     if (rev.body.converged) {
       if (tty) process.stdout.write('\r\x1b[2K');
       const nodes = (await api.request<{ items: { connected: boolean }[] }>('GET', '/v1/nodes')).body.items.filter((n) => n.connected).length;
-      process.stdout.write(`Converged: ${nodes} connected balancer${nodes === 1 ? '' : 's'} run revision ${revision}.\n`);
+      process.stdout.write(`Converged: ${nodes} connected balancer${nodes === 1 ? ' runs' : 's run'} revision ${revision}.\n`);
       return;
     }
     if (Date.now() > deadline) {
