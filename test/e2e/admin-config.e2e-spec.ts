@@ -3,6 +3,7 @@
  * round trips, all-or-nothing apply, revisions with rollback, and concurrent writers.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { parse } from 'yaml';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 
 let admin: AdminProcess;
@@ -55,6 +56,9 @@ describe('plan / apply / export', () => {
     expect(exported.headers.get('x-switchboard-revision')).toBe('1');
     expect((await admin.api('POST', '/v1/config/plan', exported.body)).body).toEqual({ changes: [] });
     expect((await admin.api('PUT', '/v1/config', exported.body)).body).toEqual({ revision: 1, changed: false, changes: [] });
+    const yaml = await admin.api('GET', '/v1/config', undefined, { headers: { accept: 'application/yaml' } });
+    expect(yaml.contentType).toContain('application/yaml');
+    expect(parse(yaml.body as string)).toEqual(exported.body);
   });
 
   it('plan shows field-level before -> after, and deletes', async () => {

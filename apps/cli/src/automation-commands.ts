@@ -14,12 +14,13 @@ interface FileFlags extends ClientFlags {
   selectTag: string[];
 }
 
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+const selectTagOption = (description: string): Option => new Option('--select-tag <key=value>', description).env('SWITCHBOARD_SELECT_TAG').argParser(collect).default([]);
 
 function fileOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('-f, --file <path>', 'YAML or JSON file, or a directory of them (repeatable); ${VAR} is taken from the environment', collect, [])
-    .option('--select-tag <key=value>', 'manage only pools and health policies with this label (repeatable)', collect, []);
+    .addOption(new Option('-f, --file <path>', 'YAML or JSON file, or a directory of them (repeatable); ${VAR} is taken from the environment').env('SWITCHBOARD_FILE').argParser(collect).default([]))
+    .addOption(selectTagOption('manage only pools and health policies with this label (repeatable)'));
 }
 
 /** The local files, validated, merged with what is not ours on the server; and the server's ETag. */
@@ -45,9 +46,9 @@ export function planCommand(): Command {
 
 export function applyCommand(): Command {
   return fileOptions(clientCommand('apply', 'apply the files atomically (PUT /v1/config): shows the plan, asks, applies, waits for the balancers', 'switchboard apply -f switchboard.yaml --auto-approve'))
-    .option('--auto-approve', 'do not ask for confirmation (needed without a terminal)')
+    .addOption(new Option('--auto-approve', 'do not ask for confirmation (needed without a terminal)').env('SWITCHBOARD_AUTO_APPROVE'))
     .addOption(new Option('--no-wait', 'do not wait for the balancers to apply the new revision'))
-    .option('--wait-timeout <seconds>', 'how long to wait for the balancers', '60')
+    .addOption(new Option('--wait-timeout <seconds>', 'how long to wait for the balancers').env('SWITCHBOARD_WAIT_TIMEOUT').default('60'))
     .action(async (flags: FileFlags & { autoApprove?: boolean; wait: boolean; waitTimeout: string }) => {
       const api = apiOf(flags);
       const { config, etag } = await desired(api, flags);
@@ -94,8 +95,8 @@ async function waitConverged(api: ApiClient, revision: number, timeoutMs: number
 
 export function exportCommand(): Command {
   return clientCommand('export', 'write the current configuration (apply it back: no changes)', 'switchboard export -o yaml > switchboard.yaml')
-    .addOption(new Option('-o, --output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
-    .option('--select-tag <key=value>', 'only pools and health policies with this label (repeatable)', collect, [])
+    .addOption(new Option('-o, --output <format>', 'yaml or json').choices(['yaml', 'json']).env('SWITCHBOARD_OUTPUT').default('yaml'))
+    .addOption(selectTagOption('only pools and health policies with this label (repeatable)'))
     .action(async (flags: ClientFlags & { output: string; selectTag: string[] }) => {
       const api = apiOf(flags);
       const config = selectOwned((await api.request<SwitchboardConfig>('GET', '/v1/config')).body, parseSelectTags(flags.selectTag));

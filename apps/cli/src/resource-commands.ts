@@ -7,7 +7,7 @@ import { colours, renderTable } from './client/render';
 import { apiOf, clientCommand, type ClientFlags } from './client-options';
 
 type OutputFlags = ClientFlags & { output: string };
-const outputOption = () => new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).default('table');
+const outputOption = () => new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).env('SWITCHBOARD_OUTPUT').default('table');
 const enc = encodeURIComponent;
 
 function print(flags: OutputFlags, data: unknown, table: () => string): void {

@@ -2,6 +2,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Post, Put, Res } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { stringify } from 'yaml';
 import { entityTag } from '../../../../libs/config/src';
 import { checkIfMatch } from '../http/preconditions';
 import { Author } from '../http/principal.decorator';
@@ -14,11 +15,20 @@ export class ConfigController {
   constructor(private readonly config: ConfigService) {}
 
   @Get()
-  @Endpoint({ summary: 'Export the whole configuration (apply it back: no change). Header X-Switchboard-Revision: its revision.', scope: 'read', ok: { schema: ref('Config') } })
-  export(@Res({ passthrough: true }) res: Response) {
+  @Endpoint({
+    summary: 'Export the whole configuration (apply it back: no change); YAML with Accept: application/yaml. Header X-Switchboard-Revision: its revision.',
+    scope: 'read',
+    ok: { schema: ref('Config'), alsoYaml: true },
+  })
+  export(@Headers('accept') accept: string | undefined, @Res({ passthrough: true }) res: Response) {
     const { revision, config } = this.config.current();
     res.setHeader('ETag', entityTag(config));
     res.setHeader('X-Switchboard-Revision', String(revision));
+    res.setHeader('Vary', 'Accept');
+    if (/\b(application|text)\/(x-)?yaml\b/.test(accept ?? '')) {
+      res.type('application/yaml');
+      return stringify(config);
+    }
     return config;
   }
 

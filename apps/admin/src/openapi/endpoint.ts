@@ -35,7 +35,7 @@ export interface EndpointDoc {
   summary: string;
   scope?: Scope;
   body?: object;
-  ok: { status?: number; schema: object; description?: string };
+  ok: { status?: number; schema: object; description?: string; alsoYaml?: boolean };
   problems?: number[];
   ifMatch?: boolean;
   list?: boolean;
@@ -56,7 +56,11 @@ export function Endpoint(doc: EndpointDoc): MethodDecorator {
           ApiQuery({ name: 'label', required: false, schema: { type: 'string', example: 'team=payments' }, description: 'key=value; only resources with this label.' }),
         ]
       : []),
-    ApiResponse({ status: doc.ok.status ?? 200, description: doc.ok.description ?? 'OK', content: { 'application/json': { schema: doc.ok.schema } } }),
+    ApiResponse({
+      status: doc.ok.status ?? 200,
+      description: doc.ok.description ?? 'OK',
+      content: { 'application/json': { schema: doc.ok.schema }, ...(doc.ok.alsoYaml ? { 'application/yaml': { schema: doc.ok.schema } } : {}) },
+    }),
     ...[...problems].sort().map((status) =>
       ApiResponse({ status, description: PROBLEM_TEXT[status] ?? 'Problem', content: { 'application/problem+json': { schema: ref('Problem') } } }),
     ),
