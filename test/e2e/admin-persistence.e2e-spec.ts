@@ -4,7 +4,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import Database from 'better-sqlite3';
+import Database from 'libsql';
 import { killAdmins, startAdmin } from '../support/admin';
 
 afterAll(() => killAdmins());
@@ -18,7 +18,7 @@ describe('persistence', () => {
 
     const db = new Database(first.dbFile, { readonly: true });
     try {
-      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode).toBe('wal');
       const migrations = db.prepare('SELECT migration_name, finished_at FROM _prisma_migrations').all() as { migration_name: string; finished_at: unknown }[];
       expect(migrations.map((m) => m.migration_name)).toEqual(['20261125000000_init']);
       expect(migrations[0]!.finished_at).not.toBeNull();

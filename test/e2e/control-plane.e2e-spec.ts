@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import Database from 'better-sqlite3';
+import Database from 'libsql';
 import { controlPlane } from '../../libs/proto/src';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { echoClient } from '../fixtures/echo-proto';

@@ -3,7 +3,7 @@
  *
  * Prisma's migrate command needs a schema-engine binary that it downloads from its own server,
  * which production hosts often cannot reach; the SQL is all we need, so the admin applies it
- * itself with better-sqlite3 and records each migration in Prisma's own `_prisma_migrations`
+ * itself with libsql (SQLite, better-sqlite3's API, N-API prebuilt binaries) and records each migration in Prisma's own `_prisma_migrations`
  * table (same checksum: SHA-256 of migration.sql), so `prisma migrate status` agrees. Each
  * migration runs in its own transaction. The database is switched to WAL mode here (the mode
  * is stored in the file).
@@ -11,7 +11,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
+import Database from 'libsql';
 
 export interface MigrationReport {
   applied: string[];
