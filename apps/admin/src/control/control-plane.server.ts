@@ -72,12 +72,20 @@ export class ControlPlaneServer implements OnModuleDestroy {
     }
     let nodeId: string | undefined;
     let session: symbol | undefined;
+    const closed = (): void => {
+      if (!this.streams.delete(stream) || nodeId === undefined) return;
+      this.nodes.disconnected(nodeId, session!);
+      this.log.info({ nodeId, peer }, 'balancer disconnected');
+    };
+    let refused = false;
     const refuse = (code: grpc.status, details: string): void => {
       this.log.warn({ peer, nodeId, details }, 'control plane: refused');
-      this.streams.delete(stream);
+      refused = true;
+      closed();
       stream.emit('error', { code, details });
     };
     stream.on('data', (msg: NodeMessage) => {
+      if (refused) return;
       if (msg.message === 'hello') {
         if (nodeId !== undefined) return refuse(grpc.status.FAILED_PRECONDITION, 'hello sent twice');
         if (!NODE_ID.test(msg.hello.nodeId)) return refuse(grpc.status.INVALID_ARGUMENT, 'node id must be 1-128 of A-Z a-z 0-9 . _ -');
@@ -99,11 +107,6 @@ export class ControlPlaneServer implements OnModuleDestroy {
         this.nodes.reported(nodeId, msg.stats);
       }
     });
-    const closed = (): void => {
-      if (!this.streams.delete(stream) || nodeId === undefined) return;
-      this.nodes.disconnected(nodeId, session!);
-      this.log.info({ nodeId, peer }, 'balancer disconnected');
-    };
     stream.on('end', () => {
       closed();
       stream.end();

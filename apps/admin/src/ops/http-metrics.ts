@@ -36,7 +36,7 @@ export class AdminMetrics {
       name: 'switchboard_admin_backend_active_streams',
       help: 'Active streams per backend, summed across balancers',
       labelNames,
-      registers,
+      registers: [],
       collect() {
         for (const g of [this, calls, healthy, p99]) g.reset();
         for (const pool of view().pools) {
@@ -50,8 +50,8 @@ export class AdminMetrics {
         }
       },
     });
-    for (const g of [calls, healthy, p99]) this.registry.registerMetric(g);
-    void active;
+    // Registered in this order, so that `active` (which refreshes the other three) is collected first.
+    for (const g of [active, calls, healthy, p99]) this.registry.registerMetric(g);
   }
 
   middleware(): (req: Request, res: Response, next: NextFunction) => void {
