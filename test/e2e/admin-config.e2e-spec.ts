@@ -59,6 +59,12 @@ describe('plan / apply / export', () => {
     const yaml = await admin.api('GET', '/v1/config', undefined, { headers: { accept: 'application/yaml' } });
     expect(yaml.contentType).toContain('application/yaml');
     expect(parse(yaml.body as string)).toEqual(exported.body);
+    // YAML in, as the declarative files are written.
+    const fromYaml = await admin.api('PUT', '/v1/config', undefined, { raw: yaml.body as string, headers: { 'content-type': 'application/yaml' } });
+    expect(fromYaml.body).toEqual({ revision: 1, changed: false, changes: [] });
+    const badYaml = await admin.api('POST', '/v1/config/plan', undefined, { raw: 'pools:\n  - name: a\n   match: x\n', headers: { 'content-type': 'application/yaml' } });
+    expect(badYaml.status).toBe(400);
+    expect(badYaml.body).toMatchObject({ type: expect.stringContaining('malformed-yaml'), line: 3 });
   });
 
   it('plan shows field-level before -> after, and deletes', async () => {

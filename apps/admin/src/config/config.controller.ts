@@ -1,6 +1,6 @@
 /** The declarative endpoints: export, plan and apply the whole configuration (Terraform-style). */
 import { Body, Controller, Get, Headers, HttpCode, Post, Put, Res } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { stringify } from 'yaml';
 import { entityTag } from '../../../../libs/config/src';
@@ -34,12 +34,14 @@ export class ConfigController {
 
   @Post('plan')
   @HttpCode(200)
+  @ApiConsumes('application/json', 'application/yaml')
   @Endpoint({ summary: 'What applying this configuration would change; changes nothing', scope: 'read', body: ref('Config'), ok: { schema: ref('Plan') } })
   plan(@Body() body: unknown) {
     return this.config.plan(body ?? {}).diff;
   }
 
   @Put()
+  @ApiConsumes('application/json', 'application/yaml')
   @Endpoint({ summary: 'Apply a whole configuration atomically (all or nothing); the same config twice makes one revision', scope: 'write', body: ref('Config'), ifMatch: true, ok: { schema: ref('ApplyResult') } })
   async apply(@Body() body: unknown, @Headers('if-match') ifMatch: string | undefined, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     const result = await this.config.commit(
