@@ -1,7 +1,8 @@
 /**
- * Whether a revision has converged: every connected balancer has applied it or a later one.
- * The control plane (issue 4) reports node state here; until a node connects every revision
- * counts as converged (there is nobody left to tell).
+ * Whether a revision has converged: every connected balancer runs it or a later one. The
+ * control plane's NodesService is the source of node state (registered at start, so the REST
+ * side does not depend on the gRPC side); with no balancer connected every revision counts as
+ * converged (there is nobody left to tell).
  */
 import { Injectable } from '@nestjs/common';
 
