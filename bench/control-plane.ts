@@ -4,7 +4,8 @@
  *   a time; for each, the time from the write's HTTP response (and from its request) to each
  *   balancer's "configuration applied" log line (both wall clocks of this machine, ms).
  * - admin latency: autocannon at a fixed 200 requests/s for a GET of a pool and for a PUT of a
- *   backend whose weight changes on every request (so every PUT commits a revision).
+ *   backend whose weight changes on every request (so every PUT commits a revision), each after
+ *   2 s of unrecorded warm-up; /healthz alongside as the framework's floor.
  */
 import autocannon from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
@@ -85,9 +86,12 @@ export async function adminLatencyScenario(seconds = 10, rate = 200): Promise<Ad
     const run = (opts: autocannon.Options): Promise<autocannon.Result> => new Promise((resolve, reject) => autocannon(opts, (err, result) => (err ? reject(err) : resolve(result))));
     const out: AdminLatencyResult[] = [];
     const measure = async (route: string, opts: Partial<autocannon.Options>): Promise<void> => {
+      // 2 s unrecorded first, so the figures are of a warm process (JIT, connection pools), not of its first second.
+      await run({ url: admin.url, connections: 10, overallRate: rate, duration: 2, headers, ...opts } as autocannon.Options);
       const r = await run({ url: admin.url, connections: 10, overallRate: rate, duration: seconds, headers, ...opts } as autocannon.Options);
       out.push({ route, rate, requests: r.requests.total, non2xx: r.non2xx, p50Ms: r.latency.p50, p90Ms: r.latency.p90, p99Ms: r.latency.p99, maxMs: r.latency.max });
     };
+    await measure('GET /healthz (no auth, no body: the floor)', { method: 'GET', url: `${admin.url}/healthz` });
     await measure('GET /v1/pools/bench', { method: 'GET', url: `${admin.url}/v1/pools/bench` });
     let weight = 0;
     await measure('PUT /v1/pools/bench/backends/{address} (a new revision each)', {
