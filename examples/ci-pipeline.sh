@@ -18,7 +18,7 @@ case "${1:-plan}" in
   plan)
     # Exit 0: nothing to change; 2: changes to review; 1: invalid files or an API error.
     set +e
-    $SWITCHBOARD plan -f "$CONFIG_DIR" "${tag_args[@]}" | tee plan.txt
+    $SWITCHBOARD plan -f "$CONFIG_DIR" "${tag_args[@]}" | tee plan.txt   # plan.txt: for the pull request comment
     status=${PIPESTATUS[0]}
     set -e
     case $status in
