@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
+import { awaitLine } from './processes';
 
 const CLI = path.join(process.cwd(), 'bin/switchboard.js');
 export const ADMIN_TOKEN = 'sbt_test_bootstrap_admin_token';
@@ -57,26 +57,7 @@ export async function startAdmin(options: AdminStartOptions = {}): Promise<Admin
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   const logs: string[] = [];
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`admin did not start within 20 s:\n${logs.join('\n')}`)), 20_000);
-    createInterface({ input: proc.stdout! }).on('line', (line) => {
-      logs.push(line);
-      try {
-        const o = JSON.parse(line) as Record<string, unknown>;
-        if (o.msg === 'admin listening') {
-          clearTimeout(timer);
-          resolve(o);
-        }
-      } catch {
-        /* not JSON */
-      }
-    });
-    proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`admin exited with ${code}:\n${logs.join('\n')}`));
-    });
-  });
+  const ready = await awaitLine(proc, logs, (o) => o.msg === 'admin listening', 'admin', 20_000);
   const url = `http://${String(ready.http)}`;
   const token = options.adminToken === null ? undefined : (options.adminToken ?? ADMIN_TOKEN);
   return {

@@ -31,7 +31,7 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
 }
 
 /** Reads JSON lines from a child's stdout, resolves with the first line `match` accepts. */
-function awaitLine(proc: ChildProcess, lines: string[], match: (obj: Record<string, unknown>) => boolean, what: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+export function awaitLine(proc: ChildProcess, lines: string[], match: (obj: Record<string, unknown>) => boolean, what: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what}: no start-up line within ${timeoutMs} ms\n${lines.join('\n')}`)), timeoutMs);
     const rl = createInterface({ input: proc.stdout! });

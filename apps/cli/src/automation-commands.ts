@@ -6,7 +6,7 @@ import type { ConfigDiff, SwitchboardConfig } from '../../../libs/config/src';
 import type { ApiClient } from './client/api-client';
 import { loadConfigFiles } from './client/config-files';
 import { renderPlan, colours } from './client/render';
-import { mergeOwned, parseSelectTags, selectOwned, type SelectTag } from './client/select-tags';
+import { mergeOwned, parseSelectTags, selectOwned } from './client/select-tags';
 import { apiOf, clientCommand, ExitCode, type ClientFlags } from './client-options';
 
 interface FileFlags extends ClientFlags {
@@ -24,13 +24,13 @@ function fileOptions(cmd: Command): Command {
 }
 
 /** The local files, validated, merged with what is not ours on the server; and the server's ETag. */
-async function desired(api: ApiClient, flags: FileFlags): Promise<{ config: SwitchboardConfig; etag: string | null; tags: SelectTag[] }> {
+async function desired(api: ApiClient, flags: FileFlags): Promise<{ config: SwitchboardConfig; etag: string | null }> {
   if (flags.file.length === 0) throw new Error('give at least one -f FILE');
   const tags = parseSelectTags(flags.selectTag);
   const loaded = loadConfigFiles(flags.file);
   if (!loaded.ok) throw new Error(`invalid configuration:\n${loaded.errors.join('\n')}`);
   const current = await api.request<SwitchboardConfig>('GET', '/v1/config');
-  return { config: mergeOwned(current.body, loaded.config, tags), etag: current.headers.get('etag'), tags };
+  return { config: mergeOwned(current.body, loaded.config, tags), etag: current.headers.get('etag') };
 }
 
 export function planCommand(): Command {

@@ -92,27 +92,19 @@ export class TokensService implements OnModuleInit {
   }
 
   private async bootstrap(): Promise<void> {
-    const log = this.settings.logger;
-    if (this.settings.adminToken) {
-      const secretHash = hash(this.settings.adminToken);
-      await this.prisma.apiToken.upsert({
-        where: { name: BOOTSTRAP_NAME },
-        create: { id: `tok_${randomBytes(8).toString('hex')}`, name: BOOTSTRAP_NAME, secretHash, scopes: 'admin' },
-        update: { secretHash, scopes: 'admin' },
-      });
-      return;
-    }
-    const admins = await this.prisma.apiToken.count({ where: { scopes: { contains: 'admin' } } });
-    if (admins > 0) return;
-    const secret = newSecret();
+    const chosen = this.settings.adminToken;
+    if (!chosen && (await this.prisma.apiToken.count({ where: { scopes: { contains: 'admin' } } })) > 0) return;
+    const secret = chosen ?? newSecret();
+    const secretHash = hash(secret);
     await this.prisma.apiToken.upsert({
       where: { name: BOOTSTRAP_NAME },
-      create: { id: `tok_${randomBytes(8).toString('hex')}`, name: BOOTSTRAP_NAME, secretHash: hash(secret), scopes: 'admin' },
-      update: { secretHash: hash(secret), scopes: 'admin' },
+      create: { id: `tok_${randomBytes(8).toString('hex')}`, name: BOOTSTRAP_NAME, secretHash, scopes: 'admin' },
+      update: { secretHash, scopes: 'admin' },
     });
+    if (chosen) return;
     const file = path.join(this.settings.dataDir, 'admin-token');
     writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-    log.warn({ token: secret, file }, 'generated the bootstrap admin token (shown once; also written to the file)');
+    this.settings.logger.warn({ token: secret, file }, 'generated the bootstrap admin token (shown once; also written to the file)');
   }
 }
 

@@ -16,6 +16,11 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, title?
   return result.data;
 }
 
+/** Whole-config error paths that point into `prefix` (`pools[2]`), shown relative to that resource. */
+export function relativeTo(prefix: string): (e: { path: string }) => string {
+  return (e) => (e.path === prefix ? '' : e.path.startsWith(`${prefix}.`) ? e.path.slice(prefix.length + 1) : e.path.startsWith(`${prefix}[`) ? e.path.slice(prefix.length) : e.path);
+}
+
 /**
  * A PUT/PATCH body for the resource whose key is in the URL: the key may be left out of the
  * body (it is filled in) but may not differ from the URL's.

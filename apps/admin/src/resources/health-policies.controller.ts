@@ -29,7 +29,7 @@ export class HealthPoliciesController {
   @Endpoint({ summary: 'Create a health policy', scope: 'write', body: ref('HealthPolicy'), problems: [409], ok: { status: 201, schema: withRevision('HealthPolicy') } })
   async create(@Body() body: unknown, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     const w = await this.policies.create(body, author);
-    return sendWritten(res, { ...w, created: true }, `/v1/health-policies/${w.resource.name}`);
+    return sendWritten(res, w, `/v1/health-policies/${w.resource.name}`);
   }
 
   @Put(':name')

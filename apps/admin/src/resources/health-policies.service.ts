@@ -1,12 +1,12 @@
 /** Health policies as REST resources; deleting one that pools use is a 409 naming them. */
 import { Injectable } from '@nestjs/common';
-import { entityTag, healthPolicySchema, type ConfigError, type HealthPolicyConfig, type SwitchboardConfig } from '../../../../libs/config/src';
+import { entityTag, healthPolicySchema, type HealthPolicyConfig, type SwitchboardConfig } from '../../../../libs/config/src';
 import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
 import { conflict, notFound } from '../http/problem';
-import { bodyWithKey, parseWith } from '../http/validation';
+import { bodyWithKey, parseWith, relativeTo } from '../http/validation';
 import type { Written } from './pools.service';
 
 export const policyEtag = (p: HealthPolicyConfig): string => entityTag(p);
@@ -76,7 +76,7 @@ export class HealthPoliciesService {
         index = healthPolicies.indexOf(policy);
         return { ...config, healthPolicies };
       },
-      { author, message: () => `${created ? 'create' : 'update'} health policy ${name}`, errorPath: (e: ConfigError) => e.path.replace(new RegExp(`^healthPolicies\\[${index}\\]\\.?`), '') },
+      { author, message: () => `${created ? 'create' : 'update'} health policy ${name}`, errorPath: (e) => relativeTo(`healthPolicies[${index}]`)(e) },
     );
     const policy = find(result.state.config, name)!;
     return { resource: policy, etag: policyEtag(policy), revision: result.state.revision, created };

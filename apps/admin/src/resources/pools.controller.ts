@@ -31,7 +31,7 @@ export class PoolsController {
   @Endpoint({ summary: 'Create a pool', scope: 'write', body: ref('Pool'), problems: [409], ok: { status: 201, schema: withRevision('Pool') } })
   async create(@Body() body: unknown, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     const w = await this.pools.create(body, author);
-    return sendWritten(res, { ...w, created: true }, `/v1/pools/${w.resource.name}`);
+    return sendWritten(res, w, `/v1/pools/${w.resource.name}`);
   }
 
   @Put(':name')
@@ -81,7 +81,7 @@ export class BackendsController {
   @Endpoint({ summary: 'Add a backend to a pool', scope: 'write', body: ref('Backend'), problems: [404, 409], ok: { status: 201, schema: withRevision('Backend') } })
   async create(@Param('pool') pool: string, @Body() body: unknown, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     const w = await this.pools.createBackend(pool, body, author);
-    return sendWritten(res, { ...w, created: true }, `/v1/pools/${pool}/backends/${w.resource.address}`);
+    return sendWritten(res, w, `/v1/pools/${pool}/backends/${w.resource.address}`);
   }
 
   @Put(':address')

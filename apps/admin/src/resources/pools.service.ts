@@ -4,13 +4,13 @@
  * checked under the write lock. Natural keys: a pool's name, a backend's address within its pool.
  */
 import { Injectable } from '@nestjs/common';
-import { backendSchema, canonicalPool, entityTag, poolSchema, type BackendConfig, type ConfigError, type PoolConfig, type SwitchboardConfig } from '../../../../libs/config/src';
+import { backendSchema, canonicalPool, entityTag, poolSchema, type BackendConfig, type PoolConfig, type SwitchboardConfig } from '../../../../libs/config/src';
 import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
 import { conflict, notFound } from '../http/problem';
-import { bodyWithKey, parseWith } from '../http/validation';
+import { bodyWithKey, parseWith, relativeTo } from '../http/validation';
 
 export interface Written<T> {
   resource: T;
@@ -21,11 +21,6 @@ export interface Written<T> {
 
 export const poolEtag = (p: PoolConfig): string => entityTag(canonicalPool(p));
 export const backendEtag = (b: BackendConfig): string => entityTag(b);
-
-/** Error paths of the whole config that point into `prefix` are shown relative to the resource. */
-function relativeTo(prefix: string): (e: ConfigError) => string {
-  return (e) => (e.path === prefix ? '' : e.path.startsWith(`${prefix}.`) ? e.path.slice(prefix.length + 1) : e.path.startsWith(`${prefix}[`) ? e.path.slice(prefix.length) : e.path);
-}
 
 @Injectable()
 export class PoolsService {

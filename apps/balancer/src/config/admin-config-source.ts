@@ -27,7 +27,6 @@ export interface AdminSourceOptions {
   stats: () => PoolStats[];
   log: Logger;
   backoff?: { initialMs: number; maxMs: number };
-  version?: string;
 }
 
 interface StoredSnapshot {
@@ -104,7 +103,7 @@ export class AdminConfigSource implements ConfigSource {
     const stream = this.client!.Connect(metadata);
     this.stream = stream;
     let answered = false;
-    stream.write({ message: 'hello', hello: { nodeId: this.options.nodeId, appliedRevision: this.applied, version: this.options.version ?? '' } });
+    stream.write({ message: 'hello', hello: { nodeId: this.options.nodeId, appliedRevision: this.applied, version: '' } });
     stream.on('data', (msg: ControlMessage) => {
       if (!answered) {
         answered = true;
