@@ -139,7 +139,7 @@ async function spawnBalancer(sourceArgs: string[], configFile: string, env: Reco
   const ready = await awaitLine(proc, logs, (o) => o.msg === 'balancer listening', 'balancer');
   const ops = String(ready.ops);
   const get = async (p: string): Promise<Response> => {
-    const res = await fetch(`http://${ops}${p}`);
+    const res = await fetch(`http://${ops}${p}`, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`${p}: HTTP ${res.status}`);
     return res;
   };

@@ -16,6 +16,7 @@ import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
 import { collectStats } from './ops/stats-report';
 import type { PoolStats } from '../../../libs/proto/src';
+import { throttled } from '../../../libs/common/src';
 import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
 import type { ProxiedCall } from './proxy/proxied-call';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from './upstream/upstream-sessions';
@@ -50,6 +51,10 @@ export class Balancer implements ConfigSink {
   private readonly outliers: OutlierDetector;
   /** Passive policy per pool name, for the pools that have one. */
   private passive = new Map<string, PassiveCheck>();
+  /** Clients turned away, logged at most every 10 s (a flood must not become a log flood). */
+  private readonly logRejection = throttled<{ reason: string }>(10_000, ({ reason }, occurrences) =>
+    this.log.warn({ reason, occurrences }, 'data plane turned clients away (see switchboard_downstream_rejected_total)'),
+  );
 
   constructor(private readonly options: BalancerOptions) {
     this.log = options.logger;
@@ -69,6 +74,10 @@ export class Balancer implements ConfigSink {
           if (this.debug) this.log.debug({ service }, 'call matched no pool');
         },
         connections: (delta) => this.metrics.downstreamConnections.inc(delta),
+        rejected: (reason) => {
+          this.metrics.rejected.inc({ reason });
+          this.logRejection({ reason });
+        },
       },
       this.log,
     );
@@ -111,8 +120,16 @@ export class Balancer implements ConfigSink {
       if (pool.panic) this.log.warn({ pool: pool.name, available, inService, panicThreshold: pool.panicThreshold }, 'pool in panic mode: spreading over every backend');
       else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
     });
+    // Everything that can refuse the revision happens before it serves: a revision that throws
+    // (and is NACKed) leaves the previous one serving.
     this.runtime = change.runtime;
-    this.health.sync(change.runtime, change.retired);
+    try {
+      this.health.sync(change.runtime, change.retired);
+    } catch (err) {
+      this.runtime = previous;
+      this.health.sync(previous, []);
+      throw err;
+    }
     const policies = new Map(config.healthPolicies.map((p) => [p.name, p.passive]));
     this.passive = new Map(
       config.pools.flatMap((p) => {

@@ -21,6 +21,10 @@ interface BalancerFlags {
   maxConcurrentStreams: string;
   drainTimeoutMs: string;
   keepaliveMs: string;
+  maxConnections: string;
+  maxStreams: string;
+  firstStreamTimeoutMs: string;
+  maxPrematureResets: string;
   logLevel: string;
 }
 
@@ -40,6 +44,10 @@ export function balancerCommand(): Command {
     .addOption(flag('--max-concurrent-streams <n>', 'SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients', 'MAX_CONCURRENT_STREAMS').default('10000'))
     .addOption(flag('--drain-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight calls may take to finish', 'DRAIN_TIMEOUT_MS').default('30000'))
     .addOption(flag('--keepalive-ms <ms>', 'HTTP/2 PING interval towards clients (0 = off)', 'KEEPALIVE_MS').default('120000'))
+    .addOption(flag('--max-connections <n>', 'client connections at once; more are closed on arrival', 'MAX_CONNECTIONS').default('10000'))
+    .addOption(flag('--max-streams <n>', 'calls in flight across all client connections; more get RESOURCE_EXHAUSTED', 'MAX_STREAMS').default('100000'))
+    .addOption(flag('--first-stream-timeout-ms <ms>', 'a client connection that starts no call within this time is closed', 'FIRST_STREAM_TIMEOUT_MS').default('10000'))
+    .addOption(flag('--max-premature-resets <n>', 'streams a connection may reset before their answer (when half or more of its streams) before GOAWAY ENHANCE_YOUR_CALM; 0 = no limit', 'MAX_PREMATURE_RESETS').default('100'))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug (one access-log line per call) or trace', 'LOG_LEVEL').default('info'))
     .addHelpText(
       'after',
@@ -61,6 +69,10 @@ export function balancerCommand(): Command {
         dataPlane: {
           maxConcurrentStreams: positiveInt(flags.maxConcurrentStreams, '--max-concurrent-streams'),
           keepaliveIntervalMs: positiveInt(flags.keepaliveMs, '--keepalive-ms', true),
+          maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
+          maxStreams: positiveInt(flags.maxStreams, '--max-streams'),
+          firstStreamTimeoutMs: positiveInt(flags.firstStreamTimeoutMs, '--first-stream-timeout-ms'),
+          maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
           ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) } } : {}),
         },
         drainTimeoutMs: positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true),

@@ -1,2 +1,3 @@
 export * from './host-port';
 export * from './package-root';
+export * from './throttled';

@@ -7,13 +7,12 @@
  * field is an error, not a silently ignored typo.
  */
 import { z } from 'zod';
+import { addressProblem } from './address';
 
 export const ALGORITHMS = ['least_conn', 'round_robin', 'weighted_round_robin', 'least_response_time', 'p2c'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-/** host:port where host is a name, an IPv4 address or a bracketed IPv6 address. */
-const ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/;
 /** A fully qualified gRPC service name such as helloworld.Greeter, or "*" for the default pool. */
 const SERVICE = /^(\*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$/;
 
@@ -47,11 +46,11 @@ export const backendSchema = z.strictObject({
   address: z
     .string()
     .meta({ description: 'host:port of the backend; its key within the pool.', example: '127.0.0.1:50051' })
-    .regex(ADDRESS, { message: 'must be host:port, e.g. 127.0.0.1:50051', abort: true })
-    .refine((a) => {
-      const port = Number(a.slice(a.lastIndexOf(':') + 1));
-      return port >= 1 && port <= 65535;
-    }, 'port must be 1-65535'),
+    .max(261, 'must be at most 261 characters')
+    .check((ctx) => {
+      const problem = addressProblem(ctx.value);
+      if (problem !== null) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+    }),
   weight: described(z.int().min(1).max(1000), 'Relative weight (weighted_round_robin, and the slow-start ramp).', 1).default(1),
   drain: described(z.boolean(), 'true: no new calls; calls in flight finish.', false).default(false),
   labels,

@@ -27,6 +27,7 @@ export class BalancerMetrics {
   private readonly durationByPool = new Map<string, HistogramChild>();
   readonly reloads: Counter<'result'>;
   readonly downstreamConnections: Gauge;
+  readonly rejected: Counter<'reason'>;
 
   constructor(runtime: () => Runtime) {
     const registers = [this.registry];
@@ -94,6 +95,12 @@ export class BalancerMetrics {
     this.downstreamConnections = new Gauge({
       name: 'switchboard_downstream_connections',
       help: 'Open client HTTP/2 connections.',
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'switchboard_downstream_rejected_total',
+      help: 'Clients turned away by a data-plane limit: connection_limit, stream_limit, premature_resets (rapid reset: GOAWAY ENHANCE_YOUR_CALM), first_stream_timeout, internal_error.',
+      labelNames: ['reason'],
       registers,
     });
   }

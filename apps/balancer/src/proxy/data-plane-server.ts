@@ -2,10 +2,19 @@
  * The client-facing HTTP/2 listener. Accepts gRPC over cleartext HTTP/2 (or TLS with ALPN h2),
  * routes each new stream to a pool and hands it to a ProxiedCall. Knows nothing of where the
  * configuration comes from: it reads the current Runtime through a function on every stream.
+ *
+ * It faces clients nobody vetted, so every resource a client can claim is bounded: connections
+ * (`maxConnections`, past which new sockets are closed at once), calls in flight across all
+ * connections (`maxStreams`, past which a call gets RESOURCE_EXHAUSTED), streams reset before
+ * their answer (PrematureResets: GOAWAY ENHANCE_YOUR_CALM), and the time a connection may stay
+ * open without ever starting a call (`firstStreamTimeoutMs`). No exception thrown while starting
+ * a call escapes: the call gets INTERNAL and its slot back.
  */
 import * as http2 from 'node:http2';
 import type { Logger } from 'pino';
 import type { Runtime } from '../config/runtime';
+import { forwardedHeaders } from './forwarded-headers';
+import { PrematureResets } from './premature-resets';
 import { Router } from './router';
 import { parseGrpcTimeout, respondTrailersOnly, Status } from './grpc-status';
 import { ProxiedCall, type CallObserver, type CallSettings } from './proxied-call';
@@ -18,6 +27,14 @@ export interface DataPlaneOptions {
   keepaliveTimeoutMs: number;
   initialWindowSize: number;
   maxHeaderListSize: number;
+  /** Client connections at once; more are closed as they arrive. */
+  maxConnections: number;
+  /** Calls in flight across every connection; more get RESOURCE_EXHAUSTED. */
+  maxStreams: number;
+  /** A connection that starts no call this long after it opened gets GOAWAY and is closed. */
+  firstStreamTimeoutMs: number;
+  /** Streams a connection may reset before their answer (if half or more of its streams) before GOAWAY ENHANCE_YOUR_CALM; 0 = no limit. */
+  maxPrematureResets: number;
   tls?: { cert: Buffer; key: Buffer };
 }
 
@@ -27,13 +44,21 @@ export const DEFAULT_DATA_PLANE_OPTIONS: DataPlaneOptions = {
   keepaliveTimeoutMs: 20_000,
   initialWindowSize: 1 << 20,
   maxHeaderListSize: 64 << 10,
+  maxConnections: 10_000,
+  maxStreams: 100_000,
+  firstStreamTimeoutMs: 10_000,
+  maxPrematureResets: 100,
 };
 
-export interface DataPlaneHooks extends CallObserver {
+/** Why the data plane turned a client away, as the `reason` label of its metric. */
+export type Rejection = 'connection_limit' | 'stream_limit' | 'premature_resets' | 'first_stream_timeout' | 'internal_error';
+
+export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded'> {
   runtime(): Runtime;
   /** A call that matched no pool. */
   unrouted(service: string): void;
   connections(delta: number): void;
+  rejected(reason: Rejection): void;
 }
 
 const noop = (): void => {};
@@ -41,6 +66,9 @@ const noop = (): void => {};
 export class DataPlaneServer {
   readonly server: http2.Http2Server | http2.Http2SecureServer;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** Calls started and not yet ended, across every connection. */
+  private inFlight = 0;
+  private readonly prematureResets: PrematureResets;
 
   constructor(
     private readonly options: DataPlaneOptions,
@@ -65,9 +93,16 @@ export class DataPlaneServer {
     this.server = options.tls
       ? http2.createSecureServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['h2'] })
       : http2.createServer(serverOptions);
+    this.server.maxConnections = options.maxConnections;
+    this.server.on('drop', () => hooks.rejected('connection_limit'));
     this.server.on('session', (session) => this.onSession(session));
-    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('sessionError', (err) => this.log.debug({ err }, 'client session error'));
+    this.prematureResets = new PrematureResets(options.maxPrematureResets, () => hooks.rejected('premature_resets'));
+  }
+
+  /** Calls in flight across every client connection. */
+  get calls(): number {
+    return this.inFlight;
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -99,6 +134,16 @@ export class DataPlaneServer {
     this.sessions.add(session);
     this.hooks.connections(1);
     session.on('error', noop);
+    // One observer per connection, so a call's end is charged to its connection (a closed
+    // stream no longer knows its session).
+    const observer: CallObserver = {
+      callEnded: (call) => {
+        this.inFlight--;
+        this.hooks.callEnded(call);
+      },
+      resetEarly: () => this.prematureResets.record(session),
+    };
+    session.on('stream', (stream, headers) => this.onStream(session, observer, stream, headers));
     let keepalive: NodeJS.Timeout | null = null;
     const { keepaliveIntervalMs, keepaliveTimeoutMs } = this.options;
     if (keepaliveIntervalMs > 0) {
@@ -112,20 +157,40 @@ export class DataPlaneServer {
       }, keepaliveIntervalMs);
       keepalive.unref();
     }
+    const firstStream = setTimeout(() => {
+      // Never started a call (a bare preface, a stalled handshake): hang up.
+      if (session.destroyed || session.closed || (session.state.lastProcStreamID ?? 0) > 0) return;
+      this.hooks.rejected('first_stream_timeout');
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+      session.destroy();
+    }, this.options.firstStreamTimeoutMs);
+    firstStream.unref();
     session.once('close', () => {
+      clearTimeout(firstStream);
       if (keepalive) clearInterval(keepalive);
       this.sessions.delete(session);
       this.hooks.connections(-1);
     });
   }
 
-  private onStream(down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onStream(session: http2.ServerHttp2Session, observer: CallObserver, down: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    // Reset by the client in the same read that opened it: nothing to do, nothing to send on.
+    if (down.destroyed || down.closed) {
+      this.prematureResets.record(session);
+      return;
+    }
     const contentType = headers['content-type'];
     if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
       // Not gRPC: 415, as the gRPC HTTP/2 spec asks of servers.
       down.on('error', noop);
       down.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: false });
       down.end('switchboard proxies gRPC only (content-type application/grpc)\n');
+      return;
+    }
+    if (this.inFlight >= this.options.maxStreams) {
+      down.on('error', noop);
+      this.hooks.rejected('stream_limit');
+      respondTrailersOnly(down, Status.RESOURCE_EXHAUSTED, `switchboard is at its limit of ${this.options.maxStreams} calls in flight`);
       return;
     }
     const runtime = this.hooks.runtime();
@@ -137,10 +202,24 @@ export class DataPlaneServer {
       respondTrailersOnly(
         down,
         Status.UNIMPLEMENTED,
-        runtime.revision === 0 ? 'switchboard has no configuration yet' : `no pool routes service "${service}" (revision ${runtime.revision})`,
+        runtime.revision === 0 ? 'switchboard has no configuration yet' : `no pool routes service "${quoted(service)}" (revision ${runtime.revision})`,
       );
       return;
     }
-    new ProxiedCall(this.settings, this.hooks, down, headers, pool, performance.now()).start(parseGrpcTimeout(headers['grpc-timeout']));
+    this.inFlight++;
+    const call = new ProxiedCall(this.settings, observer, down, headers, forwardedHeaders(headers), pool, performance.now());
+    try {
+      call.start(parseGrpcTimeout(headers['grpc-timeout']), this.prematureResets.suspect(session));
+    } catch (err) {
+      // A bug, not a client's doing; the call still ends with a status and gives its slot back.
+      this.hooks.rejected('internal_error');
+      this.log.error({ err, path: headers[':path'] }, 'could not start a call');
+      call.abort(Status.INTERNAL, 'switchboard could not start the call');
+    }
   }
+}
+
+/** At most 128 characters of a client-given name, for a grpc-message. */
+function quoted(s: string): string {
+  return s.length <= 128 ? s : `${s.slice(0, 128)}... (${s.length} characters)`;
 }

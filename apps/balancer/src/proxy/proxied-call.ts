@@ -27,7 +27,7 @@ import type { Random } from '../picker';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { respondTrailersOnly, Status, statusTrailers } from './grpc-status';
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 export interface CallSettings {
   /** Request bytes kept for a transparent retry; a call that sent more before its response is not retried. */
@@ -40,6 +40,12 @@ export interface CallSettings {
 /** Told once per call, when the client's stream has closed. */
 export interface CallObserver {
   callEnded(call: ProxiedCall): void;
+  /**
+   * The client reset the stream before its call was answered, and not at its own deadline: what
+   * a rapid-reset flood does (see PrematureResets). Told at once, while the client's frames are
+   * still being read, before the stream's close.
+   */
+  resetEarly(call: ProxiedCall): void;
 }
 
 const noop = (): void => {};
@@ -72,18 +78,31 @@ export class ProxiedCall {
   /** Set while the call waits in its pool's queue for a backend below maxStreamsPerBackend. */
   private wake: (() => boolean) | null = null;
   private queueTimer: NodeJS.Timeout | null = null;
+  private timeoutMs: number | undefined;
 
   constructor(
     private readonly settings: CallSettings,
     private readonly observer: CallObserver,
     readonly down: http2.ServerHttp2Stream,
+    /** The client's request headers, as received. */
     readonly headers: http2.IncomingHttpHeaders,
+    /** What goes to the backend: `headers` without connection-specific fields. */
+    private readonly upstreamHeaders: http2.IncomingHttpHeaders,
     readonly pool: Pool,
     readonly startedAt: number,
   ) {}
 
-  start(timeoutMs: number | undefined): void {
+  /**
+   * `deferPick`: pick and open the upstream stream only after the client's frames already read
+   * have been handled, so that a stream the client resets in the same read is never sent on.
+   * (node's client sends queued HEADERS before a RST_STREAM, so cancelling a stream that was
+   * opened in the same tick still costs the backend a stream.) The data plane asks for it on
+   * connections that have reset streams early; the common case picks at once.
+   */
+  start(timeoutMs: number | undefined, deferPick = false): void {
+    this.timeoutMs = timeoutMs;
     const down = this.down;
+    down.on('aborted', () => this.onDownAborted());
     down.on('data', (chunk: Buffer) => this.onDownData(chunk));
     down.on('end', () => this.onDownEnd());
     down.on('drain', () => this.up?.resume());
@@ -93,7 +112,21 @@ export class ProxiedCall {
     if (timeoutMs !== undefined) {
       this.deadline = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded ${this.where()}`), timeoutMs);
     }
-    this.attempt(this.pool.pick(this.settings.random, performance.now()));
+    if (!deferPick) {
+      this.attempt(this.pool.pick(this.settings.random, performance.now()));
+      return;
+    }
+    setImmediate(() => {
+      if (this.finished || this.settled || down.closed || down.destroyed) return; // reset meanwhile: nothing picked, nothing sent
+      this.attempt(this.pool.pick(this.settings.random, performance.now()));
+    });
+  }
+
+  private onDownAborted(): void {
+    // Reset before any answer, and not because its own deadline ran out (80% of it, for clocks).
+    if (this.responded || this.settled) return;
+    if (this.timeoutMs !== undefined && performance.now() - this.startedAt >= this.timeoutMs * 0.8) return;
+    this.observer.resetEarly(this);
   }
 
   private where(): string {
@@ -115,7 +148,16 @@ export class ProxiedCall {
     backend.activeStreams++;
     backend.totalCalls++;
     this.holding = true;
-    backend.upstream.request(this.headers, (err, stream) => this.onUpstream(err, stream));
+    try {
+      backend.upstream.request(this.upstreamHeaders, (err, stream) => this.onUpstream(err, stream));
+    } catch (err) {
+      this.retryOrFail(`could not take the call (${(err as Error).message})`, false);
+    }
+  }
+
+  /** Ends the call with the balancer's own status (for a failure outside the call's lifecycle). */
+  abort(code: number, message: string): void {
+    this.fail(code, message);
   }
 
   /** Gives the backend its stream slot back. Idempotent: the one place activeStreams goes down. */
@@ -161,7 +203,12 @@ export class ProxiedCall {
     if (!this.holding) {
       // The client left, or the call failed, while the connection was being set up: fail() and
       // onDownClose already released the slot of an attempt that had no stream yet.
-      up?.close(NGHTTP2_CANCEL);
+      if (up !== undefined) this.backend?.upstream.cancel(up);
+      return;
+    }
+    if (err?.unforwardable) {
+      this.release();
+      this.fail(Status.INTERNAL, `pool "${this.pool.name}": ${err.message}`);
       return;
     }
     if (err !== null || up === undefined) {
@@ -309,7 +356,7 @@ export class ProxiedCall {
     this.leaveQueue();
     const up = this.up;
     if (up === null) this.release();
-    else if (!up.destroyed) up.close(NGHTTP2_CANCEL);
+    else this.backend!.upstream.cancel(up);
     if (!this.responded) {
       respondTrailersOnly(this.down, code, message);
     } else {
@@ -326,9 +373,9 @@ export class ProxiedCall {
     const up = this.up;
     if (up === null) {
       this.release();
-    } else if (!this.upEnded && !up.destroyed) {
+    } else if (!this.upEnded) {
       // The client cancelled or reset: cancel the backend's stream at once. Its close releases.
-      up.close(NGHTTP2_CANCEL);
+      this.backend!.upstream.cancel(up);
     }
     if (this.status < 0) this.status = Status.CANCELLED;
     this.observer.callEnded(this);

@@ -12,6 +12,16 @@
  * jittered exponential backoff, during which pickers skip it, and it comes back only once a
  * proactive reconnect succeeds. Failures to connect are reported as retryable: no byte of the
  * call reached the backend, so the call can go to another one.
+ *
+ * Nothing here throws into the per-call path: a request node's client refuses (a header it will
+ * not send) comes back through the callback as a non-retryable error, a session that began
+ * closing under a request is marked unusable and the request goes elsewhere.
+ *
+ * Cancelling a stream whose HEADERS already left costs the backend a RST_STREAM, and backends
+ * (nghttp2, grpc-go, Envoy) close a connection that receives too many of them: the rapid-reset
+ * defence of CVE-2023-44487. Clients reset calls all the time, so a session that has sent
+ * `RESETS_PER_SESSION` resets is retired gracefully (no new streams, in-flight ones finish) and
+ * replaced, before any backend would count it as an attack and cut every call on it.
  */
 import * as http2 from 'node:http2';
 
@@ -39,14 +49,20 @@ export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
   maxHeaderListSize: 64 << 10,
 };
 
+/** Resets sent on one session before it is replaced (nghttp2's budget is a burst of 1000). */
+export const RESETS_PER_SESSION = 400;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 
-/** Why no stream could be opened. `retryable` means the backend saw nothing of the call. */
+/**
+ * Why no stream could be opened. `retryable` means the backend saw nothing of the call;
+ * `unforwardable` that the request itself cannot be sent anywhere (node's client refused it).
+ */
 export class UpstreamError extends Error {
   constructor(
     message: string,
     readonly retryable: boolean,
+    readonly unforwardable = false,
   ) {
     super(message);
   }
@@ -59,6 +75,8 @@ interface Slot {
   connected: boolean;
   /** False once GOAWAY arrived or the session is closing: in-flight streams only. */
   usable: boolean;
+  /** RST_STREAMs sent on this session (see RESETS_PER_SESSION). */
+  resets: number;
 }
 
 type Waiter = (err: UpstreamError | null) => void;
@@ -104,7 +122,11 @@ export class UpstreamSessions {
   request(headers: http2.OutgoingHttpHeaders, cb: (err: UpstreamError | null, stream?: http2.ClientHttp2Stream) => void): void {
     const slot = this.slotWithRoom();
     if (slot !== undefined) {
-      cb(null, this.open(slot, headers));
+      const opened = this.open(slot, headers);
+      // A session that began closing under us: try the others, or a new one.
+      if (opened === null) return this.request(headers, cb);
+      if (opened instanceof UpstreamError) return cb(opened);
+      cb(null, opened);
       return;
     }
     if (this.closed) return cb(new UpstreamError(`backend ${this.address} was removed`, true));
@@ -114,13 +136,35 @@ export class UpstreamSessions {
         // Every session is full and no more may be opened: let the least busy one queue it.
         const least = this.slots.filter((s) => s.usable && s.connected).sort((a, b) => a.streams - b.streams)[0];
         if (least !== undefined) {
-          cb(null, this.open(least, headers));
+          const opened = this.open(least, headers);
+          if (opened === null) return this.request(headers, cb);
+          if (opened instanceof UpstreamError) return cb(opened);
+          cb(null, opened);
           return;
         }
       }
       this.connect();
     }
     this.waiters.push((err) => (err ? cb(err) : this.request(headers, cb)));
+  }
+
+  /**
+   * Cancels a stream this backend was sent (RST_STREAM CANCEL), counting the reset against its
+   * session, which is retired once it has sent RESETS_PER_SESSION of them.
+   */
+  cancel(stream: http2.ClientHttp2Stream): void {
+    if (stream.destroyed || stream.closed) return;
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    const session = stream.session;
+    for (const slot of this.slots) {
+      if (slot.session !== session) continue;
+      if (++slot.resets >= RESETS_PER_SESSION && slot.usable) {
+        slot.usable = false;
+        session.close();
+        if (this.slots.every((s) => !s.usable) && this.connecting === null && !this.closed) this.connect();
+      }
+      return;
+    }
   }
 
   /** No new streams; sessions close once their in-flight streams have ended. */
@@ -145,14 +189,18 @@ export class UpstreamSessions {
     return undefined;
   }
 
-  private open(slot: Slot, headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
+  /** A new stream; null when the session began closing (nothing was sent); an error when node refuses the request. */
+  private open(slot: Slot, headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream | UpstreamError | null {
     let stream: http2.ClientHttp2Stream;
     try {
       stream = slot.session.request(headers, REQUEST_OPTIONS);
     } catch (err) {
-      // The session began closing between the check and the request (GOAWAY): nothing was sent.
-      slot.usable = false;
-      throw new UpstreamError(`backend ${this.address}: ${(err as Error).message}`, true);
+      if (slot.session.closed || slot.session.destroyed || (err as { code?: string }).code === 'ERR_HTTP2_GOAWAY_SESSION') {
+        // The session began closing between the check and the request (GOAWAY): nothing was sent.
+        slot.usable = false;
+        return null;
+      }
+      return new UpstreamError(`the request cannot be forwarded: ${(err as Error).message}`, false, true);
     }
     slot.streams++;
     stream.once('close', () => {
@@ -163,12 +211,20 @@ export class UpstreamSessions {
 
   private connect(): void {
     const o = this.options;
-    const session = http2.connect(`http://${this.address}`, {
-      settings: { enablePush: false, initialWindowSize: o.initialWindowSize, maxHeaderListSize: o.maxHeaderListSize },
-      maxSessionMemory: 256,
-      maxHeaderListPairs: 4096,
-    });
-    const slot: Slot = { session, streams: 0, maxStreams: Number.POSITIVE_INFINITY, connected: false, usable: true };
+    let session: http2.ClientHttp2Session;
+    try {
+      session = http2.connect(`http://${this.address}`, {
+        settings: { enablePush: false, initialWindowSize: o.initialWindowSize, maxHeaderListSize: o.maxHeaderListSize },
+        maxSessionMemory: 256,
+        maxHeaderListPairs: 4096,
+      });
+    } catch (err) {
+      // The schema admits only addresses node accepts; should one slip through, it is unreachable, not fatal.
+      this.lastError = (err as Error).message;
+      this.onConnectFailure();
+      return;
+    }
+    const slot: Slot = { session, streams: 0, maxStreams: Number.POSITIVE_INFINITY, connected: false, usable: true, resets: 0 };
     this.slots.push(slot);
     this.connecting = slot;
     let keepalive: NodeJS.Timeout | null = null;
@@ -262,14 +318,25 @@ export class UpstreamSessions {
   }
 
   private flushWaiters(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w(null);
+    this.runWaiters(null);
   }
 
   private failWaiters(err: UpstreamError): void {
+    this.runWaiters(err);
+  }
+
+  /** Every waiter is told, even if one of them throws: a waiter never told is a call that hangs. */
+  private runWaiters(err: UpstreamError | null): void {
     const waiters = this.waiters;
     this.waiters = [];
-    for (const w of waiters) w(err);
+    let thrown: unknown;
+    for (const w of waiters) {
+      try {
+        w(err);
+      } catch (e) {
+        thrown ??= e;
+      }
+    }
+    if (thrown !== undefined) process.emitWarning(`switchboard: a call waiting for backend ${this.address} failed: ${String(thrown)}`);
   }
 }
