@@ -17,7 +17,12 @@ const dataDir = path.dirname(path.resolve(db.replace(/^file:/, '')));
 
 const children = [];
 function run(name, args, env = {}) {
-  const child = spawn(process.execPath, ['bin/switchboard.js', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  // stdin is a pipe only we hold: when this process dies, however it dies, the kernel closes it
+  // and the child stops itself (SWITCHBOARD_EXIT_WITH_PARENT), instead of living on, orphaned, on its ports.
+  const child = spawn(process.execPath, ['bin/switchboard.js', ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, ...env, SWITCHBOARD_EXIT_WITH_PARENT: '1' },
+  });
   children.push(child);
   child.on('exit', (code, signal) => {
     if (!stopping) {

@@ -17,6 +17,8 @@ import { ConfigService } from './config/config.service';
 import { ControlPlaneServer } from './control/control-plane.server';
 import { NodesService } from './control/nodes.service';
 import { StatsService } from './control/stats.service';
+import { authenticateFirst } from './auth/authenticate';
+import { TokensService } from './auth/tokens.service';
 import { jsonBody } from './http/json-body';
 import { AdminMetrics } from './ops/http-metrics';
 import { buildOpenApi } from './openapi/document';
@@ -30,6 +32,10 @@ export interface AdminOptions {
   /** `file:./data/switchboard.db` or a plain path. */
   db: string;
   adminToken?: string;
+  /** How long a disconnected balancer stays in /v1/nodes (default one hour). */
+  nodeRetentionMs?: number;
+  /** Failed authentications per client address and minute before 429 (default 60). */
+  maxAuthFailuresPerMinute?: number;
   logger: Logger;
 }
 
@@ -54,12 +60,15 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   const migrated = applyMigrations(dbFile, migrationsDir);
   log.info({ db: dbFile, applied: migrated.applied, migrations: migrated.total }, 'database ready');
 
-  const settings: AdminSettings = { http: options.http, grpc: options.grpc, dbFile, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}) };
+  const settings: AdminSettings = { http: options.http, grpc: options.grpc, dbFile, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}), ...(options.nodeRetentionMs !== undefined ? { nodeRetentionMs: options.nodeRetentionMs } : {}) };
   const metrics = new AdminMetrics();
   const app = await NestFactory.create<NestExpressApplication>(AdminModule.forRoot(settings, metrics), { bodyParser: false, logger: ['error', 'warn'] });
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(metrics.middleware());
+  // Authentication first: nobody without a token gets a body parsed.
+  const tokens = app.get(TokensService);
+  app.use(authenticateFirst({ authenticate: (secret) => tokens.authenticate(secret), log, maxFailuresPerMinute: options.maxAuthFailuresPerMinute ?? 60 }));
   app.use(jsonBody());
   app.enableShutdownHooks([]);
   const document = buildOpenApi(app);
@@ -82,7 +91,7 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
     grpc,
     app,
     settings,
-    close: () => app.close(),
+    close: () => closeBounded(app, log),
   };
 }
 
@@ -96,4 +105,23 @@ export function routesOf(app: INestApplication): string[] {
     for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') out.push(`${method.toUpperCase()} ${template}`);
   }
   return out;
+}
+
+/** How long requests in flight may take to finish when the admin stops; then their connections are cut. */
+const HTTP_CLOSE_GRACE_MS = 3_000;
+
+/** Stops the app: idle keep-alive connections at once, requests still in flight after a grace (a slow client never holds the admin open). */
+async function closeBounded(app: INestApplication, log: Logger): Promise<void> {
+  const server = app.getHttpServer() as import('node:http').Server;
+  server.closeIdleConnections();
+  const force = setTimeout(() => {
+    log.warn({ afterMs: HTTP_CLOSE_GRACE_MS }, 'cutting HTTP connections still open at shutdown');
+    server.closeAllConnections();
+  }, HTTP_CLOSE_GRACE_MS);
+  force.unref();
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(force);
+  }
 }

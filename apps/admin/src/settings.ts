@@ -12,6 +12,8 @@ export interface AdminSettings {
   /** SWITCHBOARD_ADMIN_TOKEN: the bootstrap admin token, if the operator chose one. */
   adminToken?: string;
   migrationsDir: string;
+  /** How long a disconnected balancer stays in /v1/nodes (default one hour). */
+  nodeRetentionMs?: number;
   logger: Logger;
 }
 

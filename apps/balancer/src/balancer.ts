@@ -174,8 +174,13 @@ export class Balancer implements ConfigSink {
     const cut = await this.dataPlane.drain(timeoutMs);
     if (cut > 0) this.log.warn({ connections: cut }, 'drain timeout: connections cut with calls in flight');
     for (const pool of this.runtime.pools.values()) for (const b of pool.backends) b.upstream.destroy();
-    await new Promise<void>((resolve) => (this.opsServer ? this.opsServer.close(() => resolve()) : resolve()));
-    this.opsServer?.closeAllConnections();
+    const ops = this.opsServer;
+    if (ops) {
+      // Cut ops connections now: a slow or idle scraper must not hold the process open.
+      const closed = new Promise<void>((resolve) => ops.close(() => resolve()));
+      ops.closeAllConnections();
+      await closed;
+    }
     this.log.info('stopped');
   }
 

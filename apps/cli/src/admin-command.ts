@@ -1,13 +1,17 @@
 /** `switchboard admin`: runs the admin service (REST API on --http, control plane on --grpc) on SQLite. */
 import { Command } from 'commander';
-import pino from 'pino';
+import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
 import { parseHostPort } from '../../../libs/common/src';
+
+/** How long the admin's stop may take (in-flight requests, balancers' streams) before it exits anyway. */
+const ADMIN_STOP_MS = 10_000;
 
 interface AdminFlags {
   http: string;
   grpc: string;
   db: string;
+  nodeRetentionMs: string;
   logLevel: string;
 }
 
@@ -17,19 +21,28 @@ export function adminCommand(): Command {
     .addOption(flag('--http <host:port>', 'REST API address', 'HTTP').default('127.0.0.1:8080'))
     .addOption(flag('--grpc <host:port>', 'control-plane (gRPC) address for balancers', 'GRPC').default('127.0.0.1:8081'))
     .addOption(flag('--db <url>', 'SQLite database file (created and migrated on start)', 'DB').default('file:./data/switchboard.db'))
+    .addOption(flag('--node-retention-ms <ms>', 'how long a disconnected balancer stays listed in /v1/nodes', 'NODE_RETENTION_MS').default('3600000'))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'LOG_LEVEL').default('info'))
     .addHelpText('after', '\nThe bootstrap admin token is SWITCHBOARD_ADMIN_TOKEN, or generated on first start into <db folder>/admin-token.\n\nExample:\n  switchboard admin --http 127.0.0.1:8080 --db file:./data/switchboard.db\n')
     .action(async (flags: AdminFlags) => {
-      const log = pino({ level: flags.logLevel, base: { app: 'admin' } });
+      const logger = processLogger('admin', flags.logLevel);
+      const log = logger.log;
       // Loaded on demand: Nest and Prisma take most of a second to import, which client commands should not pay.
       const { startAdmin } = await import('../../admin/src/admin.js');
       const admin = await startAdmin({
         http: parseHostPort(flags.http, '--http'),
         grpc: parseHostPort(flags.grpc, '--grpc'),
         db: flags.db,
+        nodeRetentionMs: nonNegativeInt(flags.nodeRetentionMs, '--node-retention-ms'),
         logger: log,
         ...(process.env.SWITCHBOARD_ADMIN_TOKEN ? { adminToken: process.env.SWITCHBOARD_ADMIN_TOKEN } : {}),
       });
-      stopOnSignals(log, () => admin.close());
+      stopOnSignals(logger, () => admin.close(), ADMIN_STOP_MS);
     });
+}
+
+function nonNegativeInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, got "${value}"`);
+  return n;
 }

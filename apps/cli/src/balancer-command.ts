@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import pino from 'pino';
+import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
 import { formatHostPort, parseHostPort } from '../../../libs/common/src';
 
@@ -54,7 +54,8 @@ export function balancerCommand(): Command {
       '\nExamples:\n  switchboard balancer --listen 127.0.0.1:9000 --ops 127.0.0.1:9901 --config examples/balancer.yaml\n  SWITCHBOARD_TOKEN=sbt_... switchboard balancer --admin 127.0.0.1:8081 --node-id edge-1\n',
     )
     .action(async (flags: BalancerFlags) => {
-      const log = pino({ level: flags.logLevel, base: { app: 'balancer' } });
+      const logger = processLogger('balancer', flags.logLevel);
+      const log = logger.log;
       if (Boolean(flags.config) === Boolean(flags.admin)) throw new Error('give either --config FILE.yaml or --admin HOST:PORT (with SWITCHBOARD_TOKEN)');
       if (flags.admin && !flags.token) throw new Error('--admin needs a token with the node scope: --token or SWITCHBOARD_TOKEN');
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
@@ -63,6 +64,7 @@ export function balancerCommand(): Command {
         import('../../balancer/src/config/admin-config-source.js'),
         import('../../balancer/src/config/file-config-source.js'),
       ]);
+      const drainTimeoutMs = positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true);
       const balancer = new Balancer({
         listen: parseHostPort(flags.listen, '--listen'),
         ops: parseHostPort(flags.ops, '--ops'),
@@ -75,7 +77,7 @@ export function balancerCommand(): Command {
           maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
           ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) } } : {}),
         },
-        drainTimeoutMs: positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true),
+        drainTimeoutMs,
         logger: log,
       });
       const nodeId = flags.nodeId ?? hostname();
@@ -95,7 +97,7 @@ export function balancerCommand(): Command {
         { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert), ...(flags.admin ? { admin: flags.admin, nodeId } : {}) },
         'balancer listening',
       );
-      stopOnSignals(log, () => balancer.stop());
+      stopOnSignals(logger, () => balancer.stop(), drainTimeoutMs);
     });
 }
 

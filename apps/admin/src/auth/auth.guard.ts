@@ -23,7 +23,8 @@ export class AuthGuard implements CanActivate {
     const req = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    const principal = m ? this.tokens.authenticate(m[1]!) : undefined;
+    // authenticateFirst has already authenticated everything under /v1.
+    const principal = req.principal ?? (m ? this.tokens.authenticate(m[1]!) : undefined);
     if (!principal) {
       context.switchToHttp().getResponse<Response>().setHeader('WWW-Authenticate', 'Bearer realm="switchboard"');
       throw new ProblemException(HttpStatus.UNAUTHORIZED, 'unauthenticated', 'Unauthorized', m ? 'the bearer token is not valid' : 'send a token: Authorization: Bearer <token>');

@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import { stringify } from 'yaml';
 import { entityTag } from '../../../../libs/config/src';
 import { checkIfMatch } from '../http/preconditions';
+import { ValidationProblem } from '../http/problem';
 import { Author } from '../http/principal.decorator';
 import { Endpoint, ref } from '../openapi/endpoint';
 import { ConfigService } from './config.service';
@@ -37,21 +38,37 @@ export class ConfigController {
   @ApiConsumes('application/json', 'application/yaml')
   @Endpoint({ summary: 'What applying this configuration would change; changes nothing', scope: 'read', body: ref('Config'), ok: { schema: ref('Plan') } })
   plan(@Body() body: unknown) {
-    return this.config.plan(body ?? {}).diff;
+    return this.config.plan(wholeConfig(body)).diff;
   }
 
   @Put()
   @ApiConsumes('application/json', 'application/yaml')
   @Endpoint({ summary: 'Apply a whole configuration atomically (all or nothing); the same config twice makes one revision', scope: 'write', body: ref('Config'), ifMatch: true, ok: { schema: ref('ApplyResult') } })
   async apply(@Body() body: unknown, @Headers('if-match') ifMatch: string | undefined, @Author() author: string, @Res({ passthrough: true }) res: Response) {
+    const desired = wholeConfig(body);
     const result = await this.config.commit(
       ({ config }) => {
         checkIfMatch(ifMatch, entityTag(config), 'the configuration');
-        return body ?? {};
+        return desired;
       },
       { author, message: 'apply configuration' },
     );
     res.setHeader('ETag', entityTag(result.state.config));
     return { revision: result.state.revision, changed: result.changed, changes: result.diff.changes };
   }
+}
+
+/**
+ * A whole-config body must say what it wants: an object with `pools` (and, optionally,
+ * `healthPolicies`). An empty body, `null`, `{}` or a document without `pools` is refused, so
+ * that a broken client or an empty file never reads as "delete every pool"; deleting everything
+ * takes `{"healthPolicies": [], "pools": []}` spelled out.
+ */
+function wholeConfig(body: unknown): unknown {
+  if (body === undefined || body === null) {
+    throw new ValidationProblem([{ path: '', message: 'the body is empty: send the whole configuration ({"healthPolicies": [...], "pools": [...]}); to delete every pool, send "pools": [] explicitly' }]);
+  }
+  if (typeof body !== 'object' || Array.isArray(body)) throw new ValidationProblem([{ path: '', message: 'the body must be a configuration object with pools and healthPolicies' }]);
+  if (!('pools' in body)) throw new ValidationProblem([{ path: 'pools', message: 'required in a whole configuration (send "pools": [] to delete every pool)' }]);
+  return body;
 }

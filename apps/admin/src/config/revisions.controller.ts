@@ -1,8 +1,9 @@
 /** Revision history and rollback. */
-import { Controller, Get, HttpCode, Param, ParseIntPipe, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { notFound } from '../http/problem';
+import { MAX_REVISION, RevisionNumberPipe } from '../http/revision-number.pipe';
 import { Author } from '../http/principal.decorator';
 import { parseWith } from '../http/validation';
 import { Endpoint, ref } from '../openapi/endpoint';
@@ -12,7 +13,7 @@ import { ConvergenceService } from './convergence.service';
 
 const revisionQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.coerce.number().int().min(1).optional(),
+  cursor: z.coerce.number().int().min(1).max(MAX_REVISION).optional(),
 });
 
 @ApiTags('revisions')
@@ -47,7 +48,7 @@ export class RevisionsController {
 
   @Get(':n')
   @Endpoint({ summary: 'Get a revision: the whole config at that point, who, when, and the diff', scope: 'read', problems: [404], ok: { schema: ref('Revision') } })
-  async get(@Param('n', ParseIntPipe) n: number) {
+  async get(@Param('n', RevisionNumberPipe) n: number) {
     const rev = await this.repository.revision(n);
     if (!rev) throw notFound(`revision ${n}`);
     const { diff, ...rest } = rev;
@@ -57,7 +58,7 @@ export class RevisionsController {
   @Post(':n/rollback')
   @HttpCode(200)
   @Endpoint({ summary: 'Make a new revision equal to revision n (no-op if the config already equals it)', scope: 'write', problems: [404], ok: { schema: ref('ApplyResult') } })
-  async rollback(@Param('n', ParseIntPipe) n: number, @Author() author: string) {
+  async rollback(@Param('n', RevisionNumberPipe) n: number, @Author() author: string) {
     const rev = await this.repository.revision(n);
     if (!rev) throw notFound(`revision ${n}`);
     const result = await this.config.commit(() => rev.config, { author, message: `rollback to revision ${n}`, rollbackOf: n });

@@ -3,6 +3,11 @@
  * --grpc. Each balancer holds one Connect stream; it must present a token with the `node`
  * scope (or `admin`) and say Hello first. It gets the current snapshot at once and every new
  * revision as it is committed; its Acks, Nacks and stats reports go to NodesService.
+ *
+ * A node that stops reading costs at most one snapshot in flight and one waiting: a snapshot is
+ * written only once the previous one was taken by the transport, and commits made meanwhile
+ * only replace the waiting one (the latest wins: every snapshot is the whole config). A node
+ * that has not taken a snapshot for SLOW_NODE_MS is disconnected with RESOURCE_EXHAUSTED.
  */
 import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
@@ -18,11 +23,24 @@ import { NodesService } from './nodes.service';
 type Stream = grpc.ServerDuplexStream<NodeMessage, ControlMessage>;
 
 const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** How long a node may leave a snapshot unread before it is disconnected. */
+export const SLOW_NODE_MS = 60_000;
+
+/** What is being sent to one node. */
+interface Outbox {
+  nodeId: string;
+  /** A snapshot is with the transport (its write callback has not run yet), since this time. */
+  writingSince: number | null;
+  /** The newest state not yet written, if a write is in flight. */
+  waiting: ConfigState | null;
+  /** Disconnected for not reading. */
+  dropped: boolean;
+}
 
 @Injectable()
 export class ControlPlaneServer implements OnModuleDestroy {
   private server: grpc.Server | undefined;
-  private readonly streams = new Map<Stream, string>();
+  private readonly streams = new Map<Stream, Outbox>();
   private readonly log: Logger;
 
   constructor(
@@ -33,7 +51,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
   ) {
     this.log = settings.logger.child({ component: 'control-plane' });
     config.onCommit((state) => {
-      for (const [stream, nodeId] of this.streams) this.send(stream, nodeId, state);
+      for (const [stream, outbox] of this.streams) this.send(stream, outbox, state);
     });
   }
 
@@ -91,9 +109,10 @@ export class ControlPlaneServer implements OnModuleDestroy {
         if (!NODE_ID.test(msg.hello.nodeId)) return refuse(grpc.status.INVALID_ARGUMENT, 'node id must be 1-128 of A-Z a-z 0-9 . _ -');
         nodeId = msg.hello.nodeId;
         session = this.nodes.connected(nodeId, msg.hello.appliedRevision);
-        this.streams.set(stream, nodeId);
+        const outbox: Outbox = { nodeId, writingSince: null, waiting: null, dropped: false };
+        this.streams.set(stream, outbox);
         this.log.info({ nodeId, peer, token: principal.name, appliedRevision: msg.hello.appliedRevision }, 'balancer connected');
-        this.send(stream, nodeId, this.config.current());
+        this.send(stream, outbox, this.config.current());
         return;
       }
       if (nodeId === undefined) return refuse(grpc.status.FAILED_PRECONDITION, `${msg.message} before hello: unknown node`);
@@ -116,9 +135,24 @@ export class ControlPlaneServer implements OnModuleDestroy {
     stream.on('close', closed);
   }
 
-  private send(stream: Stream, nodeId: string, state: ConfigState): void {
-    if (state.revision === 0) return; // nothing configured yet
-    const ok = stream.write({ message: 'snapshot', snapshot: { revision: state.revision, configJson: JSON.stringify(state.config) } });
-    if (!ok) this.log.debug({ nodeId }, 'control stream buffering');
+  private send(stream: Stream, outbox: Outbox, state: ConfigState): void {
+    if (state.revision === 0 || outbox.dropped) return; // nothing configured yet, or on its way out
+    if (outbox.writingSince !== null) {
+      outbox.waiting = state; // the latest replaces whatever waited: each snapshot is the whole config
+      if (Date.now() - outbox.writingSince > SLOW_NODE_MS) {
+        this.log.warn({ nodeId: outbox.nodeId, waitedMs: Date.now() - outbox.writingSince }, 'control plane: balancer is not reading its snapshots; disconnecting it');
+        outbox.dropped = true;
+        outbox.waiting = null;
+        stream.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `no snapshot taken for ${SLOW_NODE_MS} ms` });
+      }
+      return;
+    }
+    outbox.writingSince = Date.now();
+    stream.write({ message: 'snapshot', snapshot: { revision: state.revision, configJson: JSON.stringify(state.config) } }, () => {
+      outbox.writingSince = null;
+      const next = outbox.waiting;
+      outbox.waiting = null;
+      if (next !== null && this.streams.get(stream) === outbox) this.send(stream, outbox, next);
+    });
   }
 }

@@ -2,11 +2,20 @@
  * The balancers (nodes) the control plane knows: connection state, applied revision, last NACK
  * (persisted in the Node table, so `GET /v1/nodes` survives an admin restart) and their latest
  * stats reports (in memory: they are live figures, refreshed every few seconds).
+ *
+ * Bounded: a disconnected node is forgotten `nodeRetentionMs` after it was last seen (memory and
+ * table alike), and at most MAX_DISCONNECTED of them are kept, oldest forgotten first, so node
+ * ids made up by a misbehaving fleet (or a token holder) cannot pile up. A NACK's reason is kept
+ * to 2 KB.
  */
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import type { StatsReport } from '../../../../libs/proto/src';
 import { ConvergenceService } from '../config/convergence.service';
+import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from '../store/prisma.service';
+
+export const MAX_DISCONNECTED = 1000;
+const MAX_NACK_CHARS = 2048;
 
 export interface NodeView {
   nodeId: string;
@@ -31,11 +40,14 @@ export class NodesService implements OnModuleInit {
   private readonly reports = new Map<string, NodeReport>();
   /** One live stream per node id; a reconnect replaces the old one. */
   private readonly sessions = new Map<string, symbol>();
+  private readonly retentionMs: number;
 
   constructor(
     private readonly prisma: PrismaService,
     convergence: ConvergenceService,
+    @Inject(ADMIN_SETTINGS) settings: AdminSettings,
   ) {
+    this.retentionMs = settings.nodeRetentionMs ?? 3_600_000;
     convergence.useNodes(() => [...this.nodes.values()]);
   }
 
@@ -48,7 +60,19 @@ export class NodesService implements OnModuleInit {
   }
 
   list(): NodeView[] {
+    this.forgetStale();
     return [...this.nodes.values()].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+  }
+
+  /** Forgets disconnected nodes past the retention, and the oldest past MAX_DISCONNECTED. */
+  private forgetStale(): void {
+    const cutoff = Date.now() - this.retentionMs;
+    const disconnected = [...this.nodes.values()].filter((n) => !n.connected).sort((a, b) => (a.lastSeen < b.lastSeen ? -1 : 1));
+    const excess = disconnected.length - MAX_DISCONNECTED;
+    const gone = disconnected.filter((n, i) => i < excess || Date.parse(n.lastSeen) < cutoff).map((n) => n.nodeId);
+    if (gone.length === 0) return;
+    for (const id of gone) this.nodes.delete(id);
+    this.prisma.node.deleteMany({ where: { nodeId: { in: gone }, connected: false } }).catch(() => undefined);
   }
 
   get(nodeId: string): NodeView | undefined {
@@ -62,6 +86,7 @@ export class NodesService implements OnModuleInit {
     const prior = this.nodes.get(nodeId);
     this.nodes.set(nodeId, { nodeId, connected: true, connectedSince: now, lastSeen: now, appliedRevision: appliedRevision > 0 ? appliedRevision : (prior?.appliedRevision ?? null), lastNack: prior?.lastNack ?? null });
     this.persist(nodeId);
+    this.forgetStale();
     return session;
   }
 
@@ -86,7 +111,7 @@ export class NodesService implements OnModuleInit {
   nacked(nodeId: string, revision: number, reason: string): void {
     const node = this.touch(nodeId);
     if (!node) return;
-    node.lastNack = `revision ${revision}: ${reason}`;
+    node.lastNack = `revision ${revision}: ${reason.length > MAX_NACK_CHARS ? `${reason.slice(0, MAX_NACK_CHARS)}...` : reason}`;
     this.persist(nodeId);
   }
 

@@ -54,12 +54,15 @@ const TITLES: Record<number, string> = {
   413: 'Content too large',
   415: 'Unsupported media type',
   428: 'Precondition required',
+  429: 'Too many requests',
   500: 'Internal server error',
 };
 
 export function sendProblem(res: Response, req: Request, problem: Omit<Problem, 'instance'> & Record<string, unknown>): void {
   if (res.headersSent) return;
-  res.status(problem.status).type('application/problem+json').send(JSON.stringify({ ...problem, instance: req.originalUrl }));
+  // The URL as given, cut to 512 characters: a problem never echoes a 1 MB path back.
+  const instance = req.originalUrl.length > 512 ? `${req.originalUrl.slice(0, 512)}...` : req.originalUrl;
+  res.status(problem.status).type('application/problem+json').send(JSON.stringify({ ...problem, instance }));
 }
 
 export function problemOf(status: number, detail: string, slug?: string): Omit<Problem, 'instance'> {
