@@ -5,6 +5,7 @@
  * balancer is alive, still proxies, and every active-stream count is back to 0. Each case prints
  * what it sent.
  */
+import { writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -259,5 +260,24 @@ describe('limits', () => {
     c.close();
     expect(await small.metrics()).toMatch(/switchboard_downstream_rejected_total\{reason="connection_limit"\} [1-9]/);
     await small.stop();
+  });
+});
+
+describe('a configuration the balancer could not dial', () => {
+  it('is refused at start-up and on SIGHUP, and the running revision keeps serving', async () => {
+    const bad = { pools: [{ name: 'echo', match: { services: ['*'] }, backends: [{ address: '[127.0.0.1]:80' }] }] };
+    said('start with backend [127.0.0.1]:80 (a bracketed IPv4 address)');
+    await expect(startBalancer(bad)).rejects.toThrow(/address/);
+    const good = await startBalancer({ pools: [{ name: 'echo', match: { services: ['*'] }, backends: [{ address: echo.address }] }] });
+    said('SIGHUP with the same bad address');
+    const revision = (await good.state()).revision;
+    writeFileSync(good.configFile, JSON.stringify(bad));
+    good.proc.kill('SIGHUP');
+    await waitFor('the rejection logged', () => good.logs.some((l) => l.includes('configuration rejected')));
+    expect((await good.state()).revision).toBe(revision);
+    const c = echoClient(good.listen);
+    expect((await unary(c, {})).error).toBeUndefined();
+    c.close();
+    await good.stop();
   });
 });

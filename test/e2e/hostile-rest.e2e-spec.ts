@@ -92,7 +92,7 @@ describe('defects of issue 10', () => {
     expectProblem(await admin.api('POST', `/v1/revisions/${n}/rollback`), 400);
   });
 
-  it.each(['[1.2.3.4]:80', '1.2.3.999:80', '127.1:80', '[::1', 'a..b:80', '-a:80', '127.0.0.1:0', '127.0.0.1:65536', '[fe80::1%eth0]:80'])(
+  it.each(['[127.0.0.1]:80', '127.0.0.999:80', '127.1:80', '[::1', 'a..b:80', '-a:80', '127.0.0.1:0', '127.0.0.1:65536', '[fe80::1%eth0]:80'])(
     'the backend address %s is 400 naming the field',
     async (address) => {
       const res = await admin.api('POST', '/v1/pools/keep/backends', { address });
@@ -117,7 +117,7 @@ const pathParam = fc.oneof(
 );
 const addressParam = fc.oneof(
   fc.integer({ min: 0, max: 70_000 }).map((p) => `127.0.0.1:${p}`),
-  fc.constantFrom('[1.2.3.4]:80', '127.0.0.1', ':80', '[::1]:99999', '127.0.0.1:abc', 'a b:1', '%5B::1%5D:1'),
+  fc.constantFrom('[127.0.0.1]:80', '127.0.0.1', ':80', '[::1]:99999', '127.0.0.1:abc', 'a b:1', '%5B::1%5D:1'),
 );
 /** Bodies: any JSON value, config-shaped fragments, deep, duplicate-keyed, YAML, and garbage. */
 const body = fc.oneof(

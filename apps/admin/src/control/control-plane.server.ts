@@ -70,7 +70,13 @@ export class ControlPlaneServer implements OnModuleDestroy {
     const server = this.server;
     if (!server) return Promise.resolve();
     return new Promise((resolve) => {
-      const force = setTimeout(() => server.forceShutdown(), 2000);
+      // After 2 s, cut every session and stop waiting: a connection that never finished its
+      // HTTP/2 handshake (a bare preface) is invisible to grpc-js and would hold tryShutdown's
+      // callback forever; the process is exiting, and the socket goes with it.
+      const force = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2000);
       server.tryShutdown(() => {
         clearTimeout(force);
         resolve();

@@ -15,11 +15,11 @@ const write = (name: string, text: string): string => {
 describe('loadConfigFiles', () => {
   it('interpolates ${VAR} and ${VAR:-default} in values, never in comments or keys', () => {
     const f = write('a.yaml', '# ${NOT_SET} in a comment\npools:\n  - name: p\n    match: { authority: "${HOST:-h.internal}" }\n    labels: { raw: "$${KEEP}" }\n    backends: [{ address: "${IP}:80" }]\n');
-    const r = loadConfigFiles([f], { IP: '10.1.2.3' });
+    const r = loadConfigFiles([f], { IP: '127.0.0.3' });
     if (!r.ok) throw new Error(r.errors.join('\n'));
     expect(r.config.pools[0]!.match.authority).toBe('h.internal');
     expect(r.config.pools[0]!.labels).toEqual({ raw: '${KEEP}' });
-    expect(r.config.pools[0]!.backends.map((b) => b.address)).toEqual(['10.1.2.3:80']);
+    expect(r.config.pools[0]!.backends.map((b) => b.address)).toEqual(['127.0.0.3:80']);
     const unset = loadConfigFiles([f], {});
     expect(unset.ok ? [] : unset.errors).toEqual([`${f}:6: \${IP} is not set (give it a value or a default: \${IP:-value})`]);
   });

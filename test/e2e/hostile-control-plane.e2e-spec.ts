@@ -1,0 +1,135 @@
+/**
+ * Control-plane abuse against a real admin: no token, the wrong scope, garbage node ids, huge
+ * stats and NACK reasons, made-up node ids piling up, and balancers that stop reading while
+ * large configurations are committed. The admin must refuse with a gRPC status, stay up, keep
+ * its memory bounded and its node list bounded.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { controlPlane, type ConnectStream, type ControlMessage } from '../../libs/proto/src';
+import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+import { sleep, waitFor } from '../support/processes';
+
+const said = (what: string): void => {
+  process.stdout.write(`hostile-control-plane: ${what}\n`);
+};
+
+afterAll(() => killAdmins());
+
+function connect(admin: AdminProcess, token: string | null): { client: grpc.Client; stream: ConnectStream; status: Promise<grpc.StatusObject>; snapshots: ControlMessage[] } {
+  const { Client } = controlPlane();
+  const client = new Client(admin.grpc, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  const stream = client.Connect(md);
+  const snapshots: ControlMessage[] = [];
+  stream.on('data', (m: ControlMessage) => snapshots.push(m));
+  stream.on('error', () => {});
+  const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+  return { client, stream, status, snapshots };
+}
+
+function rssMiB(pid: number): number {
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
+}
+
+/** A config of `backends` loopback backends (about 60 bytes each in JSON). */
+function bigConfig(backends: number, weight: number): unknown {
+  return {
+    pools: [
+      {
+        name: 'big',
+        match: { services: ['*'] },
+        backends: Array.from({ length: backends }, (_, i) => ({ address: `127.0.0.1:${1024 + i}`, weight: i === 0 ? weight : 1, labels: { rack: `r${i % 50}` } })),
+      },
+    ],
+  };
+}
+
+describe('control-plane abuse', () => {
+  it('refuses no token, a token without the node scope and bad node ids; survives huge stats and NACK reasons', async () => {
+    const admin = await startAdmin();
+    try {
+      const reader = (await admin.api('POST', '/v1/tokens', { name: 'reader', scopes: ['read'] })).body.token as string;
+      const node = (await admin.api('POST', '/v1/tokens', { name: 'node', scopes: ['node'] })).body.token as string;
+      said('Connect without a token');
+      const none = connect(admin, null);
+      expect((await none.status).code).toBe(grpc.status.UNAUTHENTICATED);
+      said('Connect with a read token');
+      const wrong = connect(admin, reader);
+      expect((await wrong.status).code).toBe(grpc.status.PERMISSION_DENIED);
+      for (const nodeId of ['', 'x'.repeat(129), '../etc', 'a b', '💥']) {
+        said(`hello with node id ${JSON.stringify(nodeId.slice(0, 20))}`);
+        const bad = connect(admin, node);
+        bad.stream.write({ message: 'hello', hello: { nodeId, appliedRevision: 0, version: 'x' } });
+        expect((await bad.status).code).toBe(grpc.status.INVALID_ARGUMENT);
+        bad.client.close();
+      }
+      said('hello, then a 3 MB stats report (20,000 backends) and a 1 MB NACK reason');
+      const big = connect(admin, node);
+      big.stream.write({ message: 'hello', hello: { nodeId: 'big-talker', appliedRevision: 0, version: 'x' } });
+      const backends = Array.from({ length: 20_000 }, (_, i) => ({ address: `127.0.0.1:${i + 1}`, activeStreams: 1, callsByCode: { OK: 1 }, p50Ms: 1, p90Ms: 2, p99Ms: 3, healthy: true, ejected: false, draining: false }));
+      big.stream.write({ message: 'stats', stats: { atMs: Date.now(), appliedRevision: 0, pools: [{ name: 'p', panic: false, backends }] } });
+      big.stream.write({ message: 'nack', nack: { revision: 1, reason: 'r'.repeat(1 << 20) } });
+      const listed = await waitFor('the NACK recorded', async () =>
+        (await admin.api('GET', '/v1/nodes')).body.items?.find((n: { nodeId: string; lastNack: string | null }) => n.nodeId === 'big-talker' && n.lastNack !== null),
+      );
+      expect(listed.lastNack.length).toBeLessThan(3000);
+      big.stream.end();
+      big.client.close();
+      for (const c of [none, wrong]) c.client.close();
+      expect((await admin.api('GET', '/healthz', undefined, { token: null })).status).toBe(200);
+    } finally {
+      await admin.stop();
+    }
+  }, 30_000);
+
+  it('forgets disconnected node ids after --node-retention-ms', async () => {
+    const admin = await startAdmin({ args: ['--node-retention-ms', '300'] });
+    try {
+      const node = (await admin.api('POST', '/v1/tokens', { name: 'node', scopes: ['node'] })).body.token as string;
+      said('30 made-up node ids say hello and leave');
+      for (let i = 0; i < 30; i++) {
+        const c = connect(admin, node);
+        c.stream.write({ message: 'hello', hello: { nodeId: `ghost-${i}`, appliedRevision: 0, version: 'x' } });
+        await sleep(10);
+        c.stream.end();
+        c.client.close();
+      }
+      await sleep(800);
+      await waitFor('ghosts forgotten', async () => (await admin.api('GET', '/v1/nodes')).body.items.length === 0, 5000);
+    } finally {
+      await admin.stop();
+    }
+  }, 30_000);
+
+  it('two balancers that stop reading cost the admin at most a snapshot or two each, not one per commit', async () => {
+    const admin = await startAdmin({ args: ['--log-level', 'info'] });
+    try {
+      const node = (await admin.api('POST', '/v1/tokens', { name: 'node', scopes: ['node'] })).body.token as string;
+      expect((await admin.api('PUT', '/v1/config', bigConfig(8000, 1))).status).toBe(200);
+      const slow = [connect(admin, node), connect(admin, node)];
+      slow.forEach((s, i) => s.stream.write({ message: 'hello', hello: { nodeId: `slow-${i}`, appliedRevision: 0, version: 'x' } }));
+      await sleep(300);
+      for (const s of slow) s.stream.pause(); // stop reading: HTTP/2 flow control pushes back on the admin
+      await sleep(200);
+      const before = rssMiB(admin.proc.pid!);
+      const commits = 60;
+      said(`${commits} commits of a ${JSON.stringify(bigConfig(8000, 1)).length}-byte config while two nodes do not read`);
+      for (let i = 0; i < commits; i++) expect((await admin.api('PUT', '/v1/config', bigConfig(8000, i + 2))).status).toBe(200);
+      await sleep(500);
+      const after = rssMiB(admin.proc.pid!);
+      said(`admin RSS ${before} MiB before, ${after} MiB after`);
+      // One snapshot per commit per node would be 2 x 60 x ~0.6 MB of JSON, and more as protobuf and strings.
+      expect(after - before).toBeLessThan(60);
+      // A node that reads again gets the latest revision.
+      slow[0]!.stream.resume();
+      await waitFor('latest snapshot', () => slow[0]!.snapshots.some((m) => m.snapshot.revision === commits + 1), 10_000);
+      for (const s of slow) s.client.close();
+      expect((await admin.api('GET', '/healthz', undefined, { token: null })).status).toBe(200);
+    } finally {
+      await admin.stop();
+    }
+  }, 90_000);
+});
