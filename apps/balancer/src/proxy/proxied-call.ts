@@ -57,7 +57,8 @@ export class ProxiedCall {
   backend: Backend | undefined;
   attempts = 0;
 
-  private up: http2.ClientHttp2Stream | null = null;
+  /** @internal The upstream stream of the current attempt. */
+  up: http2.ClientHttp2Stream | null = null;
   /** The current attempt holds one of backend.activeStreams. */
   private holding = false;
   private tried: Backend[] | null = null;
@@ -101,13 +102,14 @@ export class ProxiedCall {
    */
   start(timeoutMs: number | undefined, deferPick = false): void {
     this.timeoutMs = timeoutMs;
-    const down = this.down;
-    down.on('aborted', () => this.onDownAborted());
-    down.on('data', (chunk: Buffer) => this.onDownData(chunk));
-    down.on('end', () => this.onDownEnd());
-    down.on('drain', () => this.up?.resume());
-    down.on('wantTrailers', () => down.sendTrailers(this.trailers ?? statusTrailers(Status.INTERNAL, 'backend ended the response without a grpc-status')));
-    down.on('close', () => this.onDownClose());
+    const down = this.down as Tagged<http2.ServerHttp2Stream>;
+    down[CALL] = this;
+    down.on('aborted', DownHandlers.aborted);
+    down.on('data', DownHandlers.data);
+    down.on('end', DownHandlers.end);
+    down.on('drain', DownHandlers.drain);
+    down.on('wantTrailers', DownHandlers.wantTrailers);
+    down.on('close', DownHandlers.close);
     down.on('error', noop);
     if (timeoutMs !== undefined) {
       this.deadline = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded ${this.where()}`), timeoutMs);
@@ -122,7 +124,8 @@ export class ProxiedCall {
     });
   }
 
-  private onDownAborted(): void {
+  /** @internal (stream handlers) */
+  onDownAborted(): void {
     // Reset before any answer, and not because its own deadline ran out (80% of it, for clocks).
     if (this.responded || this.settled) return;
     if (this.timeoutMs !== undefined && performance.now() - this.startedAt >= this.timeoutMs * 0.8) return;
@@ -153,6 +156,11 @@ export class ProxiedCall {
     } catch (err) {
       this.retryOrFail(`could not take the call (${(err as Error).message})`, false);
     }
+  }
+
+  /** @internal (stream handlers) The client's stream wants its trailers: the backend's, or a status of our own. */
+  sendTrailers(): void {
+    this.down.sendTrailers(this.trailers ?? statusTrailers(Status.INTERNAL, 'backend ended the response without a grpc-status'));
   }
 
   /** Ends the call with the balancer's own status (for a failure outside the call's lifecycle). */
@@ -216,12 +224,13 @@ export class ProxiedCall {
       return;
     }
     this.up = up;
-    up.on('response', (headers, flags) => up === this.up && this.onResponse(headers, flags));
-    up.on('trailers', (trailers) => up === this.up && this.onUpTrailers(trailers));
-    up.on('data', (chunk: Buffer) => up === this.up && this.onUpData(chunk));
-    up.on('end', () => up === this.up && this.onUpEnd());
-    up.on('drain', () => up === this.up && this.resumeDown());
-    up.on('close', () => this.onUpClose(up));
+    (up as Tagged<http2.ClientHttp2Stream>)[CALL] = this;
+    up.on('response', UpHandlers.response);
+    up.on('trailers', UpHandlers.trailers);
+    up.on('data', UpHandlers.data);
+    up.on('end', UpHandlers.end);
+    up.on('drain', UpHandlers.drain);
+    up.on('close', UpHandlers.close);
     up.on('error', noop);
 
     for (const chunk of this.buffered) up.write(chunk);
@@ -230,7 +239,8 @@ export class ProxiedCall {
     else this.resumeDown();
   }
 
-  private onDownData(chunk: Buffer): void {
+  /** @internal (stream handlers) */
+  onDownData(chunk: Buffer): void {
     if (this.settled) return; // the outcome is decided; what the client still sends goes nowhere
     const up = this.up;
     if (up === null) {
@@ -248,7 +258,8 @@ export class ProxiedCall {
     if (!up.write(chunk)) this.pauseDown();
   }
 
-  private onDownEnd(): void {
+  /** @internal (stream handlers) */
+  onDownEnd(): void {
     this.downEnded = true;
     this.up?.end();
   }
@@ -258,7 +269,8 @@ export class ProxiedCall {
     this.down.pause();
   }
 
-  private resumeDown(): void {
+  /** @internal (stream handlers) */
+  resumeDown(): void {
     if (this.downPaused) {
       this.downPaused = false;
       this.down.resume();
@@ -272,7 +284,8 @@ export class ProxiedCall {
     this.bufferedBytes = 0;
   }
 
-  private onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+  /** @internal (stream handlers) */
+  onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
     this.dropBuffer();
     const now = performance.now();
     this.backend!.latency.observe(now - this.startedAt, now);
@@ -288,18 +301,21 @@ export class ProxiedCall {
     }
   }
 
-  private onUpData(chunk: Buffer): void {
+  /** @internal (stream handlers) */
+  onUpData(chunk: Buffer): void {
     if (this.settled) return;
     if (!this.down.write(chunk)) this.up!.pause();
   }
 
-  private onUpTrailers(trailers: http2.IncomingHttpHeaders): void {
+  /** @internal (stream handlers) */
+  onUpTrailers(trailers: http2.IncomingHttpHeaders): void {
     if (this.settled) return;
     this.trailers = trailers;
     this.status = Number(trailers['grpc-status'] ?? Status.UNKNOWN);
   }
 
-  private onUpEnd(): void {
+  /** @internal (stream handlers) */
+  onUpEnd(): void {
     this.upEnded = true;
     // Without trailers the backend did not finish the call: its connection went away. The
     // stream's close, which follows, turns that into UNAVAILABLE.
@@ -308,7 +324,8 @@ export class ProxiedCall {
     if (!this.down.writableEnded) this.down.end();
   }
 
-  private onUpClose(up: http2.ClientHttp2Stream): void {
+  /** @internal (stream handlers) */
+  onUpClose(up: http2.ClientHttp2Stream): void {
     if (up !== this.up) return;
     this.release();
     if (this.settled || this.finished) return;
@@ -365,7 +382,8 @@ export class ProxiedCall {
     }
   }
 
-  private onDownClose(): void {
+  /** @internal (stream handlers) */
+  onDownClose(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.deadline !== null) clearTimeout(this.deadline);
@@ -381,6 +399,62 @@ export class ProxiedCall {
     this.observer.callEnded(this);
   }
 }
+
+/**
+ * The stream listeners, shared by every call: each finds its call through the stream's CALL
+ * property instead of closing over it, so a call allocates no listener closures (12 fewer
+ * objects per call, which is most of what an idle call costs the JS heap). Upstream handlers
+ * ignore events of a stream that is no longer the call's current attempt.
+ */
+const CALL = Symbol('switchboard.call');
+type Tagged<S> = S & { [CALL]?: ProxiedCall };
+
+const DownHandlers = {
+  aborted(this: Tagged<http2.ServerHttp2Stream>): void {
+    this[CALL]!.onDownAborted();
+  },
+  data(this: Tagged<http2.ServerHttp2Stream>, chunk: Buffer): void {
+    this[CALL]!.onDownData(chunk);
+  },
+  end(this: Tagged<http2.ServerHttp2Stream>): void {
+    this[CALL]!.onDownEnd();
+  },
+  drain(this: Tagged<http2.ServerHttp2Stream>): void {
+    this[CALL]!.up?.resume();
+  },
+  wantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
+    this[CALL]!.sendTrailers();
+  },
+  close(this: Tagged<http2.ServerHttp2Stream>): void {
+    this[CALL]!.onDownClose();
+  },
+};
+
+const UpHandlers = {
+  response(this: Tagged<http2.ClientHttp2Stream>, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+    const call = this[CALL]!;
+    if (call.up === this) call.onResponse(headers, flags);
+  },
+  trailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
+    const call = this[CALL]!;
+    if (call.up === this) call.onUpTrailers(trailers);
+  },
+  data(this: Tagged<http2.ClientHttp2Stream>, chunk: Buffer): void {
+    const call = this[CALL]!;
+    if (call.up === this) call.onUpData(chunk);
+  },
+  end(this: Tagged<http2.ClientHttp2Stream>): void {
+    const call = this[CALL]!;
+    if (call.up === this) call.onUpEnd();
+  },
+  drain(this: Tagged<http2.ClientHttp2Stream>): void {
+    const call = this[CALL]!;
+    if (call.up === this) call.resumeDown();
+  },
+  close(this: Tagged<http2.ClientHttp2Stream>): void {
+    this[CALL]!.onUpClose(this);
+  },
+};
 
 function rstName(code: number): string {
   switch (code) {

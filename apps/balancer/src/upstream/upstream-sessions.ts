@@ -81,6 +81,13 @@ interface Slot {
 
 type Waiter = (err: UpstreamError | null) => void;
 
+/** Each stream knows its session's slot, so one shared close listener serves every stream (no closure per call). */
+const SLOT = Symbol('switchboard.slot');
+type SlottedStream = http2.ClientHttp2Stream & { [SLOT]?: Slot };
+function streamClosed(this: SlottedStream): void {
+  this[SLOT]!.streams--;
+}
+
 const REQUEST_OPTIONS: http2.ClientSessionRequestOptions = { endStream: false };
 
 export class UpstreamSessions {
@@ -203,9 +210,8 @@ export class UpstreamSessions {
       return new UpstreamError(`the request cannot be forwarded: ${(err as Error).message}`, false, true);
     }
     slot.streams++;
-    stream.once('close', () => {
-      slot.streams--;
-    });
+    (stream as SlottedStream)[SLOT] = slot;
+    stream.on('close', streamClosed);
     return stream;
   }
 

@@ -1,0 +1,61 @@
+/**
+ * `node dist/bench/cpu-per-call.js [--calls 60000] [--rounds 3] LABEL=ROOT[:NODE_OPTIONS] ...`:
+ * the balancer's CPU per proxied unary call (h2load, 4 connections x 32 streams, one fast Echo
+ * backend) for several builds side by side in one run, rounds interleaved so that the machine's
+ * noise falls on all of them alike. ROOT is a checkout with a built dist/ (this one: `.`).
+ * Prints µs of CPU per call for each, and the ratio to the first.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { h2load, h2loadAvailable } from './h2load';
+import { awaitLine, killAll, spawnBackend, writeTempConfig, poolConfig } from '../test/support/processes';
+
+const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
+
+function cpuMicros(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+}
+
+async function main(): Promise<void> {
+  if (!h2loadAvailable()) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
+  const targets = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--'));
+  const calls = arg('calls', 60_000);
+  const rounds = arg('rounds', 3);
+  const backend = await spawnBackend('cpu');
+  const configFile = writeTempConfig(poolConfig([backend.address]));
+  const balancers: { label: string; listen: string; pid: number; micros: number[] }[] = [];
+  for (const t of targets) {
+    const label = t.slice(0, t.indexOf('='));
+    const spec = t.slice(t.indexOf('=') + 1);
+    const root = spec.includes(':') ? spec.slice(0, spec.indexOf(':')) : spec;
+    const nodeOptions = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
+    const proc = spawn(process.execPath, [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+    });
+    const ready = await awaitLine(proc, [], (o) => o.msg === 'balancer listening', label);
+    balancers.push({ label, listen: String(ready.listen), pid: proc.pid!, micros: [] });
+    h2load(String(ready.listen), 5000); // warm-up
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const b of balancers) {
+      const c0 = cpuMicros(b.pid);
+      const result = h2load(b.listen, calls);
+      b.micros.push((cpuMicros(b.pid) - c0) / result.calls);
+    }
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const base = median(balancers[0]!.micros);
+  for (const b of balancers) {
+    const m = median(b.micros);
+    process.stdout.write(`${b.label.padEnd(24)} ${m.toFixed(1)} µs CPU/call (rounds: ${b.micros.map((x) => x.toFixed(1)).join(', ')}), ratio ${(m / base).toFixed(3)}\n`);
+  }
+  killAll();
+  for (const b of balancers) process.kill(b.pid, 'SIGKILL');
+  await backend.kill();
+  process.exit(0);
+}
+
+void main();
