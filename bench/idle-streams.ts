@@ -4,12 +4,11 @@
  * (the backend never answers), then reports the balancer's RSS with them open, against its RSS
  * before. Run from the project root whose balancer is measured (cwd).
  */
-import { readFileSync } from 'node:fs';
+import { rssMiB } from '../test/support/counting-backend';
 import { echoClient } from '../test/fixtures/echo-proto';
 import { killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor } from '../test/support/processes';
 
 const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
-const rssMiB = (pid: number): number => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 
 async function main(): Promise<void> {
   const connections = arg('connections', 10);
@@ -17,7 +16,7 @@ async function main(): Promise<void> {
   const backend = await spawnBackend('idle');
   const lb = await startBalancer(poolConfig([backend.address]), ['--max-concurrent-streams', String(perConnection + 10)]);
   const pid = lb.proc.pid!;
-  const before = rssMiB(pid);
+  const before = rssMiB(pid).rss;
   const clients = Array.from({ length: connections }, () => echoClient(lb.listen));
   const calls = clients.flatMap((c) => Array.from({ length: perConnection }, () => c.Unary({ hang: true }, () => {})));
   const total = connections * perConnection;
@@ -27,7 +26,7 @@ async function main(): Promise<void> {
     60_000,
   );
   await sleep(1000);
-  const open = rssMiB(pid);
+  const open = rssMiB(pid).rss;
   if (process.argv.includes('--heap-snapshot')) {
     lb.proc.kill('SIGUSR2');
     await sleep(20_000);

@@ -11,9 +11,7 @@
  * once the flood is over, and the balancer's RSS (now and peak).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { countingBackend, rssMiB } from '../test/support/counting-backend';
 import { rapidResetFlood } from '../test/support/h2-frames';
 import { sleep, spawnBackend, startBalancer, waitFor, killAll } from '../test/support/processes';
 import { openLoop } from './load-generator';
@@ -24,27 +22,6 @@ async function floodChild(): Promise<void> {
   const address = process.argv[process.argv.indexOf('--flood') + 1]!;
   const result = await rapidResetFlood(address, { connections: arg('connections', 8), durationMs: arg('seconds', 10) * 1000, maxStreams: 20_000_000, path: '/flood.Target/Call' });
   process.stdout.write(`${JSON.stringify(result)}\n`);
-}
-
-/** A backend that counts the streams it receives and answers each with grpc-status 0. */
-async function countingBackend(): Promise<{ address: string; streams: () => number; close: () => void }> {
-  let streams = 0;
-  // Node's defaults, as a typical backend has them (its own rapid-reset limits included).
-  const server = http2.createServer();
-  server.on('stream', (s) => {
-    streams++;
-    s.on('error', () => {});
-    if (!s.destroyed) s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
-  });
-  server.on('sessionError', () => {});
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, streams: () => streams, close: () => server.close() };
-}
-
-function rssMiB(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
 }
 
 async function main(): Promise<void> {

@@ -5,10 +5,10 @@
  * its memory bounded and its node list bounded.
  */
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { controlPlane, type ConnectStream, type ControlMessage } from '../../libs/proto/src';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+import { rssMiB } from '../support/counting-backend';
 import { sleep, waitFor } from '../support/processes';
 
 const said = (what: string): void => {
@@ -28,10 +28,6 @@ function connect(admin: AdminProcess, token: string | null): { client: grpc.Clie
   stream.on('error', () => {});
   const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
   return { client, stream, status, snapshots };
-}
-
-function rssMiB(pid: number): number {
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 }
 
 /** A config of `backends` loopback backends (about 60 bytes each in JSON). */
@@ -114,12 +110,12 @@ describe('control-plane abuse', () => {
       await sleep(300);
       for (const s of slow) s.stream.pause(); // stop reading: HTTP/2 flow control pushes back on the admin
       await sleep(200);
-      const before = rssMiB(admin.proc.pid!);
+      const before = rssMiB(admin.proc.pid!).rss;
       const commits = 60;
       said(`${commits} commits of a ${JSON.stringify(bigConfig(8000, 1)).length}-byte config while two nodes do not read`);
       for (let i = 0; i < commits; i++) expect((await admin.api('PUT', '/v1/config', bigConfig(8000, i + 2))).status).toBe(200);
       await sleep(500);
-      const after = rssMiB(admin.proc.pid!);
+      const after = rssMiB(admin.proc.pid!).rss;
       said(`admin RSS ${before} MiB before, ${after} MiB after`);
       // One snapshot per commit per node would be 2 x 60 x ~0.6 MB of JSON, and more as protobuf and strings.
       expect(after - before).toBeLessThan(60);

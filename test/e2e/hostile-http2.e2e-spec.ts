@@ -8,30 +8,17 @@
 import { writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { echoClient } from '../fixtures/echo-proto';
+import { countingBackend, type CountingBackend } from '../support/counting-backend';
 import { unary, type EchoClient } from '../support/grpc';
 import { ErrorCode, Flag, frame, FrameType, grpcData, grpcRequest, headerBlock, rapidResetFlood, RawH2Connection, rstStream } from '../support/h2-frames';
 import { killAll, sleep, spawnBackend, startBalancer, waitFor, type BackendProcess, type BalancerProcess } from '../support/processes';
 
 const ECHO = '/switchboard.test.v1.Echo/Unary';
 
-/** An HTTP/2 backend that counts the streams reaching it and answers each with OK. */
-async function countingBackend(): Promise<{ address: string; streams: () => number; close: () => void }> {
-  let streams = 0;
-  const server = http2.createServer();
-  server.on('stream', (s) => {
-    streams++;
-    s.on('error', () => {});
-    if (!s.destroyed) s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, streams: () => streams, close: () => server.close() };
-}
-
 let echo: BackendProcess;
-let counting: Awaited<ReturnType<typeof countingBackend>>;
+let counting: CountingBackend;
 let lb: BalancerProcess;
 let client: EchoClient;
 
