@@ -11,13 +11,14 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { Logger } from 'pino';
-import { formatHostPort, packageRoot, type HostPort } from '../../../libs/common/src';
+import { formatHostPort, packageRoot, TlsFiles, type HostPort } from '../../../libs/common/src';
 import { AdminModule } from './app.module';
 import { ConfigService } from './config/config.service';
 import { ControlPlaneServer } from './control/control-plane.server';
 import { NodesService } from './control/nodes.service';
 import { StatsService } from './control/stats.service';
 import { authenticateFirst } from './auth/authenticate';
+import { ReloadableServerCredentials } from './control/reloadable-server-credentials';
 import { TokensService } from './auth/tokens.service';
 import { jsonBody } from './http/json-body';
 import { AdminMetrics } from './ops/http-metrics';
@@ -34,6 +35,8 @@ export interface AdminOptions {
   adminToken?: string;
   /** How long a disconnected balancer stays in /v1/nodes (default one hour). */
   nodeRetentionMs?: number;
+  /** HTTPS on `http` and TLS on `grpc`; with `clientCa`, balancers must present a certificate it signed. */
+  tls?: { cert: string; key: string; clientCa?: string | undefined };
   /** Failed authentications per client address and minute before 429 (default 60). */
   maxAuthFailuresPerMinute?: number;
   logger: Logger;
@@ -44,6 +47,8 @@ export interface RunningAdmin {
   grpc: HostPort;
   app: INestApplication;
   settings: AdminSettings;
+  /** Re-reads the TLS files (SIGHUP). */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -62,7 +67,24 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
 
   const settings: AdminSettings = { http: options.http, grpc: options.grpc, dbFile, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}), ...(options.nodeRetentionMs !== undefined ? { nodeRetentionMs: options.nodeRetentionMs } : {}) };
   const metrics = new AdminMetrics();
-  const app = await NestFactory.create<NestExpressApplication>(AdminModule.forRoot(settings, metrics), { bodyParser: false, logger: ['error', 'warn'] });
+  // TLS: the REST API's HTTPS server and the control plane's gRPC server share the certificate;
+  // both pick up rotated files (SIGHUP, or a change on disk) for new handshakes.
+  let httpsServer: import('node:https').Server | null = null;
+  let grpcCredentials: ReloadableServerCredentials | null = null;
+  const tlsFiles = options.tls
+    ? new TlsFiles({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.clientCa }, 'admin', log, (m) => {
+        httpsServer?.setSecureContext({ cert: m.cert, key: m.key });
+        grpcCredentials?.update(m);
+      }).watch()
+    : null;
+  if (tlsFiles) grpcCredentials = new ReloadableServerCredentials(tlsFiles.material, options.tls!.clientCa !== undefined);
+  else warnIfExposed(log, options.http, options.grpc);
+  const app = await NestFactory.create<NestExpressApplication>(AdminModule.forRoot(settings, metrics), {
+    bodyParser: false,
+    logger: ['error', 'warn'],
+    ...(tlsFiles ? { httpsOptions: { cert: tlsFiles.material.cert, key: tlsFiles.material.key } } : {}),
+  });
+  if (tlsFiles) httpsServer = app.getHttpServer() as import('node:https').Server;
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(metrics.middleware());
@@ -80,18 +102,26 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   metrics.exposeStats(() => app.get(StatsService).view(), () => nodes.list().filter((n) => n.connected).length);
 
   await app.init();
-  const grpc = await app.get(ControlPlaneServer).listen(options.grpc);
+  const grpc = await app.get(ControlPlaneServer).listen(options.grpc, grpcCredentials ?? undefined);
   await app.listen(options.http.port, options.http.host);
   const address = app.getHttpServer().address() as AddressInfo;
   log.debug({ routes: routesOf(app) }, 'routes');
   const http = { host: options.http.host, port: address.port };
-  log.info({ http: formatHostPort(http), grpc: formatHostPort(grpc), docs: `http://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision }, 'admin listening');
+  const scheme = tlsFiles ? 'https' : 'http';
+  log.info(
+    { http: formatHostPort(http), grpc: formatHostPort(grpc), docs: `${scheme}://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision, tls: Boolean(tlsFiles), clientCertificates: Boolean(options.tls?.clientCa) },
+    'admin listening',
+  );
   return {
     http,
     grpc,
     app,
     settings,
-    close: () => closeBounded(app, log),
+    reloadTls: () => tlsFiles?.reload('SIGHUP'),
+    close: () => {
+      tlsFiles?.stop();
+      return closeBounded(app, log);
+    },
   };
 }
 
@@ -123,5 +153,18 @@ async function closeBounded(app: INestApplication, log: Logger): Promise<void> {
     await app.close();
   } finally {
     clearTimeout(force);
+  }
+}
+
+const LOOPBACK = /^(127\.|::1$|localhost$|\[::1\]$)/;
+
+/** Cleartext is fine on loopback (npm start); anywhere else tokens would cross the network in the clear. */
+function warnIfExposed(log: Logger, http: HostPort, grpcAddress: HostPort): void {
+  const exposed = [http, grpcAddress].filter((a) => !LOOPBACK.test(a.host));
+  if (exposed.length > 0) {
+    log.warn(
+      { listen: exposed.map(formatHostPort) },
+      'the admin listens beyond loopback without TLS: bearer tokens and configurations cross the network in cleartext; give --tls-cert and --tls-key',
+    );
   }
 }

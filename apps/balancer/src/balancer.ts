@@ -8,7 +8,10 @@ import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '../../../libs/config/src';
 import type { ConfigSink, ConfigSource } from './config/config-source';
-import { buildRuntime, Runtime } from './config/runtime';
+import { unwatchFile, watchFile } from 'node:fs';
+import { buildRuntime, Runtime, upstreamTlsOf } from './config/runtime';
+import type { Backend } from './pool/backend';
+import type { UpstreamTls } from './upstream/upstream-sessions';
 import { HealthChecks } from './health/health-checks';
 import { OutlierDetector, type PassiveCheck } from './health/outlier-detector';
 import { BalancerMetrics } from './ops/metrics';
@@ -16,7 +19,7 @@ import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
 import { collectStats } from './ops/stats-report';
 import type { PoolStats } from '../../../libs/proto/src';
-import { throttled } from '../../../libs/common/src';
+import { throttled, tlsWatchIntervalMs } from '../../../libs/common/src';
 import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
 import type { ProxiedCall } from './proxy/proxied-call';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from './upstream/upstream-sessions';
@@ -51,6 +54,14 @@ export class Balancer implements ConfigSink {
   private readonly outliers: OutlierDetector;
   /** Passive policy per pool name, for the pools that have one. */
   private passive = new Map<string, PassiveCheck>();
+  private readonly logTlsFailure = throttled<{ reason: string }>(10_000, ({ reason }, occurrences) =>
+    this.log.warn({ listener: 'data', reason, occurrences }, 'client TLS handshake failed'),
+  );
+  /** Upstream TLS failures, logged at most every 10 s per backend. */
+  private readonly logUpstreamTls = new Map<string, (reason: string) => void>();
+  /** The files of every pool's `tls`, watched for rotation. */
+  private watchedFiles = new Set<string>();
+  private readonly onUpstreamFileChange = (): void => this.reloadUpstreamTls('file changed');
   /** Clients turned away, logged at most every 10 s (a flood must not become a log flood). */
   private readonly logRejection = throttled<{ reason: string }>(10_000, ({ reason }, occurrences) =>
     this.log.warn({ reason, occurrences }, 'data plane turned clients away (see switchboard_downstream_rejected_total)'),
@@ -77,6 +88,10 @@ export class Balancer implements ConfigSink {
         rejected: (reason) => {
           this.metrics.rejected.inc({ reason });
           this.logRejection({ reason });
+        },
+        tlsFailed: (reason) => {
+          this.metrics.tlsFailures.inc({ listener: 'data' });
+          this.logTlsFailure({ reason });
         },
       },
       this.log,
@@ -116,10 +131,17 @@ export class Balancer implements ConfigSink {
 
   apply(config: SwitchboardConfig, revision: number): void {
     const previous = this.runtime;
-    const change = buildRuntime(config, revision, previous, this.upstreamOptions, (pool, available, inService) => {
-      if (pool.panic) this.log.warn({ pool: pool.name, available, inService, panicThreshold: pool.panicThreshold }, 'pool in panic mode: spreading over every backend');
-      else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
-    });
+    const change = buildRuntime(
+      config,
+      revision,
+      previous,
+      this.upstreamOptions,
+      (pool, available, inService) => {
+        if (pool.panic) this.log.warn({ pool: pool.name, available, inService, panicThreshold: pool.panicThreshold }, 'pool in panic mode: spreading over every backend');
+        else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
+      },
+      (b, reason) => this.upstreamTlsFailed(b, reason),
+    );
     // Everything that can refuse the revision happens before it serves: a revision that throws
     // (and is NACKed) leaves the previous one serving.
     this.runtime = change.runtime;
@@ -137,6 +159,7 @@ export class Balancer implements ConfigSink {
         return passive ? [[p.name, passive] as const] : [];
       }),
     );
+    this.watchUpstreamFiles(config);
     for (const b of change.retired) b.retire();
     for (const b of change.added) {
       b.upstream.warm();
@@ -155,6 +178,49 @@ export class Balancer implements ConfigSink {
     );
   }
 
+  /** The data listener's certificate, key or client CA were rotated. */
+  setListenerTls(material: { cert?: Buffer; key?: Buffer; ca?: Buffer }): void {
+    this.dataPlane.setTls(material);
+  }
+
+  /**
+   * Re-reads every pool's TLS files (SIGHUP, or a file changed): backends of a pool whose files
+   * changed use them for new connections. Files that cannot be read or do not form a valid TLS
+   * context are refused with a log line; the pool keeps the ones it has.
+   */
+  reloadUpstreamTls(why: string): void {
+    for (const pc of this.runtime.config.pools) {
+      if (pc.tls === undefined) continue;
+      let tls: UpstreamTls | null;
+      try {
+        tls = upstreamTlsOf(pc);
+      } catch (err) {
+        this.log.error({ pool: pc.name, why, err: (err as Error).message }, 'upstream TLS files rejected; the previous ones keep serving');
+        continue;
+      }
+      const pool = this.runtime.pools.get(pc.name);
+      for (const b of pool?.backends ?? []) b.setTls(tls);
+    }
+  }
+
+  private watchUpstreamFiles(config: SwitchboardConfig): void {
+    const files = new Set(config.pools.flatMap((p) => (p.tls ? [p.tls.caFile, p.tls.certFile, p.tls.keyFile].filter((f): f is string => f !== undefined) : [])));
+    for (const f of this.watchedFiles) if (!files.has(f)) unwatchFile(f, this.onUpstreamFileChange);
+    for (const f of files) if (!this.watchedFiles.has(f)) watchFile(f, { interval: tlsWatchIntervalMs(), persistent: false }, this.onUpstreamFileChange);
+    this.watchedFiles = files;
+  }
+
+  private upstreamTlsFailed(b: Backend, reason: string): void {
+    this.metrics.upstreamTlsFailures.inc({ pool: b.pool, backend: b.address });
+    const key = `${b.pool}/${b.address}`;
+    let log = this.logUpstreamTls.get(key);
+    if (log === undefined) {
+      log = throttled<string>(10_000, (r, occurrences) => this.log.warn({ pool: b.pool, backend: b.address, reason: r, occurrences }, 'backend TLS handshake failed: backend unavailable'));
+      this.logUpstreamTls.set(key, log);
+    }
+    log(reason);
+  }
+
   reject(reason: string): void {
     this.metrics.reloads.inc({ result: 'rejected' });
     this.log.error({ revision: this.runtime.revision, err: reason }, 'configuration rejected; the current revision keeps serving');
@@ -169,6 +235,7 @@ export class Balancer implements ConfigSink {
   private async doStop(): Promise<void> {
     this.source?.stop();
     this.health.stopAll();
+    for (const f of this.watchedFiles) unwatchFile(f, this.onUpstreamFileChange);
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
     this.log.info({ timeoutMs }, 'draining: no new connections, waiting for in-flight calls');
     const cut = await this.dataPlane.drain(timeoutMs);

@@ -12,6 +12,9 @@ interface AdminFlags {
   grpc: string;
   db: string;
   nodeRetentionMs: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
   logLevel: string;
 }
 
@@ -21,6 +24,9 @@ export function adminCommand(): Command {
     .addOption(flag('--http <host:port>', 'REST API address', 'HTTP').default('127.0.0.1:8080'))
     .addOption(flag('--grpc <host:port>', 'control-plane (gRPC) address for balancers', 'GRPC').default('127.0.0.1:8081'))
     .addOption(flag('--db <url>', 'SQLite database file (created and migrated on start)', 'DB').default('file:./data/switchboard.db'))
+    .addOption(flag('--tls-cert <file>', 'serve HTTPS on --http and TLS on --grpc with this certificate chain (PEM)', 'TLS_CERT'))
+    .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
+    .addOption(flag('--tls-client-ca <file>', 'balancers must present a client certificate signed by this CA on --grpc (mTLS)', 'TLS_CLIENT_CA'))
     .addOption(flag('--node-retention-ms <ms>', 'how long a disconnected balancer stays listed in /v1/nodes', 'NODE_RETENTION_MS').default('3600000'))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'LOG_LEVEL').default('info'))
     .addHelpText('after', '\nThe bootstrap admin token is SWITCHBOARD_ADMIN_TOKEN, or generated on first start into <db folder>/admin-token.\n\nExample:\n  switchboard admin --http 127.0.0.1:8080 --db file:./data/switchboard.db\n')
@@ -28,16 +34,20 @@ export function adminCommand(): Command {
       const logger = processLogger('admin', flags.logLevel);
       const log = logger.log;
       // Loaded on demand: Nest and Prisma take most of a second to import, which client commands should not pay.
+      if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      if (flags.tlsClientCa && !flags.tlsCert) throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
       const { startAdmin } = await import('../../admin/src/admin.js');
       const admin = await startAdmin({
         http: parseHostPort(flags.http, '--http'),
         grpc: parseHostPort(flags.grpc, '--grpc'),
         db: flags.db,
         nodeRetentionMs: nonNegativeInt(flags.nodeRetentionMs, '--node-retention-ms'),
+        ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey, clientCa: flags.tlsClientCa } } : {}),
         logger: log,
         ...(process.env.SWITCHBOARD_ADMIN_TOKEN ? { adminToken: process.env.SWITCHBOARD_ADMIN_TOKEN } : {}),
       });
       stopOnSignals(logger, () => admin.close(), ADMIN_STOP_MS);
+      process.on('SIGHUP', () => admin.reloadTls());
     });
 }
 

@@ -1,11 +1,10 @@
 /** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
-import { formatHostPort, parseHostPort } from '../../../libs/common/src';
+import { formatHostPort, parseHostPort, TlsFiles, type TlsMaterial } from '../../../libs/common/src';
 
 interface BalancerFlags {
   listen: string;
@@ -18,6 +17,11 @@ interface BalancerFlags {
   statsIntervalMs: string;
   tlsCert?: string;
   tlsKey?: string;
+  tlsClientCa?: string;
+  adminCa?: string;
+  adminServerName?: string;
+  adminCert?: string;
+  adminKey?: string;
   maxConcurrentStreams: string;
   drainTimeoutMs: string;
   keepaliveMs: string;
@@ -41,6 +45,11 @@ export function balancerCommand(): Command {
     .addOption(flag('--stats-interval-ms <ms>', 'how often stats are reported to the admin', 'STATS_INTERVAL_MS').default('5000'))
     .addOption(flag('--tls-cert <file>', 'serve TLS (ALPN h2) with this certificate chain (PEM)', 'TLS_CERT'))
     .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
+    .addOption(flag('--tls-client-ca <file>', 'require client certificates signed by this CA (mTLS; with --tls-cert)', 'TLS_CLIENT_CA'))
+    .addOption(flag('--admin-ca <file>', 'speak TLS to --admin, verifying it against this CA (PEM)', 'ADMIN_CA'))
+    .addOption(flag('--admin-server-name <name>', 'the name the admin\'s certificate must carry (default: the host of --admin)', 'ADMIN_SERVER_NAME'))
+    .addOption(flag('--admin-cert <file>', 'client certificate for the admin (mTLS; with --admin-key and --admin-ca)', 'ADMIN_CERT'))
+    .addOption(flag('--admin-key <file>', 'private key for --admin-cert', 'ADMIN_KEY'))
     .addOption(flag('--max-concurrent-streams <n>', 'SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients', 'MAX_CONCURRENT_STREAMS').default('10000'))
     .addOption(flag('--drain-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long in-flight calls may take to finish', 'DRAIN_TIMEOUT_MS').default('30000'))
     .addOption(flag('--keepalive-ms <ms>', 'HTTP/2 PING interval towards clients (0 = off)', 'KEEPALIVE_MS').default('120000'))
@@ -59,6 +68,16 @@ export function balancerCommand(): Command {
       if (Boolean(flags.config) === Boolean(flags.admin)) throw new Error('give either --config FILE.yaml or --admin HOST:PORT (with SWITCHBOARD_TOKEN)');
       if (flags.admin && !flags.token) throw new Error('--admin needs a token with the node scope: --token or SWITCHBOARD_TOKEN');
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+      if (flags.tlsClientCa && !flags.tlsCert) throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
+      if (Boolean(flags.adminCert) !== Boolean(flags.adminKey)) throw new Error('--admin-cert and --admin-key go together');
+      if ((flags.adminCert || flags.adminServerName) && !flags.adminCa) throw new Error('--admin-cert, --admin-key and --admin-server-name need --admin-ca (TLS to the admin)');
+      // Certificates are read now (a bad file stops the start) and re-read on SIGHUP or when they change.
+      let balancerRef: { setListenerTls(m: TlsMaterial): void } | null = null;
+      const listenerTls = flags.tlsCert
+        ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
+        : null;
+      let sourceRef: { tlsChanged(): void } | null = null;
+      const adminTls = flags.adminCa ? new TlsFiles({ ca: flags.adminCa, cert: flags.adminCert, key: flags.adminKey }, 'admin client', log, () => sourceRef?.tlsChanged()).watch() : null;
       const [{ Balancer }, { AdminConfigSource }, { FileConfigSource }] = await Promise.all([
         import('../../balancer/src/balancer.js'),
         import('../../balancer/src/config/admin-config-source.js'),
@@ -75,7 +94,7 @@ export function balancerCommand(): Command {
           maxStreams: positiveInt(flags.maxStreams, '--max-streams'),
           firstStreamTimeoutMs: positiveInt(flags.firstStreamTimeoutMs, '--first-stream-timeout-ms'),
           maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
-          ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey) } } : {}),
+          ...(listenerTls ? { tls: { cert: listenerTls.material.cert!, key: listenerTls.material.key!, ca: listenerTls.material.ca } } : {}),
         },
         drainTimeoutMs,
         logger: log,
@@ -90,11 +109,19 @@ export function balancerCommand(): Command {
             statsIntervalMs: positiveInt(flags.statsIntervalMs, '--stats-interval-ms'),
             stats: () => balancer.collectStats(),
             log,
+            ...(adminTls ? { tls: { material: () => adminTls.material, serverName: flags.adminServerName } } : {}),
           })
         : new FileConfigSource(flags.config!, log);
+      balancerRef = balancer;
+      if (source instanceof AdminConfigSource) sourceRef = source;
+      process.on('SIGHUP', () => {
+        listenerTls?.reload('SIGHUP');
+        adminTls?.reload('SIGHUP');
+        balancer.reloadUpstreamTls('SIGHUP');
+      });
       const addresses = await balancer.start(source);
       log.info(
-        { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert), ...(flags.admin ? { admin: flags.admin, nodeId } : {}) },
+        { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert), clientCertificates: Boolean(flags.tlsClientCa), ...(flags.admin ? { admin: flags.admin, nodeId } : {}) },
         'balancer listening',
       );
       stopOnSignals(logger, () => balancer.stop(), drainTimeoutMs);

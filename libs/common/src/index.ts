@@ -1,3 +1,4 @@
 export * from './host-port';
 export * from './package-root';
 export * from './throttled';
+export * from './tls-files';

@@ -56,6 +56,31 @@ export const backendSchema = z.strictObject({
   labels,
 });
 
+/** A path to a PEM file on the balancer's host: never the PEM itself (configs are stored in revisions and exported). */
+const pemFile = (description: string, example: string) =>
+  described(
+    z
+      .string()
+      .min(1)
+      .max(4096)
+      .refine((p) => !p.includes('-----BEGIN') && !/[\r\n\0]/.test(p), 'must be the path of a PEM file on the balancer host, not PEM content'),
+    description,
+    example,
+  );
+
+export const upstreamTlsSchema = z
+  .strictObject({
+    caFile: pemFile('CA certificates (PEM) the backends\' certificates are verified against; default: the system roots.', '/etc/switchboard/backends-ca.pem').optional(),
+    serverName: described(z.string().min(1).max(253).regex(/^[A-Za-z0-9.*-]+$/, 'must be a DNS name'), 'SNI sent to the backends and the name their certificate must carry; default: the backend\'s host.', 'greeter.internal').optional(),
+    certFile: pemFile('Client certificate chain (PEM) presented to the backends (mTLS); with keyFile.', '/etc/switchboard/lb.pem').optional(),
+    keyFile: pemFile('Private key (PEM) of certFile.', '/etc/switchboard/lb-key.pem').optional(),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.certFile === undefined) !== (t.keyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [t.certFile === undefined ? 'certFile' : 'keyFile'], message: 'certFile and keyFile go together: give both or neither' });
+    }
+  });
+
 export const poolMatchSchema = z
   .strictObject({
     services: described(z.array(z.string().regex(SERVICE, 'must be a fully qualified gRPC service name (package.Service) or "*"')), 'Fully qualified gRPC service names routed to this pool; "*" makes it the default pool.', ['helloworld.Greeter']).optional(),
@@ -77,6 +102,7 @@ export const poolSchema = z.strictObject({
   slowStartMs: described(z.int().min(0).max(3_600_000), 'A joining backend ramps from 10% to full weight over this window, in ms (0 = off).', 0).default(0),
   /** Below this percentage of healthy backends the pool spreads calls over all of them (Envoy's healthy_panic_threshold); 0 turns panic mode off. */
   panicThreshold: described(z.int().min(0).max(100), 'Below this percentage of healthy backends calls spread over all of them (0 = never).', 50).default(50),
+  tls: described(upstreamTlsSchema, 'TLS (ALPN h2) to this pool\'s backends, verified; absent: cleartext HTTP/2.', { caFile: '/etc/switchboard/backends-ca.pem', serverName: 'greeter.internal' }).optional(),
   labels,
   backends: described(z.array(backendSchema), 'The backends of the pool.', [{ address: '127.0.0.1:50051', weight: 1 }]).default([]),
 });
@@ -127,3 +153,4 @@ export type SwitchboardConfigInput = z.input<typeof configSchema>;
 export type PoolConfig = z.output<typeof poolSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type HealthPolicyConfig = z.output<typeof healthPolicySchema>;
+export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;

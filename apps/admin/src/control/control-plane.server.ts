@@ -55,11 +55,12 @@ export class ControlPlaneServer implements OnModuleDestroy {
     });
   }
 
-  async listen(address: HostPort): Promise<HostPort> {
+  /** Listens on `address`: TLS with `credentials`, else cleartext. */
+  async listen(address: HostPort, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<HostPort> {
     const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
     server.addService(controlPlane().service, { Connect: (stream: Stream) => this.connect(stream) });
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(formatHostPort(address), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(formatHostPort(address), credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.server = server;
     return { host: address.host, port };

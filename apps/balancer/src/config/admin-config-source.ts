@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { describeErrors, stableStringify, validateConfig } from '../../../../libs/config/src';
 import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type PoolStats, type Snapshot } from '../../../../libs/proto/src';
+import type { TlsMaterial } from '../../../../libs/common/src';
 import type { ConfigSink, ConfigSource } from './config-source';
 
 export interface AdminSourceOptions {
@@ -27,6 +28,8 @@ export interface AdminSourceOptions {
   stats: () => PoolStats[];
   log: Logger;
   backoff?: { initialMs: number; maxMs: number };
+  /** TLS to the admin (--admin-ca, --admin-server-name, --admin-cert/--admin-key); absent: cleartext. */
+  tls?: { material: () => TlsMaterial; serverName?: string | undefined };
 }
 
 interface StoredSnapshot {
@@ -43,6 +46,7 @@ export class AdminConfigSource implements ConfigSource {
   private appliedContent = '';
   private attempt = 0;
   private stopped = false;
+  private clientStale = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
@@ -58,15 +62,34 @@ export class AdminConfigSource implements ConfigSource {
     this.sink = sink;
     mkdirSync(this.options.stateDir, { recursive: true });
     this.loadStored();
+    this.client = this.newClient();
+    this.connect();
+  }
+
+  /**
+   * The TLS files were rotated: the stream in flight keeps its connection; the next connection
+   * (a reconnect) is made with a new client, so its handshake uses the new files.
+   */
+  tlsChanged(): void {
+    this.clientStale = true;
+  }
+
+  private newClient(): ControlPlaneClient {
     const { Client } = controlPlane();
-    this.client = new Client(this.options.address, grpc.credentials.createInsecure(), {
+    const tls = this.options.tls;
+    let credentials = grpc.credentials.createInsecure();
+    if (tls) {
+      const m = tls.material();
+      credentials = grpc.credentials.createSsl(m.ca ?? null, m.key ?? null, m.cert ?? null);
+    }
+    return new Client(this.options.address, credentials, {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5_000,
+      ...(tls?.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {}),
     });
-    this.connect();
   }
 
   stop(): void {
@@ -98,6 +121,11 @@ export class AdminConfigSource implements ConfigSource {
 
   private connect(): void {
     if (this.stopped) return;
+    if (this.clientStale) {
+      this.clientStale = false;
+      this.client?.close();
+      this.client = this.newClient();
+    }
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${this.options.token}`);
     const stream = this.client!.Connect(metadata);
@@ -122,7 +150,11 @@ export class AdminConfigSource implements ConfigSource {
       const delay = this.nextDelay();
       const fields = { code: err?.code, reason: err?.details ?? 'stream ended', retryInMs: delay, revision: this.applied };
       if (err?.code === grpc.status.UNAUTHENTICATED || err?.code === grpc.status.PERMISSION_DENIED) this.log.error(fields, 'the admin refused this balancer\'s token (SWITCHBOARD_TOKEN); retrying');
-      else this.log.warn(fields, 'lost the admin; serving the last applied revision and reconnecting');
+      else if (!answered && this.options.tls === undefined && err?.code === grpc.status.UNAVAILABLE) {
+        this.log.warn({ ...fields, hint: 'if the admin serves TLS (switchboard admin --tls-cert), give --admin-ca (and --admin-cert/--admin-key if it requires client certificates)' }, 'cannot reach the admin over cleartext; serving the last applied revision and reconnecting');
+      } else if (!answered && this.options.tls !== undefined && err?.code === grpc.status.UNAVAILABLE) {
+        this.log.warn({ ...fields, hint: 'check --admin-ca, --admin-server-name and, if the admin requires client certificates, --admin-cert/--admin-key' }, 'cannot reach the admin over TLS; serving the last applied revision and reconnecting');
+      } else this.log.warn(fields, 'lost the admin; serving the last applied revision and reconnecting');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     };
     stream.on('error', lost);

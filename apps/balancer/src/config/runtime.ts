@@ -7,11 +7,27 @@
  * estimate and connections carry over) and retires the others: they take no new calls and their
  * connections close as their in-flight streams end.
  */
-import type { SwitchboardConfig } from '../../../../libs/config/src';
+import { loadTlsMaterial } from '../../../../libs/common/src';
+import type { PoolConfig, SwitchboardConfig } from '../../../../libs/config/src';
 import { Backend } from '../pool/backend';
 import { Pool } from '../pool/pool';
 import { Router } from '../proxy/router';
-import type { UpstreamOptions } from '../upstream/upstream-sessions';
+import type { UpstreamOptions, UpstreamTls } from '../upstream/upstream-sessions';
+
+/**
+ * A pool's upstream TLS settings with its files read: throws, naming the file, when one cannot
+ * be read or the set is not a valid TLS context, so that the revision is refused (NACKed) and
+ * the previous one keeps serving.
+ */
+export function upstreamTlsOf(pool: PoolConfig): UpstreamTls | null {
+  const t = pool.tls;
+  if (t === undefined) return null;
+  try {
+    return { material: loadTlsMaterial({ ca: t.caFile, cert: t.certFile, key: t.keyFile }), serverName: t.serverName };
+  } catch (err) {
+    throw new Error(`pool "${pool.name}" tls: ${(err as Error).message}`);
+  }
+}
 
 export class Runtime {
   constructor(
@@ -38,7 +54,10 @@ export function buildRuntime(
   previous: Runtime,
   upstream: UpstreamOptions,
   onPanic?: ConstructorParameters<typeof Pool>[2],
+  onTlsFailure?: ConstructorParameters<typeof Backend>[5],
 ): RuntimeChange {
+  // Every file is read before anything changes: a pool whose files cannot be read fails the revision.
+  const tlsByPool = new Map(config.pools.map((pc) => [pc.name, upstreamTlsOf(pc)]));
   const old = new Map<string, Backend>();
   for (const pool of previous.pools.values()) for (const b of pool.backends) old.set(`${b.pool}\0${b.address}`, b);
 
@@ -46,15 +65,17 @@ export function buildRuntime(
   const pools = new Map<string, Pool>();
   const entries: { config: (typeof config.pools)[number]; pool: Pool }[] = [];
   for (const pc of config.pools) {
+    const tls = tlsByPool.get(pc.name) ?? null;
     const backends = pc.backends.map((bc) => {
       const key = `${pc.name}\0${bc.address}`;
       const survivor = old.get(key);
       if (survivor !== undefined) {
         old.delete(key);
         survivor.reconfigure(bc);
+        survivor.setTls(tls);
         return survivor;
       }
-      const b = new Backend(pc.name, bc.address, bc, upstream);
+      const b = new Backend(pc.name, bc.address, bc, upstream, tls, onTlsFailure);
       added.push(b);
       return b;
     });

@@ -28,6 +28,8 @@ export class BalancerMetrics {
   readonly reloads: Counter<'result'>;
   readonly downstreamConnections: Gauge;
   readonly rejected: Counter<'reason'>;
+  readonly tlsFailures: Counter<'listener'>;
+  readonly upstreamTlsFailures: Counter<'pool' | 'backend'>;
 
   constructor(runtime: () => Runtime) {
     const registers = [this.registry];
@@ -101,6 +103,18 @@ export class BalancerMetrics {
       name: 'switchboard_downstream_rejected_total',
       help: 'Clients turned away by a data-plane limit: connection_limit, stream_limit, premature_resets (rapid reset: GOAWAY ENHANCE_YOUR_CALM), first_stream_timeout, internal_error.',
       labelNames: ['reason'],
+      registers,
+    });
+    this.tlsFailures = new Counter({
+      name: 'switchboard_tls_handshake_failures_total',
+      help: 'Failed TLS handshakes of clients on a listener (data): no or an untrusted client certificate, protocol errors.',
+      labelNames: ['listener'],
+      registers,
+    });
+    this.upstreamTlsFailures = new Counter({
+      name: 'switchboard_upstream_tls_handshake_failures_total',
+      help: 'Failed TLS handshakes with a backend: its certificate did not verify, or it refused ours.',
+      labelNames: ['pool', 'backend'],
       registers,
     });
   }

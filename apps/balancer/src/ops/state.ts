@@ -11,6 +11,8 @@ export interface BackendState {
   ejected: boolean;
   draining: boolean;
   reachable: boolean;
+  /** Why the last connection attempt failed (a TLS verification error says so), or null. */
+  lastError: string | null;
   available: boolean;
   totalCalls: number;
   failedCalls: number;
@@ -57,6 +59,7 @@ export function describeState(runtime: Runtime): BalancerState {
             ejected: b.ejected,
             draining: b.draining,
             reachable: b.upstream.available,
+            lastError: b.upstream.lastError || null,
             available: b.available,
             totalCalls: b.totalCalls,
             failedCalls: b.failedCalls,

@@ -8,7 +8,7 @@ import type { BackendConfig } from '../../../../libs/config/src';
 import { PeakEwma } from '../load/peak-ewma';
 import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';
-import { UpstreamSessions, type UpstreamOptions } from '../upstream/upstream-sessions';
+import { sameTls, UpstreamSessions, type UpstreamOptions, type UpstreamTls } from '../upstream/upstream-sessions';
 
 export class Backend implements EndpointLoad {
   /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
@@ -41,11 +41,21 @@ export class Backend implements EndpointLoad {
     readonly address: string,
     config: BackendConfig,
     upstreamOptions: UpstreamOptions,
+    private tls: UpstreamTls | null = null,
+    /** Told of each failed TLS handshake with this backend. */
+    onTlsFailure: (backend: Backend, reason: string) => void = () => {},
   ) {
     this.weight = config.weight;
     this.configuredWeight = config.weight;
     this.draining = config.drain;
-    this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange());
+    this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange(), tls, (reason) => onTlsFailure(this, reason));
+  }
+
+  /** The pool's TLS settings changed (a revision, or rotated files). */
+  setTls(tls: UpstreamTls | null): void {
+    if (sameTls(this.tls, tls)) return;
+    this.tls = tls;
+    this.upstream.setTls(tls);
   }
 
   /** May take new calls now. */

@@ -75,6 +75,16 @@ export class Pool {
     while (this.waiting.length > 0) if (this.waiting.shift()!()) return;
   }
 
+  /** Why backends cannot be reached (their last connection errors, TLS verification included), for a status message; '' if none says. */
+  unavailableReasons(): string {
+    const reasons: string[] = [];
+    for (const b of this.backends) {
+      const e = b.upstream.lastError;
+      if (e && !b.upstream.available && reasons.length < 3) reasons.push(`${b.address}: ${e.length > 200 ? `${e.slice(0, 200)}...` : e}`);
+    }
+    return reasons.join('; ');
+  }
+
   rebuild(): void {
     this.picker = this.build();
   }

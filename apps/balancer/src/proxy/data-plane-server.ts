@@ -35,7 +35,8 @@ export interface DataPlaneOptions {
   firstStreamTimeoutMs: number;
   /** Streams a connection may reset before their answer (if half or more of its streams) before GOAWAY ENHANCE_YOUR_CALM; 0 = no limit. */
   maxPrematureResets: number;
-  tls?: { cert: Buffer; key: Buffer };
+  /** TLS with ALPN h2; with `ca`, clients must present a certificate it signed (mTLS). */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer | undefined };
 }
 
 export const DEFAULT_DATA_PLANE_OPTIONS: DataPlaneOptions = {
@@ -59,6 +60,8 @@ export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded'> {
   unrouted(service: string): void;
   connections(delta: number): void;
   rejected(reason: Rejection): void;
+  /** A client's TLS handshake failed (no or an untrusted certificate under mTLS, protocol errors). */
+  tlsFailed(reason: string): void;
 }
 
 const noop = (): void => {};
@@ -90,14 +93,27 @@ export class DataPlaneServer {
       maxSessionInvalidFrames: 100_000,
       maxSessionRejectedStreams: 100_000,
     };
-    this.server = options.tls
-      ? http2.createSecureServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key, ALPNProtocols: ['h2'] })
+    const tls = options.tls;
+    this.server = tls
+      ? http2.createSecureServer({
+          ...serverOptions,
+          cert: tls.cert,
+          key: tls.key,
+          ALPNProtocols: ['h2'],
+          ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}),
+        })
       : http2.createServer(serverOptions);
+    if (tls) this.server.on('tlsClientError', (err: Error) => hooks.tlsFailed(err.message));
     this.server.maxConnections = options.maxConnections;
     this.server.on('drop', () => hooks.rejected('connection_limit'));
     this.server.on('session', (session) => this.onSession(session));
     this.server.on('sessionError', (err) => this.log.debug({ err }, 'client session error'));
     this.prematureResets = new PrematureResets(options.maxPrematureResets, () => hooks.rejected('premature_resets'));
+  }
+
+  /** New certificate, key or client CA (rotation): new handshakes use them; open connections keep theirs. */
+  setTls(material: { cert?: Buffer | undefined; key?: Buffer | undefined; ca?: Buffer | undefined }): void {
+    (this.server as http2.Http2SecureServer).setSecureContext({ cert: material.cert, key: material.key, ...(material.ca ? { ca: material.ca } : {}) });
   }
 
   /** Calls in flight across every client connection. */

@@ -142,7 +142,8 @@ export class ProxiedCall {
       if (p.ready > 0) {
         this.waitForSlot();
       } else {
-        this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)`);
+        const why = p.unavailableReasons();
+        this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)${why ? `: ${why}` : ''}`);
       }
       return;
     }

@@ -24,6 +24,17 @@
  * replaced, before any backend would count it as an attack and cut every call on it.
  */
 import * as http2 from 'node:http2';
+import type { TlsMaterial } from '../../../../libs/common/src';
+
+/** TLS to a backend (a pool's `tls`): the files' contents and the name to verify. */
+export interface UpstreamTls {
+  readonly material: TlsMaterial;
+  /** SNI and the name the certificate must carry; default: the backend's host. */
+  readonly serverName: string | undefined;
+}
+
+/** Errors of a TLS handshake (verification, alerts), as opposed to TCP's. */
+const TLS_ERROR = /CERT|SSL|TLS|UNABLE_TO|SELF_SIGNED|ALTNAME|HOSTNAME|SIGNATURE|ISSUER|EXPIRED/;
 
 export interface UpstreamOptions {
   /** Sessions per backend at most; past that, streams queue on the least busy session. */
@@ -98,14 +109,48 @@ export class UpstreamSessions {
   private inBackoff = false;
   private backoffTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private lastError = '';
+  private lastErrorText = '';
+  private tls: UpstreamTls | null;
 
   constructor(
     readonly address: string,
     private readonly options: UpstreamOptions,
     /** Told when the backend enters or leaves TRANSIENT_FAILURE. */
     private readonly onAvailabilityChange: () => void,
-  ) {}
+    tls: UpstreamTls | null = null,
+    /** Told of each failed TLS handshake, with the reason. */
+    private readonly onTlsFailure: (reason: string) => void = () => {},
+  ) {
+    this.tls = tls;
+  }
+
+  /** Why the last connection attempt failed ('' when none did since the last success). */
+  get lastError(): string {
+    return this.lastErrorText;
+  }
+
+  /**
+   * New TLS settings for this backend (a revision changed them, or their files were rotated).
+   * Sessions already open keep serving when only the client certificate changed; a change of
+   * scheme, CA or name retires them gracefully (in-flight calls finish), since what they verified
+   * no longer holds. New connections use the new settings either way.
+   */
+  setTls(tls: UpstreamTls | null): void {
+    const before = this.tls;
+    this.tls = tls;
+    const reverify = (before === null) !== (tls === null) || (before !== null && tls !== null && (before.serverName !== tls.serverName || !sameBuffer(before.material.ca, tls.material.ca)));
+    if (!reverify) return;
+    for (const slot of this.slots) {
+      slot.usable = false;
+      slot.session.close();
+    }
+    if (this.inBackoff && this.backoffTimer) {
+      // Settings that may now succeed: try again at once.
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+      if (this.connecting === null && !this.closed) this.connect();
+    }
+  }
 
   /** False while in connect backoff or after close(). */
   get available(): boolean {
@@ -136,8 +181,8 @@ export class UpstreamSessions {
       cb(null, opened);
       return;
     }
-    if (this.closed) return cb(new UpstreamError(`backend ${this.address} was removed`, true));
-    if (this.inBackoff) return cb(new UpstreamError(`backend ${this.address} is unreachable (${this.lastError})`, true));
+    if (this.closed) return cb(new UpstreamError(`was removed`, true));
+    if (this.inBackoff) return cb(new UpstreamError(`is unreachable (${this.lastErrorText})`, true));
     if (this.connecting === null) {
       if (this.slots.length >= this.options.maxSessions) {
         // Every session is full and no more may be opened: let the least busy one queue it.
@@ -179,7 +224,7 @@ export class UpstreamSessions {
     this.closed = true;
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     for (const slot of this.slots) slot.session.close();
-    this.failWaiters(new UpstreamError(`backend ${this.address} was removed`, true));
+    this.failWaiters(new UpstreamError(`was removed`, true));
   }
 
   /** Ends every session at once, in-flight streams included. */
@@ -218,15 +263,17 @@ export class UpstreamSessions {
   private connect(): void {
     const o = this.options;
     let session: http2.ClientHttp2Session;
+    const tls = this.tls;
     try {
-      session = http2.connect(`http://${this.address}`, {
+      session = http2.connect(`${tls ? 'https' : 'http'}://${this.address}`, {
         settings: { enablePush: false, initialWindowSize: o.initialWindowSize, maxHeaderListSize: o.maxHeaderListSize },
         maxSessionMemory: 256,
         maxHeaderListPairs: 4096,
+        ...(tls ? { ...tls.material, ALPNProtocols: ['h2'], ...(tls.serverName ? { servername: tls.serverName } : {}) } : {}),
       });
     } catch (err) {
       // The schema admits only addresses node accepts; should one slip through, it is unreachable, not fatal.
-      this.lastError = (err as Error).message;
+      this.lastErrorText = (err as Error).message;
       this.onConnectFailure();
       return;
     }
@@ -234,7 +281,11 @@ export class UpstreamSessions {
     this.slots.push(slot);
     this.connecting = slot;
     let keepalive: NodeJS.Timeout | null = null;
-    const connectTimer = setTimeout(() => session.destroy(new Error(`connect timed out after ${o.connectTimeoutMs} ms`)), o.connectTimeoutMs);
+    const connectTimer = setTimeout(() => {
+      this.lastErrorText = `connect timed out after ${o.connectTimeoutMs} ms`;
+      session.destroy();
+      closed(); // idempotent: a session destroyed before may never emit 'close'
+    }, o.connectTimeoutMs);
 
     // Usable once the socket is up AND the backend's first SETTINGS arrived: before that its
     // stream limit is unknown, and a burst of queued calls would overrun it (REFUSED_STREAM).
@@ -246,6 +297,7 @@ export class UpstreamSessions {
       slot.connected = true;
       this.connecting = null;
       this.failures = 0;
+      this.lastErrorText = '';
       try {
         session.setLocalWindowSize(o.sessionWindowSize);
       } catch {
@@ -270,12 +322,26 @@ export class UpstreamSessions {
     session.on('goaway', () => {
       slot.usable = false;
     });
-    session.on('error', (err) => {
-      this.lastError = err.message;
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const isTls = tls !== null && !slot.connected && TLS_ERROR.test(`${err.code ?? ''} ${err.message}`);
+      this.lastErrorText = isTls ? `TLS: ${tlsReason(err)}` : err.message;
+      if (isTls) this.onTlsFailure(tlsReason(err));
+    };
+    session.on('error', onError);
+    // A TLS alert after the client's side of the handshake finished (TLS 1.3: the backend refuses
+    // our certificate, or its absence) errors the socket, and node then destroys the session
+    // without a 'close' event: treat it as the session's end, or the calls waiting for it hang.
+    session.socket?.once('error', (err: NodeJS.ErrnoException) => {
+      onError(err);
+      setImmediate(closed);
     });
-    session.on('close', () => {
+    let done = false;
+    const closed = (): void => {
+      if (done) return;
+      done = true;
       clearTimeout(connectTimer);
       if (keepalive) clearInterval(keepalive);
+      if (!session.destroyed) session.destroy();
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       if (!slot.connected) {
@@ -288,7 +354,8 @@ export class UpstreamSessions {
       } else if (this.waiters.length > 0 && this.connecting === null) {
         this.connect();
       }
-    });
+    };
+    session.on('close', closed);
   }
 
   private startKeepalive(session: http2.ClientHttp2Session): NodeJS.Timeout {
@@ -313,7 +380,7 @@ export class UpstreamSessions {
     const delay = base * (0.8 + Math.random() * 0.4);
     const wasInBackoff = this.inBackoff;
     this.inBackoff = true;
-    this.failWaiters(new UpstreamError(`backend ${this.address} is unreachable (${this.lastError || 'connection failed'})`, true));
+    this.failWaiters(new UpstreamError(`is unreachable (${this.lastErrorText || 'connection failed'})`, true));
     if (!wasInBackoff) this.onAvailabilityChange();
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = null;
@@ -345,4 +412,20 @@ export class UpstreamSessions {
     }
     if (thrown !== undefined) process.emitWarning(`switchboard: a call waiting for backend ${this.address} failed: ${String(thrown)}`);
   }
+}
+
+/** The reason of a TLS failure without OpenSSL's source locations ("tlsv13 alert certificate required"). */
+function tlsReason(err: Error): string {
+  const m = /:(?:SSL routines|[a-z0-9 ]+ routines):[^:]*:([^:]+)/.exec(err.message);
+  return m ? m[1]! : err.message;
+}
+
+/** Same scheme, name and file contents. */
+export function sameTls(a: UpstreamTls | null, b: UpstreamTls | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.serverName === b.serverName && (['ca', 'cert', 'key'] as const).every((k) => sameBuffer(a.material[k], b.material[k]));
+}
+
+function sameBuffer(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined ? b === undefined : b !== undefined && a.equals(b);
 }
