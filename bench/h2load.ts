@@ -32,5 +32,6 @@ export function h2load(address: string, calls: number, connections = 4, streamsP
   ]).toString();
   const rate = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out);
   const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(out);
-  return { calls: Number(done?.[2] ?? 0), failed: Number(done?.[3] ?? 0), callsPerS: Math.round(Number(rate?.[1] ?? 0)) };
+  if (!done || Number(done[2]) === 0) throw new Error(`h2load through ${address}: no call succeeded:\n${out.split('\n').slice(-14).join('\n')}`);
+  return { calls: Number(done[2]), failed: Number(done[3]), callsPerS: Math.round(Number(rate?.[1] ?? 0)) };
 }

@@ -11,7 +11,9 @@
  * 3. Death: one of three backends is killed under load, with and without health checks.
  *
  * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows;
- * `--only stall|death|overhead|propagation|admin` runs one scenario.
+ * 4. TLS to the backends: CPU per call over TLS against cleartext.
+ *
+ * `--only stall|death|overhead|propagation|admin|tls` runs one scenario.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,9 +24,10 @@ import { adminLatencyScenario, propagationScenario, type AdminLatencyResult, typ
 import { closedLoop, openLoop, SLOW_MS, type LoadResult } from './load-generator';
 import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
+import { tlsCostScenario, type TlsCostResult } from './tls-cost';
 
 const quick = process.argv.includes('--quick');
-/** `--only stall|death|overhead|propagation|admin` runs one scenario. */
+/** `--only stall|death|overhead|propagation|admin|tls` runs one scenario. */
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const runs = (name: string): boolean => only === undefined || only === name;
 const WINDOW_S = quick ? 4 : 12;
@@ -269,7 +272,18 @@ async function main(): Promise<void> {
     log('admin latency: autocannon at 200 requests/s');
     adminLatency = await adminLatencyScenario(quick ? 4 : 10);
   }
+  let tlsCost: TlsCostResult | undefined;
+  if (runs('tls')) {
+    log('tls: CPU per call with TLS to the backend vs cleartext');
+    tlsCost = await tlsCostScenario(cpuMicros, H2LOAD_CALLS, quick ? 2 : 3);
+  }
   let out = rows.length > 0 ? table() : '';
+  if (tlsCost) {
+    const t = tlsCost;
+    out += `\n\n### 4. TLS to the backends (${t.tool}, ${t.calls} calls x ${t.rounds} rounds, interleaved; clients in cleartext)\n\n| upstream | balancer CPU µs/call | calls/s |\n|---|---|---|\n`;
+    out += `| cleartext | ${t.cleartext.cpuUsPerCall.join(', ')} | ${t.cleartext.callsPerS.join(', ')} |\n| TLS | ${t.tls.cpuUsPerCall.join(', ')} | ${t.tls.callsPerS.join(', ')} |\n`;
+    out += `\nCPU per call TLS / cleartext (medians) = **${t.ratio}**`;
+  }
   if (propagation) {
     const p = propagation;
     out += `\n\n### Config propagation: ${p.balancers} balancers, ${p.writes} writes through the REST API, one at a time\n\n| measured from | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|\n`;
@@ -286,7 +300,7 @@ async function main(): Promise<void> {
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost }, null, 2),
   );
   log(`\nresults: ${file}`);
 }

@@ -37,6 +37,11 @@ function plainClient(address: string): EchoClient {
   return tlsClient(address, grpc.credentials.createInsecure());
 }
 
+/** A TLS client of the Echo service trusting `ca`. */
+function plainClientOf(address: string, ca: Buffer): EchoClient {
+  return tlsClient(address, grpc.credentials.createSsl(ca));
+}
+
 /** A cleartext client of the Other service (routed to a second pool). */
 function otherClient(address: string): EchoClient {
   const { Other } = loadEcho();
@@ -266,6 +271,20 @@ describe('rotation', () => {
     expect(result.unaryFailed).toEqual([]);
     expect(result.streamsFailed).toEqual([]);
     expect(result.unaryOk).toBeGreaterThan(50);
+
+    // Proof that new handshakes to the backend use the rotated client files: rotate to a pair
+    // the backend does not trust, restart the backend so the balancer must reconnect, and the
+    // new handshake is refused (the connection before it had been fine).
+    copyFileSync(pki.rogue.key, upstreamKey);
+    copyFileSync(pki.rogue.cert, upstreamCert);
+    await waitFor('the rotated client files loaded', () => lb.logs.some((l) => l.includes('upstream TLS files reloaded')), 10_000);
+    const port = strict.port;
+    await strict.stop();
+    backends.push(await startEchoBackend({ name: 'strict-again', port, tls: { cert: pki.read(pki.server.cert), key: pki.read(pki.server.key), clientCa: pki.read(pki.ca.cert) } }));
+    await waitFor('the reconnect refused at the handshake', async () => /^TLS: /.test(((await lb.state()).pools[0]!.backends[0] as unknown as { lastError: string | null }).lastError ?? ''), 15_000);
+    const after = await unary(plainClientOf(lb.listen, ca), {}, undefined, { deadline: new Date(Date.now() + 8000) });
+    expect(after.error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(after.error?.details).toMatch(/TLS: .*certificate/i);
     await lb.stop();
   }, 60_000);
 });

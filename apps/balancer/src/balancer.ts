@@ -199,7 +199,9 @@ export class Balancer implements ConfigSink {
         continue;
       }
       const pool = this.runtime.pools.get(pc.name);
-      for (const b of pool?.backends ?? []) b.setTls(tls);
+      let changed = false;
+      for (const b of pool?.backends ?? []) changed = b.setTls(tls) || changed;
+      if (changed) this.log.info({ pool: pc.name, why }, 'upstream TLS files reloaded: new connections to the pool\'s backends use them');
     }
   }
 

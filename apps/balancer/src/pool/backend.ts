@@ -51,11 +51,12 @@ export class Backend implements EndpointLoad {
     this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange(), tls, (reason) => onTlsFailure(this, reason));
   }
 
-  /** The pool's TLS settings changed (a revision, or rotated files). */
-  setTls(tls: UpstreamTls | null): void {
-    if (sameTls(this.tls, tls)) return;
+  /** The pool's TLS settings changed (a revision, or rotated files); false when they are the same. */
+  setTls(tls: UpstreamTls | null): boolean {
+    if (sameTls(this.tls, tls)) return false;
     this.tls = tls;
     this.upstream.setTls(tls);
+    return true;
   }
 
   /** May take new calls now. */

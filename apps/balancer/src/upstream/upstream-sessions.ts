@@ -322,7 +322,9 @@ export class UpstreamSessions {
     session.on('goaway', () => {
       slot.usable = false;
     });
+    let attemptFailed = false;
     const onError = (err: NodeJS.ErrnoException): void => {
+      attemptFailed = true;
       const isTls = tls !== null && !slot.connected && TLS_ERROR.test(`${err.code ?? ''} ${err.message}`);
       this.lastErrorText = isTls ? `TLS: ${tlsReason(err)}` : err.message;
       if (isTls) this.onTlsFailure(tlsReason(err));
@@ -344,6 +346,13 @@ export class UpstreamSessions {
       if (!session.destroyed) session.destroy();
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
+      if (!slot.connected && tls !== null && socketUp && !attemptFailed) {
+        // Our side of the handshake finished, then the backend hung up before saying anything:
+        // it refused us at the TLS layer (a client certificate it does not trust, or none).
+        const reason = 'the backend closed the connection after the TLS handshake: does it require a client certificate it trusts (tls.certFile)?';
+        this.lastErrorText = `TLS: ${reason}`;
+        this.onTlsFailure(reason);
+      }
       if (!slot.connected) {
         this.connecting = null;
         this.onConnectFailure();
