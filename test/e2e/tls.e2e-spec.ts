@@ -60,7 +60,7 @@ async function tlsBackend(name: string, files: { cert: string; key: string }, cl
 function presented(address: string): Promise<string> {
   const colon = address.lastIndexOf(':');
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), ca: pki.read(pki.ca.cert), ALPNProtocols: ['h2'], cert: pki.read(pki.client.cert), key: pki.read(pki.client.key) }, () => {
+    const socket = tls.connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), ca: pki.read(pki.ca.cert), ALPNProtocols: ['h2', 'http/1.1'], cert: pki.read(pki.client.cert), key: pki.read(pki.client.key) }, () => {
       resolve(socket.getPeerCertificate().fingerprint256);
       socket.destroy();
     });
@@ -228,6 +228,22 @@ describe('the admin over TLS', () => {
 });
 
 describe('rotation', () => {
+  it('the admin presents a rotated certificate on HTTPS and on the control plane to new handshakes', async () => {
+    const cert = `${pki.dir}/admin.pem`;
+    const key = `${pki.dir}/admin-key.pem`;
+    copyFileSync(pki.server.cert, cert);
+    copyFileSync(pki.server.key, key);
+    const admin = await startAdmin({ args: ['--tls-cert', cert, '--tls-key', key], env: { SWITCHBOARD_TLS_WATCH_MS: '200' } });
+    const rest = admin.url.replace('http://', '');
+    expect(await presented(rest)).toBe(fingerprint(pki.server.cert));
+    expect(await presented(admin.grpc)).toBe(fingerprint(pki.server.cert));
+    copyFileSync(pki.server2.key, key);
+    copyFileSync(pki.server2.cert, cert);
+    await waitFor('HTTPS presents the new certificate', async () => (await presented(rest)) === fingerprint(pki.server2.cert), 10_000);
+    await waitFor('the control plane presents the new certificate', async () => (await presented(admin.grpc)) === fingerprint(pki.server2.cert), 10_000);
+    await admin.stop();
+  });
+
   it('new handshakes use rotated certificates on the listener and towards backends, with no failed call; a bad file is refused', async () => {
     const dir = pki.dir;
     // The balancer's files: copies that the test rotates in place.

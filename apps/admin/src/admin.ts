@@ -84,7 +84,10 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
     logger: ['error', 'warn'],
     ...(tlsFiles ? { httpsOptions: { cert: tlsFiles.material.cert, key: tlsFiles.material.key } } : {}),
   });
-  if (tlsFiles) httpsServer = app.getHttpServer() as import('node:https').Server;
+  if (tlsFiles) {
+    httpsServer = app.getHttpServer() as import('node:https').Server;
+    httpsServer.on('tlsClientError', () => metrics.tlsFailures.inc({ listener: 'http' }));
+  }
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(metrics.middleware());

@@ -18,6 +18,7 @@ export class AdminMetrics {
     registers: [this.registry],
   });
   readonly revision = new Counter({ name: 'switchboard_admin_revisions_total', help: 'Revisions committed since start', registers: [this.registry] });
+  readonly tlsFailures = new Counter({ name: 'switchboard_admin_tls_handshake_failures_total', help: 'Failed TLS handshakes of clients on the admin\'s HTTPS listener', labelNames: ['listener'], registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_admin_' });
