@@ -60,7 +60,7 @@ async function tlsBackend(name: string, files: { cert: string; key: string }, cl
 function presented(address: string): Promise<string> {
   const colon = address.lastIndexOf(':');
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), ca: pki.read(pki.ca.cert), ALPNProtocols: ['h2', 'http/1.1'], cert: pki.read(pki.client.cert), key: pki.read(pki.client.key) }, () => {
+    const socket = tls.connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)), servername: 'backend.test', ca: pki.read(pki.ca.cert), ALPNProtocols: ['h2', 'http/1.1'], cert: pki.read(pki.client.cert), key: pki.read(pki.client.key) }, () => {
       resolve(socket.getPeerCertificate().fingerprint256);
       socket.destroy();
     });

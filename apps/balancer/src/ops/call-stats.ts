@@ -5,7 +5,7 @@
  * and one histogram record per call.
  */
 import * as hdr from 'hdr-histogram-js';
-import { codeName } from './metrics';
+import { codeName } from '../proxy/grpc-status';
 
 export interface CallWindow {
   p50Ms: number;

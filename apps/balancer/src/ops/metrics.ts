@@ -6,16 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Runtime } from '../config/runtime';
 import type { Backend } from '../pool/backend';
-
-export const GRPC_CODE_NAMES = [
-  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
-  'DATA_LOSS', 'UNAUTHENTICATED',
-] as const;
-
-export function codeName(code: number): string {
-  return GRPC_CODE_NAMES[code] ?? String(code);
-}
+import { codeName } from '../proxy/grpc-status';
 
 type CounterChild = ReturnType<Counter<'pool' | 'backend' | 'code'>['labels']>;
 type HistogramChild = ReturnType<Histogram<'pool'>['labels']>;

@@ -3,7 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { poolSchema } from '../../../../libs/config/src';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../upstream/upstream-sessions';
 import { Backend } from './backend';
-import { Pool } from './pool';
+import { Pool, type PoolPick } from './pool';
 
 function pool(n: number, extra: Record<string, unknown> = {}): { pool: Pool; backends: Backend[]; panics: boolean[] } {
   const config = poolSchema.parse({ name: 'p', match: { services: ['*'] }, backends: Array.from({ length: n }, (_, i) => ({ address: `127.0.0.1:${i + 1}` })), ...extra });
@@ -14,6 +14,7 @@ function pool(n: number, extra: Record<string, unknown> = {}): { pool: Pool; bac
 }
 
 const first = (): number => 0;
+const addressOf = (pick: PoolPick): string | undefined => (pick.kind === 'pick' ? pick.backend.address : undefined);
 
 describe('Pool', () => {
   it('enters panic below panicThreshold, spreading over unhealthy backends, and leaves it', () => {
@@ -27,7 +28,7 @@ describe('Pool', () => {
     p.rebuild();
     expect(p.panic).toBe(true);
     expect(p.ready).toBe(4);
-    const picked = new Set(Array.from({ length: 40 }, (_, i) => p.pick(() => (i % 4) / 4, 0)!.address));
+    const picked = new Set(Array.from({ length: 40 }, (_, i) => addressOf(p.pick(() => (i % 4) / 4, 0))));
     expect(picked.size).toBeGreaterThan(1);
     backends.forEach((b) => (b.healthy = true));
     p.rebuild();
@@ -40,23 +41,23 @@ describe('Pool', () => {
     backends[1]!.healthy = false;
     p.rebuild();
     expect(p.panic).toBe(false);
-    expect(p.pick(first, 0)).toBeUndefined();
+    expect(p.pick(first, 0)).toEqual({ kind: 'unavailable' });
     // Draining backends are out of service: 1 available of 2 in service is 50%, no panic.
     const three = pool(3);
     three.backends[0]!.draining = true;
     three.backends[1]!.healthy = false;
     three.pool.rebuild();
     expect(three.pool.panic).toBe(false);
-    expect(three.pool.pick(first, 0)!.address).toBe('127.0.0.1:3');
+    expect(addressOf(three.pool.pick(first, 0))).toBe('127.0.0.1:3');
   });
 
-  it('skips backends at maxStreamsPerBackend and reports busy through ready', () => {
+  it('skips backends at maxStreamsPerBackend and answers busy when all are at it', () => {
     const { pool: p, backends } = pool(2, { maxStreamsPerBackend: 1, algorithm: 'round_robin' });
     backends[0]!.activeStreams = 1;
-    expect(p.pick(first, 0)!.address).toBe('127.0.0.1:2');
-    expect(p.pick(first, 0)!.address).toBe('127.0.0.1:2');
+    expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
+    expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
     backends[1]!.activeStreams = 1;
-    expect(p.pick(first, 0)).toBeUndefined();
+    expect(p.pick(first, 0)).toEqual({ kind: 'busy' });
     expect(p.ready).toBe(2);
     expect(p.pickExcept([backends[1]!], first)).toBeUndefined();
   });

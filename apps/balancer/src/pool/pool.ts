@@ -14,6 +14,15 @@ import type { Backend } from './backend';
 
 const NOT_TRIED: readonly Backend[] = [];
 
+/**
+ * What a pick found, as a tagged result (after grpc-js's Picker): a backend; every available
+ * backend at `maxStreamsPerBackend` (the call may wait in the pool's queue); or no backend that
+ * may take calls at all (the call fails UNAVAILABLE).
+ */
+export type PoolPick = { readonly kind: 'pick'; readonly backend: Backend } | { readonly kind: 'busy' } | { readonly kind: 'unavailable' };
+const BUSY: PoolPick = { kind: 'busy' };
+const UNAVAILABLE: PoolPick = { kind: 'unavailable' };
+
 export class Pool {
   readonly name: string;
   readonly algorithm: Algorithm;
@@ -89,16 +98,15 @@ export class Pool {
     this.picker = this.build();
   }
 
-  /**
-   * The backend for a new call, or undefined when none can take it: check `ready` to tell
-   * "no backend available" (0) from "every available backend is at maxStreamsPerBackend".
-   */
-  pick(random: Random, now: number): Backend | undefined {
+  /** The backend for a new call, or why there is none. */
+  pick(random: Random, now: number): PoolPick {
     const b = this.picker.pick(random, now);
+    if (b === undefined) return UNAVAILABLE;
     const max = this.maxStreamsPerBackend;
-    if (b === undefined || max === 0 || b.activeStreams < max) return b;
+    if (max === 0 || b.activeStreams < max) return { kind: 'pick', backend: b };
     // The algorithm's choice is at its cap (a circuit breaker): the least loaded one below it.
-    return this.leastLoadedBelowCap(NOT_TRIED, random);
+    const other = this.leastLoadedBelowCap(NOT_TRIED, random);
+    return other === undefined ? BUSY : { kind: 'pick', backend: other };
   }
 
   /**

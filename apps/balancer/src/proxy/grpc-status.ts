@@ -17,6 +17,17 @@ export const Status = {
   UNAVAILABLE: 14,
 } as const;
 
+/** Status code names, as the metrics' `code` label and the config (`UNAVAILABLE`) write them. */
+export const GRPC_CODE_NAMES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
+  'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+
+export function codeName(code: number): string {
+  return GRPC_CODE_NAMES[code] ?? String(code);
+}
+
 /** Percent-encodes a grpc-message as the gRPC HTTP/2 spec asks (bytes outside 0x20-0x7E, and %). */
 export function encodeGrpcMessage(message: string): string {
   // encodeURIComponent also escapes printable ASCII; undo that for the characters gRPC allows raw.

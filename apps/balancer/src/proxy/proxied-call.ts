@@ -22,7 +22,7 @@
  */
 import * as http2 from 'node:http2';
 import type { Backend } from '../pool/backend';
-import type { Pool } from '../pool/pool';
+import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { respondTrailersOnly, Status, statusTrailers } from './grpc-status';
@@ -136,17 +136,19 @@ export class ProxiedCall {
     return this.backend ? `in pool "${this.pool.name}" (backend ${this.backend.address})` : `in pool "${this.pool.name}"`;
   }
 
-  private attempt(backend: Backend | undefined): void {
-    if (backend === undefined) {
-      const p = this.pool;
-      if (p.ready > 0) {
-        this.waitForSlot();
-      } else {
-        const why = p.unavailableReasons();
-        this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)${why ? `: ${why}` : ''}`);
-      }
-      return;
-    }
+  private attempt(pick: PoolPick): void {
+    if (pick.kind === 'busy') return this.waitForSlot();
+    if (pick.kind === 'unavailable') return this.failUnavailable();
+    this.attemptOn(pick.backend);
+  }
+
+  private failUnavailable(): void {
+    const p = this.pool;
+    const why = p.unavailableReasons();
+    this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)${why ? `: ${why}` : ''}`);
+  }
+
+  private attemptOn(backend: Backend): void {
     this.attempts++;
     this.backend = backend;
     backend.activeStreams++;
@@ -185,12 +187,13 @@ export class ProxiedCall {
     const wake = (): boolean => {
       if (this.settled || this.finished) return false;
       const next = p.pick(this.settings.random, performance.now());
-      if (next === undefined) {
+      if (next.kind === 'busy') {
         p.enqueue(wake, true); // the slot went elsewhere: first in line again
         return true;
       }
       this.leaveQueue();
-      this.attempt(next);
+      if (next.kind === 'unavailable') this.failUnavailable();
+      else this.attemptOn(next.backend);
       return true;
     };
     if (!p.enqueue(wake)) {
@@ -359,7 +362,7 @@ export class ProxiedCall {
       // refused stream goes to another of its sessions; an unreachable backend is not available).
       const next = this.pool.pickExcept(this.tried, this.settings.random) ?? (failed.available ? failed : undefined);
       if (next !== undefined) {
-        this.attempt(next);
+        this.attemptOn(next);
         return;
       }
     }
