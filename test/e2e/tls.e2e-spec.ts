@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { CLIENT_OPTIONS, loadEcho } from '../fixtures/echo-proto';
+import { controlPlane } from '../../libs/proto/src';
 import { killAdmins, startAdmin, ADMIN_TOKEN } from '../support/admin';
 import { makePki, type TestPki } from '../support/certs';
 import { unary, type EchoClient } from '../support/grpc';
@@ -201,6 +202,19 @@ describe('the admin over TLS', () => {
     const noClientCert = await startNode(admin.grpc, { nodeId: 'edge-nocert', token: nodeToken, extraArgs: ['--admin-ca', pki.ca.cert, '--admin-server-name', 'backend.test'] });
     await waitFor('the node without a client certificate explains', () => noClientCert.logs.some((l) => l.includes('cannot reach the admin over TLS')));
     expect((await noClientCert.state()).revision).toBe(0);
+
+    // Under mTLS a node may take its identity from its certificate: an empty node id becomes the certificate's CN.
+    const { Client } = controlPlane();
+    const raw = new Client(admin.grpc, grpc.credentials.createSsl(pki.read(pki.ca.cert), pki.read(pki.client.key), pki.read(pki.client.cert)), { 'grpc.ssl_target_name_override': 'backend.test', 'grpc.default_authority': 'backend.test' });
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${nodeToken}`);
+    const hello = raw.Connect(md);
+    hello.on('error', () => {});
+    hello.on('data', () => {});
+    hello.write({ message: 'hello', hello: { nodeId: '', appliedRevision: 0, version: 'x' } });
+    await waitFor('the node named by its certificate', async () => (await call('GET', '/v1/nodes')).body.items.some((n: { nodeId: string; connected: boolean }) => n.nodeId === 'edge-1' && n.connected));
+    hello.cancel();
+    raw.close();
 
     // A revision whose certificate files a balancer cannot read is NACKed; the previous one keeps serving.
     expect((await call('PUT', '/v1/config', { pools: [{ name: 'p', match: { services: ['*'] }, tls: { caFile: `${pki.dir}/missing-ca.pem` }, backends: [{ address: `127.0.0.1:${backend.port}` }] }] })).status).toBe(200);

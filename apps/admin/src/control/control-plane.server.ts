@@ -113,8 +113,13 @@ export class ControlPlaneServer implements OnModuleDestroy {
       if (refused) return;
       if (msg.message === 'hello') {
         if (nodeId !== undefined) return refuse(grpc.status.FAILED_PRECONDITION, 'hello sent twice');
-        if (!NODE_ID.test(msg.hello.nodeId)) return refuse(grpc.status.INVALID_ARGUMENT, 'node id must be 1-128 of A-Z a-z 0-9 . _ -');
-        nodeId = msg.hello.nodeId;
+        // Under mTLS the node's identity may come from its certificate: an empty node id in the
+        // hello takes the certificate's common name.
+        const certName = certificateName(stream);
+        const claimed = msg.hello.nodeId === '' && certName !== undefined ? certName : msg.hello.nodeId;
+        if (!NODE_ID.test(claimed)) return refuse(grpc.status.INVALID_ARGUMENT, 'node id must be 1-128 of A-Z a-z 0-9 . _ - (or empty, with a client certificate whose common name is one)');
+        if (certName !== undefined && certName !== claimed) this.log.info({ nodeId: claimed, certificate: certName }, 'balancer\'s node id differs from its certificate\'s name');
+        nodeId = claimed;
         session = this.nodes.connected(nodeId, msg.hello.appliedRevision);
         const outbox: Outbox = { nodeId, writingSince: null, waiting: null, dropped: false };
         this.streams.set(stream, outbox);
@@ -162,4 +167,11 @@ export class ControlPlaneServer implements OnModuleDestroy {
       if (next !== null && this.streams.get(stream) === outbox) this.send(stream, outbox, next);
     });
   }
+}
+
+/** The common name of the client certificate a balancer presented (mTLS), if any. */
+function certificateName(stream: Stream): string | undefined {
+  const cert = stream.getAuthContext?.().sslPeerCertificate;
+  const cn = cert?.subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
 }
