@@ -64,10 +64,7 @@ export class ActiveHealthChecker {
 
   private set(healthy: boolean, why: string): void {
     const b = this.backend;
-    const changed = b.healthy !== healthy;
-    b.healthy = healthy;
-    if (changed && healthy) b.rampUp();
-    if (changed) b.onStateChange();
+    b.setHealthy(healthy);
     this.log.info({ pool: b.pool, backend: b.address, healthy, protocol: this.policy.protocol, reason: why }, healthy ? 'backend healthy' : 'backend unhealthy');
   }
 }

@@ -26,10 +26,7 @@ export class HealthChecks {
         if (current?.key === key) continue;
         this.remove(b);
         if (active === undefined) {
-          if (!b.healthy) {
-            b.healthy = true;
-            b.onStateChange();
-          }
+          b.setHealthy(true, false); // no checks: healthy, without a slow-start ramp
           continue;
         }
         const probe = active.protocol === 'grpc' ? grpcProbe(b.address, active.service) : tcpProbe(b.address);

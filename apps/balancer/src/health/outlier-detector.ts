@@ -47,15 +47,12 @@ export class OutlierDetector {
     s.ejections++;
     s.failures = 0;
     const ms = policy.baseEjectionMs * Math.min(s.ejections, MAX_EJECTION_MULTIPLIER);
-    backend.ejected = true;
-    backend.onStateChange();
+    backend.eject();
     this.log.warn({ pool: pool.name, backend: backend.address, ms, ejections: s.ejections }, 'backend ejected: consecutive failures');
     const streak = s;
     s.timer = setTimeout(() => {
       streak.timer = null;
-      backend.ejected = false;
-      backend.rampUp();
-      backend.onStateChange();
+      backend.readmit();
       this.log.info({ pool: pool.name, backend: backend.address }, 'backend returned from ejection');
     }, ms);
     s.timer.unref();

@@ -3,6 +3,11 @@
  * streams, peak-EWMA latency) and its upstream connections. A Backend outlives configuration
  * revisions: a new revision that keeps the same pool and address keeps this object, with its
  * counters and sessions (grpc-js updateAddressList keeps surviving endpoints the same way).
+ *
+ * Its state changes only through its own methods, and each that can change whether it may take
+ * calls tells its pool (so the pool rebuilds its picker): health checks call setHealthy, outlier
+ * detection eject/readmit, a call callStarted/callReleased/callFailed, a revision reconfigure,
+ * setTls or retire, and the pool that owns it joinPool.
  */
 import type { BackendConfig } from '../../../../libs/config/src';
 import { PeakEwma } from '../load/peak-ewma';
@@ -14,25 +19,23 @@ export class Backend implements EndpointLoad {
   /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
   weight: number;
   configuredWeight: number;
-  /** Slow-start window of the pool (0: off), set by the pool. */
-  slowStartMs = 0;
+  /** Slow-start window of the pool (0: off). */
+  private slowStartMs = 0;
   private ramp: NodeJS.Timeout | null = null;
-  draining: boolean;
-  /** Streams sent here that have not ended. Changed only by ProxiedCall, once up and once down. */
-  activeStreams = 0;
-  totalCalls = 0;
-  failedCalls = 0;
-  /** Set by active health checking; true while no checks are configured. */
-  healthy = true;
-  /** Set by passive outlier detection. */
-  ejected = false;
-  removed = false;
+  private drainingNow: boolean;
+  /** Streams sent here that have not ended: one callStarted and one callReleased per attempt. */
+  private active = 0;
+  private total = 0;
+  private failed = 0;
+  private healthyNow = true;
+  private ejectedNow = false;
+  private removedNow = false;
   readonly latency = new PeakEwma();
   /** Calls by status and latency percentiles, for the stats reported to the admin. */
   readonly calls = new CallStats();
   readonly upstream: UpstreamSessions;
   /** Called when `available` may have changed, so the owning pool rebuilds its picker. */
-  onStateChange: () => void = () => {};
+  private onStateChange: () => void = () => {};
   /** Per grpc-status-code metric children, filled lazily by the metrics module. */
   readonly callCounters: unknown[] = [];
 
@@ -47,8 +50,78 @@ export class Backend implements EndpointLoad {
   ) {
     this.weight = config.weight;
     this.configuredWeight = config.weight;
-    this.draining = config.drain;
+    this.drainingNow = config.drain;
     this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange(), tls, (reason) => onTlsFailure(this, reason));
+  }
+
+  get activeStreams(): number {
+    return this.active;
+  }
+  get totalCalls(): number {
+    return this.total;
+  }
+  get failedCalls(): number {
+    return this.failed;
+  }
+  /** Set by active health checking; true while no checks are configured. */
+  get healthy(): boolean {
+    return this.healthyNow;
+  }
+  /** Set by passive outlier detection. */
+  get ejected(): boolean {
+    return this.ejectedNow;
+  }
+  get draining(): boolean {
+    return this.drainingNow;
+  }
+  get removed(): boolean {
+    return this.removedNow;
+  }
+
+  /** The pool that owns it (a new one each revision): told of availability changes, and its slow-start window. */
+  joinPool(onStateChange: () => void, slowStartMs: number): void {
+    this.onStateChange = onStateChange;
+    this.slowStartMs = slowStartMs;
+  }
+
+  /** A call's attempt is sent here. */
+  callStarted(): void {
+    this.active++;
+    this.total++;
+  }
+
+  /** That attempt's stream ended, whatever ended it: exactly once per callStarted. */
+  callReleased(): void {
+    this.active--;
+  }
+
+  /** An attempt failed without a backend answer (unreachable, refused, reset before responding). */
+  callFailed(): void {
+    this.failed++;
+  }
+
+  /** Active health checking's verdict; `rampUp`: a return to health ramps the weight (slow start). */
+  setHealthy(healthy: boolean, rampUp = true): boolean {
+    if (this.healthyNow === healthy) return false;
+    this.healthyNow = healthy;
+    if (healthy && rampUp) this.rampUp();
+    this.onStateChange();
+    return true;
+  }
+
+  /** Passive outlier detection takes it out of its pool... */
+  eject(): void {
+    if (this.ejectedNow) return;
+    this.ejectedNow = true;
+    this.onStateChange();
+  }
+
+  /** ...and lets it back in, ramping its weight. */
+  readmit(): void {
+    if (!this.ejectedNow) return;
+    this.ejectedNow = false;
+    this.rampUp();
+    this.onStateChange();
   }
 
   /** The pool's TLS settings changed (a revision, or rotated files); false when they are the same. */
@@ -61,12 +134,12 @@ export class Backend implements EndpointLoad {
 
   /** May take new calls now. */
   get available(): boolean {
-    return !this.draining && !this.removed && this.healthy && !this.ejected && this.upstream.available;
+    return !this.drainingNow && !this.removedNow && this.healthyNow && !this.ejectedNow && this.upstream.available;
   }
 
   /** Not draining and still configured: may take calls when its pool is in panic, whatever its health. */
   get inService(): boolean {
-    return !this.draining && !this.removed;
+    return !this.drainingNow && !this.removedNow;
   }
 
   latencyMs(now: number): number {
@@ -75,10 +148,10 @@ export class Backend implements EndpointLoad {
 
   /** Applies a new revision's settings; returns true when that changes availability or weight. */
   reconfigure(config: BackendConfig): boolean {
-    const changed = this.configuredWeight !== config.weight || this.draining !== config.drain;
+    const changed = this.configuredWeight !== config.weight || this.drainingNow !== config.drain;
     this.configuredWeight = config.weight;
     if (this.ramp === null) this.weight = config.weight;
-    this.draining = config.drain;
+    this.drainingNow = config.drain;
     return changed;
   }
 
@@ -107,7 +180,7 @@ export class Backend implements EndpointLoad {
 
   /** Out of the configuration: no new calls, connections close as their in-flight streams end. */
   retire(): void {
-    this.removed = true;
+    this.removedNow = true;
     if (this.ramp) clearInterval(this.ramp);
     this.upstream.close();
   }

@@ -19,33 +19,33 @@ const addressOf = (pick: PoolPick): string | undefined => (pick.kind === 'pick' 
 describe('Pool', () => {
   it('enters panic below panicThreshold, spreading over unhealthy backends, and leaves it', () => {
     const { pool: p, backends, panics } = pool(4);
-    backends[0]!.healthy = false;
-    backends[1]!.healthy = false;
+    backends[0]!.setHealthy(false);
+    backends[1]!.setHealthy(false);
     p.rebuild();
     expect(p.panic).toBe(false); // 2 of 4 = 50%, not below
     expect(p.ready).toBe(2);
-    backends[2]!.healthy = false;
+    backends[2]!.setHealthy(false);
     p.rebuild();
     expect(p.panic).toBe(true);
     expect(p.ready).toBe(4);
     const picked = new Set(Array.from({ length: 40 }, (_, i) => addressOf(p.pick(() => (i % 4) / 4, 0))));
     expect(picked.size).toBeGreaterThan(1);
-    backends.forEach((b) => (b.healthy = true));
+    backends.forEach((b) => b.setHealthy(true, false));
     p.rebuild();
     expect(panics).toEqual([true, false]);
   });
 
   it('never enters panic when panicThreshold is 0, and draining backends do not count', () => {
     const { pool: p, backends } = pool(2, { panicThreshold: 0 });
-    backends[0]!.healthy = false;
-    backends[1]!.healthy = false;
+    backends[0]!.setHealthy(false);
+    backends[1]!.setHealthy(false);
     p.rebuild();
     expect(p.panic).toBe(false);
     expect(p.pick(first, 0)).toEqual({ kind: 'unavailable' });
     // Draining backends are out of service: 1 available of 2 in service is 50%, no panic.
     const three = pool(3);
-    three.backends[0]!.draining = true;
-    three.backends[1]!.healthy = false;
+    three.backends[0]!.reconfigure({ address: '127.0.0.1:1', weight: 1, drain: true });
+    three.backends[1]!.setHealthy(false);
     three.pool.rebuild();
     expect(three.pool.panic).toBe(false);
     expect(addressOf(three.pool.pick(first, 0))).toBe('127.0.0.1:3');
@@ -53,10 +53,10 @@ describe('Pool', () => {
 
   it('skips backends at maxStreamsPerBackend and answers busy when all are at it', () => {
     const { pool: p, backends } = pool(2, { maxStreamsPerBackend: 1, algorithm: 'round_robin' });
-    backends[0]!.activeStreams = 1;
+    backends[0]!.callStarted();
     expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
     expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
-    backends[1]!.activeStreams = 1;
+    backends[1]!.callStarted();
     expect(p.pick(first, 0)).toEqual({ kind: 'busy' });
     expect(p.ready).toBe(2);
     expect(p.pickExcept([backends[1]!], first)).toBeUndefined();

@@ -50,10 +50,7 @@ export class Pool {
     this.panicThreshold = config.panicThreshold;
     this.maxQueuedCalls = config.maxQueuedCalls;
     this.queueTimeoutMs = config.queueTimeoutMs;
-    for (const b of backends) {
-      b.onStateChange = () => this.rebuild();
-      b.slowStartMs = config.slowStartMs;
-    }
+    for (const b of backends) b.joinPool(() => this.rebuild(), config.slowStartMs);
     this.picker = this.build();
   }
 

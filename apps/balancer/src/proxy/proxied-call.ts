@@ -151,8 +151,7 @@ export class ProxiedCall {
   private attemptOn(backend: Backend): void {
     this.attempts++;
     this.backend = backend;
-    backend.activeStreams++;
-    backend.totalCalls++;
+    backend.callStarted();
     this.holding = true;
     try {
       backend.upstream.request(this.upstreamHeaders, (err, stream) => this.onUpstream(err, stream));
@@ -175,7 +174,7 @@ export class ProxiedCall {
   private release(): void {
     if (this.holding) {
       this.holding = false;
-      this.backend!.activeStreams--;
+      this.backend!.callReleased();
       if (this.pool.queued > 0) this.pool.wakeOne();
     }
   }
@@ -354,7 +353,7 @@ export class ProxiedCall {
     const failed = this.backend!;
     this.release();
     this.up = null;
-    failed.failedCalls++;
+    failed.callFailed();
     if (this.settled || this.finished) return;
     if (retryable && this.retriable && this.attempts < this.settings.maxAttempts) {
       (this.tried ??= []).push(failed);
