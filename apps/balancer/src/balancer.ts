@@ -8,7 +8,6 @@ import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '../../../libs/config/src';
 import type { ConfigSink, ConfigSource } from './config/config-source';
-import { unwatchFile, watchFile } from 'node:fs';
 import { buildRuntime, Runtime, upstreamTlsOf } from './config/runtime';
 import type { Backend } from './pool/backend';
 import type { UpstreamTls } from './upstream/upstream-sessions';
@@ -19,7 +18,7 @@ import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
 import { collectStats } from './ops/stats-report';
 import type { PoolStats } from '../../../libs/proto/src';
-import { throttled, tlsWatchIntervalMs } from '../../../libs/common/src';
+import { FileWatch, throttled } from '../../../libs/common/src';
 import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
 import type { ProxiedCall } from './proxy/proxied-call';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from './upstream/upstream-sessions';
@@ -60,8 +59,7 @@ export class Balancer implements ConfigSink {
   /** Upstream TLS failures, logged at most every 10 s per backend. */
   private readonly logUpstreamTls = new Map<string, (reason: string) => void>();
   /** The files of every pool's `tls`, watched for rotation. */
-  private watchedFiles = new Set<string>();
-  private readonly onUpstreamFileChange = (): void => this.reloadUpstreamTls('file changed');
+  private readonly upstreamFiles = new FileWatch(() => this.reloadUpstreamTls('file changed'));
   /** Clients turned away, logged at most every 10 s (a flood must not become a log flood). */
   private readonly logRejection = throttled<{ reason: string }>(10_000, ({ reason }, occurrences) =>
     this.log.warn({ reason, occurrences }, 'data plane turned clients away (see switchboard_downstream_rejected_total)'),
@@ -159,7 +157,7 @@ export class Balancer implements ConfigSink {
         return passive ? [[p.name, passive] as const] : [];
       }),
     );
-    this.watchUpstreamFiles(config);
+    this.upstreamFiles.set(config.pools.flatMap((p) => (p.tls ? [p.tls.caFile, p.tls.certFile, p.tls.keyFile].filter((f): f is string => f !== undefined) : [])));
     for (const b of change.retired) b.retire();
     for (const b of change.added) {
       b.upstream.warm();
@@ -205,13 +203,6 @@ export class Balancer implements ConfigSink {
     }
   }
 
-  private watchUpstreamFiles(config: SwitchboardConfig): void {
-    const files = new Set(config.pools.flatMap((p) => (p.tls ? [p.tls.caFile, p.tls.certFile, p.tls.keyFile].filter((f): f is string => f !== undefined) : [])));
-    for (const f of this.watchedFiles) if (!files.has(f)) unwatchFile(f, this.onUpstreamFileChange);
-    for (const f of files) if (!this.watchedFiles.has(f)) watchFile(f, { interval: tlsWatchIntervalMs(), persistent: false }, this.onUpstreamFileChange);
-    this.watchedFiles = files;
-  }
-
   private upstreamTlsFailed(b: Backend, reason: string): void {
     this.metrics.upstreamTlsFailures.inc({ pool: b.pool, backend: b.address });
     const key = `${b.pool}/${b.address}`;
@@ -237,7 +228,7 @@ export class Balancer implements ConfigSink {
   private async doStop(): Promise<void> {
     this.source?.stop();
     this.health.stopAll();
-    for (const f of this.watchedFiles) unwatchFile(f, this.onUpstreamFileChange);
+    this.upstreamFiles.stop();
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
     this.log.info({ timeoutMs }, 'draining: no new connections, waiting for in-flight calls');
     const cut = await this.dataPlane.drain(timeoutMs);

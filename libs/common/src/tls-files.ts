@@ -28,6 +28,30 @@ export function tlsWatchIntervalMs(): number {
   return Number.isInteger(v) && v > 0 ? v : 2000;
 }
 
+/**
+ * Polls a set of files for changes (fs.watchFile: it follows a path through renames and symlink
+ * swaps, where fs.watch loses it) and calls `onChange`; `set` replaces the set, watching only
+ * what is new and releasing what left.
+ */
+export class FileWatch {
+  private files = new Set<string>();
+  private readonly listener = (): void => this.onChange();
+
+  constructor(private readonly onChange: () => void) {}
+
+  set(files: Iterable<string>): this {
+    const next = new Set(files);
+    for (const f of this.files) if (!next.has(f)) unwatchFile(f, this.listener);
+    for (const f of next) if (!this.files.has(f)) watchFile(f, { interval: tlsWatchIntervalMs(), persistent: false }, this.listener);
+    this.files = next;
+    return this;
+  }
+
+  stop(): void {
+    this.set([]);
+  }
+}
+
 /** Reads the files and checks that they make a TLS context; throws naming the file or the problem. */
 export function loadTlsMaterial(paths: TlsPaths): TlsMaterial {
   const out: TlsMaterial = {};
@@ -51,9 +75,9 @@ export function loadTlsMaterial(paths: TlsPaths): TlsMaterial {
 export class TlsFiles {
   private current: TlsMaterial;
   private readonly files: string[];
-  private readonly onFileChange = (): void => {
+  private readonly watcher = new FileWatch(() => {
     this.reload('file changed');
-  };
+  });
 
   /** Loads the files now (throws if they are unusable: at start-up that is fatal). */
   constructor(
@@ -72,12 +96,12 @@ export class TlsFiles {
 
   /** Starts watching the files for changes. */
   watch(): this {
-    for (const f of this.files) watchFile(f, { interval: tlsWatchIntervalMs(), persistent: false }, this.onFileChange);
+    this.watcher.set(this.files);
     return this;
   }
 
   stop(): void {
-    for (const f of this.files) unwatchFile(f, this.onFileChange);
+    this.watcher.stop();
   }
 
   /** Re-reads the files; applies them if they are valid and changed. Returns whether they were applied. */

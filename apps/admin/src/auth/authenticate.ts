@@ -15,7 +15,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { throttled } from '../../../../libs/common/src';
 import { problemOf, sendProblem } from '../http/problem';
-import type { AuthenticatedRequest, Principal } from './scopes';
+import { bearerToken, type AuthenticatedRequest, type Principal } from './scopes';
 
 export interface AuthenticateOptions {
   authenticate(secret: string): Principal | undefined;
@@ -34,8 +34,8 @@ export function authenticateFirst(options: AuthenticateOptions): (req: Request, 
   return (req, res, next) => {
     if (!(req.path === '/v1' || req.path.startsWith('/v1/'))) return next();
     const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    const principal = m ? options.authenticate(m[1]!) : undefined;
+    const secret = bearerToken(header);
+    const principal = secret !== undefined ? options.authenticate(secret) : undefined;
     if (principal) {
       (req as AuthenticatedRequest).principal = principal;
       return next();
@@ -54,7 +54,7 @@ export function authenticateFirst(options: AuthenticateOptions): (req: Request, 
       failures.set(ip, entry);
     }
     entry.count++;
-    const reason = m ? 'unknown token' : header ? 'malformed Authorization header' : 'no token';
+    const reason = secret !== undefined ? 'unknown token' : header ? 'malformed Authorization header' : 'no token';
     entry.log(reason);
     if (entry.count > options.maxFailuresPerMinute) {
       options.refused?.(429);
@@ -64,6 +64,6 @@ export function authenticateFirst(options: AuthenticateOptions): (req: Request, 
     }
     options.refused?.(401);
     res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard"');
-    return sendProblem(res, req, problemOf(401, m ? 'the bearer token is not valid' : 'send a token: Authorization: Bearer <token>', 'unauthenticated'));
+    return sendProblem(res, req, problemOf(401, secret !== undefined ? 'the bearer token is not valid' : 'send a token: Authorization: Bearer <token>', 'unauthenticated'));
   };
 }

@@ -26,3 +26,8 @@ export type AuthenticatedRequest = Request & { principal?: Principal };
 export const REQUIRED_SCOPE = 'switchboard:scope';
 /** The scope a route needs; routes without it (and outside /v1) are open. */
 export const RequireScope = (scope: Scope) => SetMetadata(REQUIRED_SCOPE, scope);
+
+/** The secret of an `Authorization: Bearer <token>` value (HTTP header or gRPC metadata), or undefined. */
+export function bearerToken(value: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(value ?? '')?.[1];
+}

@@ -14,7 +14,7 @@ import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '../../../../libs/common/src';
 import { controlPlane, type ControlMessage, type NodeMessage } from '../../../../libs/proto/src';
-import { grants } from '../auth/scopes';
+import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
 import { ConfigService, type ConfigState } from '../config/config.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
@@ -87,9 +87,8 @@ export class ControlPlaneServer implements OnModuleDestroy {
 
   private connect(stream: Stream): void {
     const peer = stream.getPeer();
-    const auth = String(stream.metadata.get('authorization')[0] ?? '');
-    const m = /^Bearer\s+(\S+)$/i.exec(auth);
-    const principal = m ? this.tokens.authenticate(m[1]!) : undefined;
+    const secret = bearerToken(String(stream.metadata.get('authorization')[0] ?? ''));
+    const principal = secret !== undefined ? this.tokens.authenticate(secret) : undefined;
     if (!principal || !grants(principal.scopes, 'node')) {
       this.log.warn({ peer, token: principal?.name ?? null }, principal ? 'control plane: token lacks the node scope' : 'control plane: refused a balancer without a valid token');
       stream.emit('error', { code: principal ? grpc.status.PERMISSION_DENIED : grpc.status.UNAUTHENTICATED, details: principal ? `token "${principal.name}" lacks the node scope` : 'a valid token is required (metadata authorization: Bearer <token>)' });

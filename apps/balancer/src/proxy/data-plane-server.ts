@@ -116,10 +116,6 @@ export class DataPlaneServer {
     (this.server as http2.Http2SecureServer).setSecureContext({ cert: material.cert, key: material.key, ...(material.ca ? { ca: material.ca } : {}) });
   }
 
-  /** Calls in flight across every client connection. */
-  get calls(): number {
-    return this.inFlight;
-  }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {

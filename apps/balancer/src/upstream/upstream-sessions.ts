@@ -173,27 +173,14 @@ export class UpstreamSessions {
    */
   request(headers: http2.OutgoingHttpHeaders, cb: (err: UpstreamError | null, stream?: http2.ClientHttp2Stream) => void): void {
     const slot = this.slotWithRoom();
-    if (slot !== undefined) {
-      const opened = this.open(slot, headers);
-      // A session that began closing under us: try the others, or a new one.
-      if (opened === null) return this.request(headers, cb);
-      if (opened instanceof UpstreamError) return cb(opened);
-      cb(null, opened);
-      return;
-    }
+    if (slot !== undefined) return this.openOn(slot, headers, cb);
     if (this.closed) return cb(new UpstreamError(`was removed`, true));
     if (this.inBackoff) return cb(new UpstreamError(`is unreachable (${this.lastErrorText})`, true));
     if (this.connecting === null) {
       if (this.slots.length >= this.options.maxSessions) {
         // Every session is full and no more may be opened: let the least busy one queue it.
         const least = this.slots.filter((s) => s.usable && s.connected).sort((a, b) => a.streams - b.streams)[0];
-        if (least !== undefined) {
-          const opened = this.open(least, headers);
-          if (opened === null) return this.request(headers, cb);
-          if (opened instanceof UpstreamError) return cb(opened);
-          cb(null, opened);
-          return;
-        }
+        if (least !== undefined) return this.openOn(least, headers, cb);
       }
       this.connect();
     }
@@ -224,7 +211,7 @@ export class UpstreamSessions {
     this.closed = true;
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     for (const slot of this.slots) slot.session.close();
-    this.failWaiters(new UpstreamError(`was removed`, true));
+    this.tellWaiters(new UpstreamError(`was removed`, true));
   }
 
   /** Ends every session at once, in-flight streams included. */
@@ -241,23 +228,26 @@ export class UpstreamSessions {
     return undefined;
   }
 
-  /** A new stream; null when the session began closing (nothing was sent); an error when node refuses the request. */
-  private open(slot: Slot, headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream | UpstreamError | null {
+  /**
+   * Opens a stream on `slot` and hands it to `cb`. A session that began closing under the
+   * request (GOAWAY; nothing was sent) is marked unusable and the request goes to another one or
+   * a new one; a request node refuses to send comes back as a non-retryable error.
+   */
+  private openOn(slot: Slot, headers: http2.OutgoingHttpHeaders, cb: (err: UpstreamError | null, stream?: http2.ClientHttp2Stream) => void): void {
     let stream: http2.ClientHttp2Stream;
     try {
       stream = slot.session.request(headers, REQUEST_OPTIONS);
     } catch (err) {
       if (slot.session.closed || slot.session.destroyed || (err as { code?: string }).code === 'ERR_HTTP2_GOAWAY_SESSION') {
-        // The session began closing between the check and the request (GOAWAY): nothing was sent.
         slot.usable = false;
-        return null;
+        return this.request(headers, cb);
       }
-      return new UpstreamError(`the request cannot be forwarded: ${(err as Error).message}`, false, true);
+      return cb(new UpstreamError(`the request cannot be forwarded: ${(err as Error).message}`, false, true));
     }
     slot.streams++;
     (stream as SlottedStream)[SLOT] = slot;
     stream.on('close', streamClosed);
-    return stream;
+    cb(null, stream);
   }
 
   private connect(): void {
@@ -307,7 +297,7 @@ export class UpstreamSessions {
       const wasInBackoff = this.inBackoff;
       this.inBackoff = false;
       if (wasInBackoff) this.onAvailabilityChange();
-      this.flushWaiters();
+      this.tellWaiters(null);
     };
     session.once('connect', () => {
       socketUp = true;
@@ -316,7 +306,7 @@ export class UpstreamSessions {
     session.on('remoteSettings', (settings) => {
       slot.maxStreams = settings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
       settingsIn = true;
-      if (slot.connected) this.flushWaiters();
+      if (slot.connected) this.tellWaiters(null);
       else ready();
     });
     session.on('goaway', () => {
@@ -389,7 +379,7 @@ export class UpstreamSessions {
     const delay = base * (0.8 + Math.random() * 0.4);
     const wasInBackoff = this.inBackoff;
     this.inBackoff = true;
-    this.failWaiters(new UpstreamError(`is unreachable (${this.lastErrorText || 'connection failed'})`, true));
+    this.tellWaiters(new UpstreamError(`is unreachable (${this.lastErrorText || 'connection failed'})`, true));
     if (!wasInBackoff) this.onAvailabilityChange();
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = null;
@@ -399,16 +389,8 @@ export class UpstreamSessions {
     this.backoffTimer.unref();
   }
 
-  private flushWaiters(): void {
-    this.runWaiters(null);
-  }
-
-  private failWaiters(err: UpstreamError): void {
-    this.runWaiters(err);
-  }
-
-  /** Every waiter is told, even if one of them throws: a waiter never told is a call that hangs. */
-  private runWaiters(err: UpstreamError | null): void {
+  /** Every waiter is told (null: a session is ready), even if one of them throws: a waiter never told is a call that hangs. */
+  private tellWaiters(err: UpstreamError | null): void {
     const waiters = this.waiters;
     this.waiters = [];
     let thrown: unknown;
