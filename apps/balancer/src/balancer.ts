@@ -65,6 +65,11 @@ export class Balancer implements ConfigSink {
     this.log.warn({ reason, occurrences }, 'data plane turned clients away (see switchboard_downstream_rejected_total)'),
   );
 
+  /** Retries or hedges refused by a spent budget, logged at most every 10 s per balancer. */
+  private readonly logBudget = throttled<{ pool: string; kind: string }>(10_000, (last, occurrences) =>
+    this.log.warn({ ...last, occurrences }, 'retry budget spent: retries and hedges held back (see switchboard_retry_budget_exhausted_total)'),
+  );
+
   constructor(private readonly options: BalancerOptions) {
     this.log = options.logger;
     this.debug = this.log.isLevelEnabled('debug');
@@ -78,6 +83,11 @@ export class Balancer implements ConfigSink {
       {
         runtime: () => this.runtime,
         callEnded: (call) => this.callEnded(call),
+        attemptSent: (call, kind, reason) => this.metrics.attemptSent(call.pool.name, kind, reason),
+        budgetExhausted: (call, kind) => {
+          this.metrics.budgetExhausted(call.pool.name, kind);
+          this.logBudget({ pool: call.pool.name, kind });
+        },
         unrouted: (service) => {
           this.metrics.unrouted();
           if (this.debug) this.log.debug({ service }, 'call matched no pool');
@@ -247,6 +257,7 @@ export class Balancer implements ConfigSink {
   private callEnded(call: ProxiedCall): void {
     const seconds = (performance.now() - call.startedAt) / 1000;
     this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
+    if (call.pool.policy !== null) this.metrics.policyCallEnded(call.pool.name, call.attempts, call.hedgeWon);
     const passive = this.passive.size > 0 ? this.passive.get(call.pool.name) : undefined;
     if (passive !== undefined && call.backend !== undefined) this.outliers.record(call.pool, call.backend, call.status, passive);
     if (this.debug) {

@@ -3,3 +3,4 @@ export * from './parse';
 export * from './canonical';
 export * from './diff';
 export * from './address';
+export * from './grpc-codes';

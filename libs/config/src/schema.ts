@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { addressProblem } from './address';
+import { GRPC_CODE_NAMES } from './grpc-codes';
 
 export const ALGORITHMS = ['least_conn', 'round_robin', 'weighted_round_robin', 'least_response_time', 'p2c'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
@@ -81,6 +82,58 @@ export const upstreamTlsSchema = z
     }
   });
 
+/** gRPC status codes by name, as the metrics' `code` label writes them (OK is never a failure). */
+const statusCodes = (description: string, example: string[]) =>
+  described(
+    z
+      .array(z.enum(GRPC_CODE_NAMES.filter((c) => c !== 'OK') as [string, ...string[]]))
+      .max(16)
+      .refine((codes) => new Set(codes).size === codes.length, 'must not list a status code twice'),
+    description,
+    example,
+  );
+
+/** A method as gRPC A6 names it: "pkg.Service/Method", "pkg.Service/*" or "*". */
+const METHOD = /^(\*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\/(\*|[A-Za-z_][A-Za-z0-9_]*))$/;
+
+export const retryPolicySchema = z
+  .strictObject({
+    maxAttempts: described(z.int().min(2).max(5), 'Attempts per call, the first included (gRPC A6 caps it at 5).', 3).default(3),
+    initialBackoffMs: described(z.int().min(1).max(60_000), 'The first retry waits a random time up to this, in ms.', 25).default(25),
+    maxBackoffMs: described(z.int().min(1).max(600_000), 'Longest backoff before a retry, in ms.', 250).default(250),
+    backoffMultiplier: described(z.number().min(1).max(10), 'Each further retry may wait this many times longer.', 2).default(2),
+    retryableStatusCodes: statusCodes('Statuses that make a call not yet committed to a response try again, on another backend when there is one.', ['UNAVAILABLE']).default(['UNAVAILABLE']),
+  })
+  .superRefine((r, ctx) => {
+    if (r.maxBackoffMs < r.initialBackoffMs) ctx.addIssue({ code: 'custom', path: ['maxBackoffMs'], message: 'must be at least initialBackoffMs' });
+    if (r.retryableStatusCodes.length === 0) ctx.addIssue({ code: 'custom', path: ['retryableStatusCodes'], message: 'must list at least one status code' });
+  });
+
+export const adaptiveHedgeDelaySchema = z.strictObject({
+  percentile: described(z.number().min(50).max(99.9), 'Hedge after this percentile of the pool\'s recent time to response headers.', 95).default(95),
+  minMs: described(z.int().min(1).max(60_000), 'Never hedge sooner than this, in ms.', 5).default(5),
+});
+
+export const hedgingPolicySchema = z.strictObject({
+  maxAttempts: described(z.int().min(2).max(5), 'Attempts per call, the first included (gRPC A6 caps it at 5).', 2).default(2),
+  delayMs: described(z.int().min(0).max(60_000), 'Fixed delay before each further attempt, in ms; with adaptiveDelay, the delay until the pool has enough samples.', 50).default(50),
+  adaptiveDelay: described(adaptiveHedgeDelaySchema, 'Hedge after the pool\'s observed percentile of time to response headers instead of a fixed delay.', { percentile: 95, minMs: 5 }).optional(),
+  nonFatalStatusCodes: statusCodes('Statuses that let the other attempts go on (and send the next one at once); any other status ends the call.', ['UNAVAILABLE']).default([]),
+  methods: described(
+    z
+      .array(z.string().max(512).regex(METHOD, 'must be "pkg.Service/Method", "pkg.Service/*" or "*"'))
+      .min(1)
+      .max(256),
+    'Idempotent methods that may be hedged; every other call of the pool follows `retry`.',
+    ['*'],
+  ).default(['*']),
+});
+
+export const retryBudgetSchema = z.strictObject({
+  percent: described(z.number().min(0).max(100), 'Retries plus hedges may add at most this share of the pool\'s calls over a 10 s window.', 20).default(20),
+  minPerSecond: described(z.int().min(0).max(100_000), 'Retries and hedges allowed per second whatever the traffic (a floor for quiet pools).', 10).default(10),
+});
+
 export const poolMatchSchema = z
   .strictObject({
     services: described(z.array(z.string().regex(SERVICE, 'must be a fully qualified gRPC service name (package.Service) or "*"')), 'Fully qualified gRPC service names routed to this pool; "*" makes it the default pool.', ['helloworld.Greeter']).optional(),
@@ -103,6 +156,9 @@ export const poolSchema = z.strictObject({
   /** Below this percentage of healthy backends the pool spreads calls over all of them (Envoy's healthy_panic_threshold); 0 turns panic mode off. */
   panicThreshold: described(z.int().min(0).max(100), 'Below this percentage of healthy backends calls spread over all of them (0 = never).', 50).default(50),
   tls: described(upstreamTlsSchema, 'TLS (ALPN h2) to this pool\'s backends, verified; absent: cleartext HTTP/2.', { caFile: '/etc/switchboard/backends-ca.pem', serverName: 'greeter.internal' }).optional(),
+  retry: described(retryPolicySchema, 'gRPC A6 retryPolicy for calls not yet committed to a response (no response headers forwarded).', { maxAttempts: 3, retryableStatusCodes: ['UNAVAILABLE'] }).optional(),
+  hedging: described(hedgingPolicySchema, 'gRPC A6 hedgingPolicy for the listed idempotent methods: further attempts on other backends while no response headers came.', { maxAttempts: 2, delayMs: 50, methods: ['*'] }).optional(),
+  retryBudget: described(retryBudgetSchema, 'Caps retries plus hedges (default with retry or hedging: 20% of calls plus 10 per second).', { percent: 20, minPerSecond: 10 }).optional(),
   labels,
   backends: described(z.array(backendSchema), 'The backends of the pool.', [{ address: '127.0.0.1:50051', weight: 1 }]).default([]),
 });
@@ -154,3 +210,6 @@ export type PoolConfig = z.output<typeof poolSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type HealthPolicyConfig = z.output<typeof healthPolicySchema>;
 export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;
+export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;
+export type HedgingPolicyConfig = z.output<typeof hedgingPolicySchema>;
+export type RetryBudgetConfig = z.output<typeof retryBudgetSchema>;

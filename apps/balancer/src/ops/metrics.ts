@@ -21,6 +21,11 @@ export class BalancerMetrics {
   readonly rejected: Counter<'reason'>;
   readonly tlsFailures: Counter<'listener'>;
   readonly upstreamTlsFailures: Counter<'pool' | 'backend'>;
+  private readonly attemptsPerCall: Histogram<'pool'>;
+  private readonly hedges: Counter<'pool'>;
+  private readonly hedgesWon: Counter<'pool'>;
+  private readonly retries: Counter<'pool' | 'reason'>;
+  private readonly budgetExhaustions: Counter<'pool' | 'kind'>;
 
   constructor(runtime: () => Runtime) {
     const registers = [this.registry];
@@ -108,6 +113,53 @@ export class BalancerMetrics {
       labelNames: ['pool', 'backend'],
       registers,
     });
+    this.attemptsPerCall = new Histogram({
+      name: 'switchboard_call_attempts',
+      help: 'Attempts (upstream streams) per call, of pools with a retry or hedging policy: the first, hedges and retries.',
+      labelNames: ['pool'],
+      buckets: [1, 2, 3, 4, 5],
+      registers,
+    });
+    this.hedges = new Counter({ name: 'switchboard_hedges_total', help: 'Hedged attempts sent: a further attempt while no response headers had come.', labelNames: ['pool'], registers });
+    this.hedgesWon = new Counter({ name: 'switchboard_hedges_won_total', help: 'Calls answered by a hedge rather than their first attempt.', labelNames: ['pool'], registers });
+    this.retries = new Counter({
+      name: 'switchboard_retries_total',
+      help: 'Retries by reason: the status name that the retry policy retried, or transparent (a call the backend never processed).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.budgetExhaustions = new Counter({
+      name: 'switchboard_retry_budget_exhausted_total',
+      help: 'Retries (kind=retry) or hedges (kind=hedge) not sent because the pool\'s retry budget was spent.',
+      labelNames: ['pool', 'kind'],
+      registers,
+    });
+    new Gauge({
+      name: 'switchboard_hedge_delay_seconds',
+      help: 'The delay before a hedge, per pool with hedging (the adaptive percentile once it has enough samples).',
+      labelNames: ['pool'],
+      registers,
+      collect() {
+        this.reset();
+        const now = performance.now();
+        for (const pool of runtime().pools.values()) if (pool.policy?.hedging) this.set({ pool: pool.name }, pool.policy.hedgeDelayMs(now) / 1000);
+      },
+    });
+  }
+
+  /** A call of a pool with a retry or hedging policy ended after `attempts` attempts. */
+  policyCallEnded(pool: string, attempts: number, hedgeWon: boolean): void {
+    this.attemptsPerCall.labels(pool).observe(attempts);
+    if (hedgeWon) this.hedgesWon.labels(pool).inc();
+  }
+
+  attemptSent(pool: string, kind: 'hedge' | 'retry' | 'transparent', reason: string): void {
+    if (kind === 'hedge') this.hedges.labels(pool).inc();
+    else this.retries.labels(pool, reason).inc();
+  }
+
+  budgetExhausted(pool: string, kind: 'hedge' | 'retry'): void {
+    this.budgetExhaustions.labels(pool, kind).inc();
   }
 
   /** A call that matched no pool: counted with empty pool and backend labels. */

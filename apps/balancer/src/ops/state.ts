@@ -27,6 +27,10 @@ export interface PoolState {
   maxStreamsPerBackend: number;
   panic: boolean;
   available: number;
+  /** With hedging: the delay before a hedge now, in ms (adaptive once the pool has enough samples). */
+  hedgeDelayMs?: number;
+  /** With retry or hedging: the budget's 10 s window (calls, retries plus hedges, and how many it allows). */
+  retryBudget?: { calls: number; retries: number; allowed: number };
   backends: BackendState[];
 }
 
@@ -48,6 +52,8 @@ export function describeState(runtime: Runtime): BalancerState {
         maxStreamsPerBackend: pool.maxStreamsPerBackend,
         panic: pool.panic,
         available: pool.ready,
+        ...(pool.policy?.hedging ? { hedgeDelayMs: pool.policy.hedgeDelayMs(now) } : {}),
+        ...(pool.policy ? { retryBudget: pool.policy.budget.state(now) } : {}),
         backends: pool.backends.map((b) => {
           const latency = b.latencyMs(now);
           return {

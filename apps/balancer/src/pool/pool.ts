@@ -10,6 +10,7 @@
  */
 import type { Algorithm, PoolConfig } from '../../../../libs/config/src';
 import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
+import { CallPolicy } from '../tail/call-policy';
 import type { Backend } from './backend';
 
 const NOT_TRIED: readonly Backend[] = [];
@@ -30,6 +31,8 @@ export class Pool {
   readonly panicThreshold: number;
   readonly maxQueuedCalls: number;
   readonly queueTimeoutMs: number;
+  /** Retry, hedging and their budget; null when the pool has neither. */
+  readonly policy: CallPolicy | null;
   /** True while the pool spreads over unhealthy backends too. */
   panic = false;
   /** Calls waiting for a backend below maxStreamsPerBackend, oldest first; each returns false if it no longer waits. */
@@ -50,6 +53,7 @@ export class Pool {
     this.panicThreshold = config.panicThreshold;
     this.maxQueuedCalls = config.maxQueuedCalls;
     this.queueTimeoutMs = config.queueTimeoutMs;
+    this.policy = CallPolicy.of(config);
     for (const b of backends) b.joinPool(() => this.rebuild(), config.slowStartMs);
     this.picker = this.build();
   }

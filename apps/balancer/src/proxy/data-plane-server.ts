@@ -54,7 +54,7 @@ export const DEFAULT_DATA_PLANE_OPTIONS: DataPlaneOptions = {
 /** Why the data plane turned a client away, as the `reason` label of its metric. */
 export type Rejection = 'connection_limit' | 'stream_limit' | 'premature_resets' | 'first_stream_timeout' | 'internal_error';
 
-export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded'> {
+export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded' | 'attemptSent' | 'budgetExhausted'> {
   runtime(): Runtime;
   /** A call that matched no pool. */
   unrouted(service: string): void;
@@ -148,12 +148,15 @@ export class DataPlaneServer {
     session.on('error', noop);
     // One observer per connection, so a call's end is charged to its connection (a closed
     // stream no longer knows its session).
+    const hooks = this.hooks;
     const observer: CallObserver = {
       callEnded: (call) => {
         this.inFlight--;
         this.hooks.callEnded(call);
       },
       resetEarly: () => this.prematureResets.record(session),
+      attemptSent: hooks.attemptSent,
+      budgetExhausted: hooks.budgetExhausted,
     };
     session.on('stream', (stream, headers) => this.onStream(session, observer, stream, headers));
     let keepalive: NodeJS.Timeout | null = null;

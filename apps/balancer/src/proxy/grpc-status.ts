@@ -3,6 +3,9 @@
  * backend are answered "trailers-only" (one HEADERS frame with END_STREAM), as gRPC servers do.
  */
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { GRPC_CODE_NAMES } from '../../../../libs/config/src/grpc-codes';
+
+export { GRPC_CODE_NAMES };
 
 export const Status = {
   OK: 0,
@@ -17,12 +20,6 @@ export const Status = {
   UNAVAILABLE: 14,
 } as const;
 
-/** Status code names, as the metrics' `code` label and the config (`UNAVAILABLE`) write them. */
-export const GRPC_CODE_NAMES = [
-  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE',
-  'DATA_LOSS', 'UNAUTHENTICATED',
-] as const;
 
 export function codeName(code: number): string {
   return GRPC_CODE_NAMES[code] ?? String(code);

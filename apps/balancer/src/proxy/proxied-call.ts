@@ -1,19 +1,27 @@
 /**
- * The lifecycle of one proxied gRPC call: one client (downstream) HTTP/2 stream relayed to one
+ * The lifecycle of one proxied gRPC call: one client (downstream) HTTP/2 stream relayed to a
  * backend (upstream) stream, bytes untouched, both directions with backpressure.
  *
- *   pick backend ─ activeStreams++ ─ open upstream stream ─ relay ─ upstream closes ─ activeStreams--
+ *   pick backend ─ attempt (activeStreams++) ─ upstream stream ─ relay ─ stream closes ─ activeStreams--
  *
- * Design, after undici's client-h2: every listener is attached in one place per stream; each
- * handler checks that its stream is still the current attempt and that the call is not settled;
- * the backend's active-stream count is released by one idempotent function, called from every
- * path that ends an attempt (normal end, client cancel, backend reset or crash, deadline, proxy
- * error, failed connect), so the count can neither leak nor go negative.
+ * Design, after undici's client-h2 and grpc-js's RetryingCall: every listener is attached in one
+ * place per stream; each attempt (one upstream stream on one backend) holds one of its
+ * backend's active streams and gives it back in one idempotent function, called from every path
+ * that ends the attempt (normal end, client cancel, backend reset or crash, deadline, proxy
+ * error, failed connect, a lost hedge), so a count can neither leak nor go negative.
  *
- * Transparent retry: until the backend sends response headers, the request bytes already sent
- * are kept (up to a bound). If the backend could not have processed the call (connect failed,
- * REFUSED_STREAM, a GOAWAY that excluded the stream, a stream never sent), the call is replayed on
- * another backend, at most twice. Once headers arrive the call is committed and the copy dropped.
+ * Until the call is committed (response headers forwarded, or more request bytes than the retry
+ * buffer holds) the request bytes are kept, and a further attempt replays them:
+ * - transparent retry: a call the backend cannot have processed (connect failed, REFUSED_STREAM,
+ *   a GOAWAY that excluded the stream, a stream never sent) goes to another backend, at most
+ *   twice, whatever the pool's policy;
+ * - the pool's `retry` (gRPC A6 retryPolicy): a retryable status without a response, or an
+ *   attempt lost after it was sent, is tried again after a jittered exponential backoff (or the
+ *   backend's grpc-retry-pushback-ms), with grpc-previous-rpc-attempts, within the retry budget;
+ * - the pool's `hedging` (A6 hedgingPolicy) for listed methods: while no attempt has response
+ *   headers, another attempt goes to another backend every hedge delay. The first response
+ *   headers win and every other attempt is cancelled at once (RST_STREAM CANCEL); a non-fatal
+ *   status lets the others go on, any other status ends the call.
  *
  * Status: the backend's grpc-status passes through untouched (trailers or trailers-only). The
  * balancer speaks only when the backend cannot: UNAVAILABLE naming pool and backend,
@@ -24,20 +32,24 @@ import * as http2 from 'node:http2';
 import type { Backend } from '../pool/backend';
 import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
+import { backoffMs, pushbackMs, type HedgingRule } from '../tail/call-policy';
 import type { UpstreamError } from '../upstream/upstream-sessions';
-import { respondTrailersOnly, Status, statusTrailers } from './grpc-status';
+import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 export interface CallSettings {
-  /** Request bytes kept for a transparent retry; a call that sent more before its response is not retried. */
+  /** Request bytes kept for a retry or hedge; a call that sent more before its response is committed to its attempt. */
   readonly retryBufferBytes: number;
-  /** Attempts per call, the first included. */
+  /** Attempts per call for transparent retries, the first included. */
   readonly maxAttempts: number;
   readonly random: Random;
 }
 
-/** Told once per call, when the client's stream has closed. */
+/** Why a call made another attempt: a hedge, a policy retry, or a transparent retry of an unprocessed call. */
+export type AttemptKind = 'hedge' | 'retry' | 'transparent';
+
+/** Told of what a call does; callEnded once per call, when the client's stream has closed. */
 export interface CallObserver {
   callEnded(call: ProxiedCall): void;
   /**
@@ -46,36 +58,75 @@ export interface CallObserver {
    * still being read, before the stream's close.
    */
   resetEarly(call: ProxiedCall): void;
+  /** A further attempt was sent; `reason` is the status name that caused a retry, else the kind. */
+  attemptSent(call: ProxiedCall, kind: AttemptKind, reason: string): void;
+  /** A retry or hedge was due but the pool's retry budget had none left. */
+  budgetExhausted(call: ProxiedCall, kind: 'hedge' | 'retry'): void;
 }
 
 const noop = (): void => {};
+const FIRST = 0;
+const HEDGE = 1;
+const RETRY = 2;
+const TRANSPARENT = 3;
+type Kind = typeof FIRST | typeof HEDGE | typeof RETRY | typeof TRANSPARENT;
+
+/** One upstream stream of a call on one backend. */
+class Attempt {
+  up: http2.ClientHttp2Stream | null = null;
+  /** Holds one of backend.activeStreams. */
+  holding = true;
+  /** Over (failed, cancelled, lost to another attempt): its events change nothing but the count. */
+  done = false;
+  /** The backend ended its side of the stream. */
+  ended = false;
+
+  constructor(
+    readonly call: ProxiedCall,
+    readonly backend: Backend,
+    readonly kind: Kind,
+    readonly startedAt: number,
+  ) {}
+}
 
 export class ProxiedCall {
   /** grpc-status of the call as the client saw it; -1 while unknown. */
   status = -1;
-  /** The backend of the current (last) attempt. */
+  /** The backend of the committed attempt, else of the last one. */
   backend: Backend | undefined;
+  /** Attempts sent, of every kind. */
   attempts = 0;
+  /** The call is under its pool's hedging policy. */
+  hedging: HedgingRule | null = null;
+  /** A hedge (not the first attempt) gave the answer. */
+  hedgeWon = false;
 
-  /** @internal The upstream stream of the current attempt. */
-  up: http2.ClientHttp2Stream | null = null;
-  /** The current attempt holds one of backend.activeStreams. */
-  private holding = false;
+  /** @internal The attempt whose response goes to the client. */
+  committed: Attempt | null = null;
+  /** Attempts in flight (usually one). */
+  private live: Attempt[] = [];
+  /** Backends tried so far, when a further attempt needs another one. */
   private tried: Backend[] | null = null;
-  /** Request bytes kept for a retry, or to send once the upstream stream exists. */
+  /** Attempts counted by the pool's retry or hedging policy (the first, retries, hedges). */
+  private policyAttempts = 0;
+  private transparentRetries = 0;
+  /** Policy retries so far without pushback, for the backoff's exponent. */
+  private backoffs = 0;
+  /** Request bytes kept for a retry, or to send once an upstream stream exists. */
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
-  /** A transparent retry is still possible. */
+  /** Not committed: a further attempt is still possible. */
   private retriable = true;
   private downEnded = false;
   private downPaused = false;
-  private upEnded = false;
   private responded = false;
   /** The outcome is decided (status sent or being sent); later upstream events change nothing. */
   private settled = false;
   private finished = false;
   private trailers: http2.OutgoingHttpHeaders | null = null;
   private deadline: NodeJS.Timeout | null = null;
+  /** The next hedge, or the retry after a backoff. */
+  private timer: NodeJS.Timeout | null = null;
   /** Set while the call waits in its pool's queue for a backend below maxStreamsPerBackend. */
   private wake: (() => boolean) | null = null;
   private queueTimer: NodeJS.Timeout | null = null;
@@ -114,13 +165,18 @@ export class ProxiedCall {
     if (timeoutMs !== undefined) {
       this.deadline = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded ${this.where()}`), timeoutMs);
     }
+    const policy = this.pool.policy;
+    if (policy !== null) {
+      policy.budget.deposit(this.startedAt);
+      this.hedging = policy.hedgingFor(this.headers[':path'] ?? '');
+    }
     if (!deferPick) {
-      this.attempt(this.pool.pick(this.settings.random, performance.now()));
+      this.attempt(this.pool.pick(this.settings.random, performance.now()), FIRST);
       return;
     }
     setImmediate(() => {
       if (this.finished || this.settled || down.closed || down.destroyed) return; // reset meanwhile: nothing picked, nothing sent
-      this.attempt(this.pool.pick(this.settings.random, performance.now()));
+      this.attempt(this.pool.pick(this.settings.random, performance.now()), FIRST);
     });
   }
 
@@ -136,10 +192,10 @@ export class ProxiedCall {
     return this.backend ? `in pool "${this.pool.name}" (backend ${this.backend.address})` : `in pool "${this.pool.name}"`;
   }
 
-  private attempt(pick: PoolPick): void {
-    if (pick.kind === 'busy') return this.waitForSlot();
+  private attempt(pick: PoolPick, kind: Kind): void {
+    if (pick.kind === 'busy') return this.waitForSlot(kind);
     if (pick.kind === 'unavailable') return this.failUnavailable();
-    this.attemptOn(pick.backend);
+    this.attemptOn(pick.backend, kind);
   }
 
   private failUnavailable(): void {
@@ -148,16 +204,51 @@ export class ProxiedCall {
     this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)${why ? `: ${why}` : ''}`);
   }
 
-  private attemptOn(backend: Backend): void {
+  private attemptOn(backend: Backend, kind: Kind): void {
     this.attempts++;
     this.backend = backend;
+    const now = performance.now();
+    const a = new Attempt(this, backend, kind, now);
+    this.live.push(a);
     backend.callStarted();
-    this.holding = true;
-    try {
-      backend.upstream.request(this.upstreamHeaders, (err, stream) => this.onUpstream(err, stream));
-    } catch (err) {
-      this.retryOrFail(`could not take the call (${(err as Error).message})`, false);
+    let headers = this.upstreamHeaders;
+    if (kind !== TRANSPARENT) {
+      if (++this.policyAttempts > 1) headers = this.laterAttemptHeaders(now);
+      if (this.hedging !== null) {
+        (this.tried ??= []).push(backend);
+        if (this.policyAttempts < this.hedging.maxAttempts && this.timer === null) {
+          this.timer = setTimeout(sendHedge, this.pool.policy!.hedgeDelayMs(now), this);
+        }
+      }
     }
+    try {
+      backend.upstream.request(headers, (err, stream) => this.onUpstream(a, err, stream));
+    } catch (err) {
+      this.attemptFailed(a, `could not take the call (${(err as Error).message})`, false);
+    }
+  }
+
+  /** A6: later attempts say how many came before, and carry what is left of the deadline. */
+  private laterAttemptHeaders(now: number): http2.IncomingHttpHeaders {
+    const h: http2.IncomingHttpHeaders = { ...this.upstreamHeaders, 'grpc-previous-rpc-attempts': String(this.policyAttempts - 1) };
+    if (this.timeoutMs !== undefined) h['grpc-timeout'] = `${Math.max(1, Math.ceil(this.timeoutMs - (now - this.startedAt)))}m`;
+    return h;
+  }
+
+  /** @internal (timer) The hedge delay passed with no response headers: one more attempt, on another backend. */
+  hedge(): boolean {
+    this.timer = null;
+    const rule = this.hedging;
+    if (rule === null || !this.retriable || this.settled || this.finished || this.policyAttempts >= rule.maxAttempts) return false;
+    const next = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
+    if (next === undefined) return false; // no other backend to hedge on
+    if (!this.pool.policy!.budget.tryWithdraw(performance.now())) {
+      this.observer.budgetExhausted(this, 'hedge');
+      return false;
+    }
+    this.observer.attemptSent(this, 'hedge', 'hedge');
+    this.attemptOn(next, HEDGE);
+    return true;
   }
 
   /** @internal (stream handlers) The client's stream wants its trailers: the backend's, or a status of our own. */
@@ -170,17 +261,45 @@ export class ProxiedCall {
     this.fail(code, message);
   }
 
-  /** Gives the backend its stream slot back. Idempotent: the one place activeStreams goes down. */
-  private release(): void {
-    if (this.holding) {
-      this.holding = false;
-      this.backend!.callReleased();
+  /** Gives the attempt's backend its stream slot back. Idempotent: the one place activeStreams goes down. */
+  private release(a: Attempt): void {
+    if (a.holding) {
+      a.holding = false;
+      a.backend.callReleased();
       if (this.pool.queued > 0) this.pool.wakeOne();
     }
   }
 
+  /** Ends an attempt that lost (or failed): out of `live`, its stream cancelled unless already over. */
+  private drop(a: Attempt): void {
+    if (a.done) return;
+    a.done = true;
+    const i = this.live.indexOf(a);
+    if (i >= 0) this.live.splice(i, 1);
+    const up = a.up;
+    if (up === null) this.release(a);
+    else if (!a.ended || !up.writableEnded) a.backend.upstream.cancel(up); // its close releases
+  }
+
+  /** This attempt's response goes to the client: every other attempt is cancelled, the request copy dropped. */
+  private commit(a: Attempt): void {
+    this.committed = a;
+    this.backend = a.backend;
+    if (a.kind === HEDGE) this.hedgeWon = true;
+    this.clearTimer();
+    if (this.live.length > 1) for (const other of this.live.slice()) if (other !== a) this.drop(other);
+    this.dropBuffer();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
   /** Every backend is at maxStreamsPerBackend: wait in the pool's bounded queue, or fail at once. */
-  private waitForSlot(): void {
+  private waitForSlot(kind: Kind): void {
     const p = this.pool;
     const busy = `pool "${p.name}": every available backend is at its limit of ${p.maxStreamsPerBackend} concurrent streams`;
     const wake = (): boolean => {
@@ -192,7 +311,7 @@ export class ProxiedCall {
       }
       this.leaveQueue();
       if (next.kind === 'unavailable') this.failUnavailable();
-      else this.attemptOn(next.backend);
+      else this.attemptOn(next.backend, kind);
       return true;
     };
     if (!p.enqueue(wake)) {
@@ -210,24 +329,24 @@ export class ProxiedCall {
     clearTimeout(this.queueTimer!);
   }
 
-  private onUpstream(err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
-    if (!this.holding) {
-      // The client left, or the call failed, while the connection was being set up: fail() and
-      // onDownClose already released the slot of an attempt that had no stream yet.
-      if (up !== undefined) this.backend?.upstream.cancel(up);
+  private onUpstream(a: Attempt, err: UpstreamError | null, up: http2.ClientHttp2Stream | undefined): void {
+    if (a.done || !a.holding) {
+      // The attempt lost, or the call ended, while the connection was being set up: its slot
+      // was released then.
+      if (up !== undefined) a.backend.upstream.cancel(up);
       return;
     }
     if (err?.unforwardable) {
-      this.release();
+      this.drop(a);
       this.fail(Status.INTERNAL, `pool "${this.pool.name}": ${err.message}`);
       return;
     }
     if (err !== null || up === undefined) {
-      this.retryOrFail(err?.message ?? 'no stream', err?.retryable ?? false);
+      this.attemptFailed(a, err?.message ?? 'no stream', err?.retryable ?? false);
       return;
     }
-    this.up = up;
-    (up as Tagged<http2.ClientHttp2Stream>)[CALL] = this;
+    a.up = up;
+    (up as Tagged<http2.ClientHttp2Stream>)[ATTEMPT] = a;
     up.on('response', UpHandlers.response);
     up.on('trailers', UpHandlers.trailers);
     up.on('data', UpHandlers.data);
@@ -237,7 +356,7 @@ export class ProxiedCall {
     up.on('error', noop);
 
     for (const chunk of this.buffered) up.write(chunk);
-    if (!this.retriable) this.dropBuffer();
+    if (this.retriable && this.bufferedBytes > this.settings.retryBufferBytes) this.commit(a); // held past the bound while connecting
     if (this.downEnded) up.end();
     else this.resumeDown();
   }
@@ -245,26 +364,31 @@ export class ProxiedCall {
   /** @internal (stream handlers) */
   onDownData(chunk: Buffer): void {
     if (this.settled) return; // the outcome is decided; what the client still sends goes nowhere
-    const up = this.up;
-    if (up === null) {
-      // Waiting for a connection: hold the bytes, and stop reading past the retry bound.
+    if (this.retriable) {
       this.buffered.push(chunk);
       this.bufferedBytes += chunk.length;
-      if (this.bufferedBytes >= this.settings.retryBufferBytes) this.pauseDown();
-      return;
+      if (this.bufferedBytes > this.settings.retryBufferBytes) {
+        const withStream = this.live.find((a) => a.up !== null);
+        if (withStream === undefined) {
+          // Waiting for a connection (or a retry): hold the bytes, and stop reading past the bound.
+          this.pauseDown();
+          return;
+        }
+        this.commit(withStream); // too big to replay: this attempt is the call
+      }
     }
-    if (this.retriable) {
-      this.bufferedBytes += chunk.length;
-      if (this.bufferedBytes <= this.settings.retryBufferBytes) this.buffered.push(chunk);
-      else this.dropBuffer();
+    const live = this.live;
+    for (let i = 0; i < live.length; i++) {
+      const up = live[i]!.up;
+      if (up !== null && !up.write(chunk)) this.pauseDown();
     }
-    if (!up.write(chunk)) this.pauseDown();
   }
 
   /** @internal (stream handlers) */
   onDownEnd(): void {
     this.downEnded = true;
-    this.up?.end();
+    const live = this.live;
+    for (let i = 0; i < live.length; i++) live[i]!.up?.end();
   }
 
   private pauseDown(): void {
@@ -280,7 +404,7 @@ export class ProxiedCall {
     }
   }
 
-  /** No retry from here on: the backend has (or may have) processed the call. */
+  /** No further attempt from here on: the backend has (or may have) processed the call. */
   private dropBuffer(): void {
     this.retriable = false;
     if (this.buffered.length > 0) this.buffered = [];
@@ -288,26 +412,82 @@ export class ProxiedCall {
   }
 
   /** @internal (stream handlers) */
-  onResponse(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
-    this.dropBuffer();
+  onResponse(a: Attempt, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
     const now = performance.now();
-    this.backend!.latency.observe(now - this.startedAt, now);
+    const ms = now - a.startedAt;
+    a.backend.latency.observe(ms, now);
+    this.pool.policy?.headerLatency?.record(ms, now);
     if (this.settled || this.down.destroyed || this.down.closed) return;
-    this.responded = true;
     if (flags & NGHTTP2_FLAG_END_STREAM) {
-      // Trailers-only: status and headers in one frame.
+      // Trailers-only: a status and no response.
+      a.ended = true;
+      this.attemptEnded(a, Number(headers['grpc-status'] ?? Status.UNKNOWN), headers, '');
+      return;
+    }
+    if (this.committed !== a) this.commit(a);
+    this.responded = true;
+    this.down.respond(headers, { waitForTrailers: true });
+  }
+
+  /**
+   * An attempt ended with a status and no response: from the backend (trailers-only `headers`),
+   * or the balancer's UNAVAILABLE for an attempt lost after it was sent. The call goes on (a
+   * non-fatal status while hedging, a retryable one under the retry policy) or that status is
+   * its answer.
+   */
+  private attemptEnded(a: Attempt, code: number, headers: http2.IncomingHttpHeaders | null, message: string): void {
+    const policy = this.pool.policy;
+    if (policy !== null && code !== Status.OK && this.retriable && !this.finished) {
+      const hedging = this.hedging;
+      if (hedging !== null) {
+        if (hedging.nonFatal & (1 << code)) {
+          this.drop(a);
+          if (this.live.length > 0) return; // the other attempts go on
+          this.clearTimer();
+          if (this.hedge()) return; // the next one at once
+          // No attempt left to make: this status is the answer.
+        }
+      } else if (policy.retry !== null && policy.retry.codes & (1 << code) && this.policyAttempts < policy.retry.maxAttempts) {
+        const pushback = headers === null ? undefined : pushbackMs(headers['grpc-retry-pushback-ms']);
+        if (pushback !== -1) {
+          if (policy.budget.tryWithdraw(performance.now())) {
+            this.drop(a);
+            (this.tried ??= []).push(a.backend);
+            const delay = pushback ?? backoffMs(policy.retry, ++this.backoffs, this.settings.random);
+            if (pushback !== undefined) this.backoffs = 0; // A6: after pushback, backoff starts over
+            this.observer.attemptSent(this, 'retry', codeName(code));
+            this.timer = setTimeout(retryNow, delay, this);
+            return;
+          }
+          this.observer.budgetExhausted(this, 'retry');
+        }
+      }
+    }
+    if (headers !== null) {
+      this.commit(a);
       this.settled = true;
-      this.status = Number(headers['grpc-status'] ?? Status.UNKNOWN);
+      this.responded = true;
+      this.status = code;
       this.down.respond(headers, { endStream: true });
     } else {
-      this.down.respond(headers, { waitForTrailers: true });
+      this.backend = a.backend;
+      this.fail(code, message);
     }
   }
 
+  /** @internal (timer) A policy retry after its backoff: another backend when there is one. */
+  retry(): void {
+    this.timer = null;
+    if (this.settled || this.finished) return;
+    const other = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
+    if (other !== undefined) this.attemptOn(other, RETRY);
+    else this.attempt(this.pool.pick(this.settings.random, performance.now()), RETRY);
+  }
+
   /** @internal (stream handlers) */
-  onUpData(chunk: Buffer): void {
+  onUpData(a: Attempt, chunk: Buffer): void {
     if (this.settled) return;
-    if (!this.down.write(chunk)) this.up!.pause();
+    if (!this.down.write(chunk)) a.up!.pause();
   }
 
   /** @internal (stream handlers) */
@@ -319,7 +499,6 @@ export class ProxiedCall {
 
   /** @internal (stream handlers) */
   onUpEnd(): void {
-    this.upEnded = true;
     // Without trailers the backend did not finish the call: its connection went away. The
     // stream's close, which follows, turns that into UNAVAILABLE.
     if (this.settled || !this.responded || this.trailers === null) return;
@@ -328,55 +507,61 @@ export class ProxiedCall {
   }
 
   /** @internal (stream handlers) */
-  onUpClose(up: http2.ClientHttp2Stream): void {
-    if (up !== this.up) return;
-    this.release();
-    if (this.settled || this.finished) return;
+  onUpClose(a: Attempt, up: http2.ClientHttp2Stream): void {
+    this.release(a);
+    if (a.done || this.settled || this.finished) return;
     const code = up.rstCode ?? 0;
     if (!this.responded) {
       // Never sent, or refused by the backend (REFUSED_STREAM, also what streams above a
       // GOAWAY's last-stream-id get): the backend did not process it.
       const unprocessed = up.pending || code === NGHTTP2_REFUSED_STREAM;
-      this.retryOrFail(`closed the stream before responding (${rstName(code)})`, unprocessed);
+      this.attemptFailed(a, `closed the stream before responding (${rstName(code)})`, unprocessed);
     } else {
       const why =
         up.session?.destroyed || up.session?.closed
           ? 'lost its connection'
-          : code === 0 && this.upEnded
+          : code === 0 && a.ended
             ? 'ended the response without a grpc-status'
             : `reset the stream (${rstName(code)})`;
-      this.fail(Status.UNAVAILABLE, `backend ${this.backend!.address} in pool "${this.pool.name}" ${why} before the call finished`);
+      this.fail(Status.UNAVAILABLE, `backend ${a.backend.address} in pool "${this.pool.name}" ${why} before the call finished`);
     }
   }
 
-  private retryOrFail(reason: string, retryable: boolean): void {
-    const failed = this.backend!;
-    this.release();
-    this.up = null;
+  /**
+   * An attempt failed before any response: retried transparently when the backend cannot have
+   * processed it, else ended UNAVAILABLE (which the pool's policy may retry or hedge past).
+   */
+  private attemptFailed(a: Attempt, reason: string, unprocessed: boolean): void {
+    const failed = a.backend;
+    this.drop(a);
     failed.callFailed();
     if (this.settled || this.finished) return;
-    if (retryable && this.retriable && this.attempts < this.settings.maxAttempts) {
-      (this.tried ??= []).push(failed);
+    if (unprocessed && this.live.length > 0) return; // a hedge carries on
+    if (unprocessed && this.retriable && this.transparentRetries < this.settings.maxAttempts - 1) {
+      const tried = (this.tried ??= []);
+      if (!tried.includes(failed)) tried.push(failed);
       // Another backend if there is one; else the same one again if it still takes calls (a
       // refused stream goes to another of its sessions; an unreachable backend is not available).
-      const next = this.pool.pickExcept(this.tried, this.settings.random) ?? (failed.available ? failed : undefined);
+      const next = this.pool.pickExcept(tried, this.settings.random) ?? (failed.available ? failed : undefined);
       if (next !== undefined) {
-        this.attemptOn(next);
+        this.transparentRetries++;
+        this.observer.attemptSent(this, 'transparent', 'transparent');
+        this.attemptOn(next, TRANSPARENT);
         return;
       }
     }
-    this.fail(Status.UNAVAILABLE, `pool "${this.pool.name}": backend ${failed.address} ${reason}${this.attempts > 1 ? ` after ${this.attempts} attempts` : ''}`);
+    const n = this.attempts;
+    this.attemptEnded(a, Status.UNAVAILABLE, null, `pool "${this.pool.name}": backend ${failed.address} ${reason}${n > 1 ? ` after ${n} attempts` : ''}`);
   }
 
-  /** Ends the call with a status of the balancer's own, and cancels the upstream stream if any. */
+  /** Ends the call with a status of the balancer's own, and cancels every attempt in flight. */
   private fail(code: number, message: string): void {
     if (this.settled || this.finished) return;
     this.settled = true;
     this.status = code;
     this.leaveQueue();
-    const up = this.up;
-    if (up === null) this.release();
-    else this.backend!.upstream.cancel(up);
+    this.clearTimer();
+    this.endAttempts();
     if (!this.responded) {
       respondTrailersOnly(this.down, code, message);
     } else {
@@ -385,32 +570,40 @@ export class ProxiedCall {
     }
   }
 
+  /** Cancels the attempts still in flight (the committed one only if its backend has not ended it). */
+  private endAttempts(): void {
+    const live = this.live;
+    if (live.length === 0) return;
+    for (const a of live.slice()) if (!a.ended || a.up === null) this.drop(a);
+  }
+
   /** @internal (stream handlers) */
   onDownClose(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.deadline !== null) clearTimeout(this.deadline);
+    this.clearTimer();
     this.leaveQueue();
-    const up = this.up;
-    if (up === null) {
-      this.release();
-    } else if (!this.upEnded) {
-      // The client cancelled or reset: cancel the backend's stream at once. Its close releases.
-      this.backend!.upstream.cancel(up);
-    }
+    // The client cancelled or reset, or the call is over: cancel what the backends still run.
+    this.endAttempts();
     if (this.status < 0) this.status = Status.CANCELLED;
     this.observer.callEnded(this);
   }
 }
 
+const NONE: readonly Backend[] = [];
+const sendHedge = (call: ProxiedCall): boolean => call.hedge();
+const retryNow = (call: ProxiedCall): void => call.retry();
+
 /**
- * The stream listeners, shared by every call: each finds its call through the stream's CALL
- * property instead of closing over it, so a call allocates no listener closures (12 fewer
- * objects per call, which is most of what an idle call costs the JS heap). Upstream handlers
- * ignore events of a stream that is no longer the call's current attempt.
+ * The stream listeners, shared by every call: each finds its call (or attempt) through the
+ * stream's CALL (ATTEMPT) property instead of closing over it, so a call allocates no listener
+ * closures (12 fewer objects per call, which is most of what an idle call costs the JS heap).
+ * Upstream handlers ignore events of an attempt that is over or not the committed one.
  */
 const CALL = Symbol('switchboard.call');
-type Tagged<S> = S & { [CALL]?: ProxiedCall };
+const ATTEMPT = Symbol('switchboard.attempt');
+type Tagged<S> = S & { [CALL]?: ProxiedCall; [ATTEMPT]?: Attempt };
 
 const DownHandlers = {
   aborted(this: Tagged<http2.ServerHttp2Stream>): void {
@@ -423,7 +616,7 @@ const DownHandlers = {
     this[CALL]!.onDownEnd();
   },
   drain(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.up?.resume();
+    this[CALL]!.committed?.up?.resume();
   },
   wantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
     this[CALL]!.sendTrailers();
@@ -435,27 +628,29 @@ const DownHandlers = {
 
 const UpHandlers = {
   response(this: Tagged<http2.ClientHttp2Stream>, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
-    const call = this[CALL]!;
-    if (call.up === this) call.onResponse(headers, flags);
+    const a = this[ATTEMPT]!;
+    if (!a.done) a.call.onResponse(a, headers, flags);
   },
   trailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
-    const call = this[CALL]!;
-    if (call.up === this) call.onUpTrailers(trailers);
+    const a = this[ATTEMPT]!;
+    if (a.call.committed === a) a.call.onUpTrailers(trailers);
   },
   data(this: Tagged<http2.ClientHttp2Stream>, chunk: Buffer): void {
-    const call = this[CALL]!;
-    if (call.up === this) call.onUpData(chunk);
+    const a = this[ATTEMPT]!;
+    if (a.call.committed === a) a.call.onUpData(a, chunk);
   },
   end(this: Tagged<http2.ClientHttp2Stream>): void {
-    const call = this[CALL]!;
-    if (call.up === this) call.onUpEnd();
+    const a = this[ATTEMPT]!;
+    a.ended = true;
+    if (a.call.committed === a) a.call.onUpEnd();
   },
   drain(this: Tagged<http2.ClientHttp2Stream>): void {
-    const call = this[CALL]!;
-    if (call.up === this) call.resumeDown();
+    const a = this[ATTEMPT]!;
+    if (!a.done) a.call.resumeDown();
   },
   close(this: Tagged<http2.ClientHttp2Stream>): void {
-    this[CALL]!.onUpClose(this);
+    const a = this[ATTEMPT]!;
+    a.call.onUpClose(a, this);
   },
 };
 

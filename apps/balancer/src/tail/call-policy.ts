@@ -1,0 +1,104 @@
+/**
+ * A pool's tail policy, compiled from its config once per revision: gRPC A6 retryPolicy and
+ * hedgingPolicy (status names turned into bit masks, hedged methods into sets) and the retry
+ * budget both draw from. A call asks `hedgingFor(path)` once; everything else is read on the
+ * rare paths where an attempt fails or a hedge is due.
+ *
+ * A call whose method is listed under `hedging` is hedged; every other call of the pool follows
+ * `retry` (as in A6, one method has one of the two policies).
+ */
+import type { HedgingPolicyConfig, PoolConfig, RetryPolicyConfig } from '../../../../libs/config/src';
+import { grpcCode } from '../../../../libs/config/src';
+import { LatencyWindow } from './latency-window';
+import { RetryBudget } from './retry-budget';
+
+/** Used when a pool has retry or hedging but no retryBudget (Envoy's and Linkerd's 20%, plus a floor). */
+export const DEFAULT_BUDGET = { percent: 20, minPerSecond: 10 } as const;
+
+export interface RetryRule {
+  readonly maxAttempts: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly multiplier: number;
+  /** Bit n set: status code n is retried. */
+  readonly codes: number;
+}
+
+export interface HedgingRule {
+  readonly maxAttempts: number;
+  /** Bit n set: status code n lets the other attempts go on. */
+  readonly nonFatal: number;
+}
+
+const maskOf = (names: readonly string[]): number => names.reduce((m, n) => m | (1 << grpcCode(n as never)), 0);
+
+export class CallPolicy {
+  readonly retry: RetryRule | null;
+  readonly hedging: HedgingRule | null;
+  readonly budget: RetryBudget;
+  /** Time to response headers across the pool, with adaptive hedging. */
+  readonly headerLatency: LatencyWindow | null;
+  private readonly fixedDelayMs: number;
+  private readonly minDelayMs: number;
+  private readonly anyMethod: boolean;
+  private readonly services = new Set<string>();
+  private readonly methods = new Set<string>();
+
+  private constructor(retry: RetryPolicyConfig | undefined, hedging: HedgingPolicyConfig | undefined, budget: { percent: number; minPerSecond: number }) {
+    this.retry = retry
+      ? { maxAttempts: retry.maxAttempts, initialBackoffMs: retry.initialBackoffMs, maxBackoffMs: retry.maxBackoffMs, multiplier: retry.backoffMultiplier, codes: maskOf(retry.retryableStatusCodes) }
+      : null;
+    this.hedging = hedging ? { maxAttempts: hedging.maxAttempts, nonFatal: maskOf(hedging.nonFatalStatusCodes) } : null;
+    this.budget = new RetryBudget(budget.percent, budget.minPerSecond);
+    this.headerLatency = hedging?.adaptiveDelay ? new LatencyWindow(hedging.adaptiveDelay.percentile) : null;
+    this.fixedDelayMs = hedging?.delayMs ?? 0;
+    this.minDelayMs = hedging?.adaptiveDelay?.minMs ?? 0;
+    this.anyMethod = hedging?.methods.includes('*') ?? false;
+    for (const m of hedging?.methods ?? []) {
+      if (m.endsWith('/*')) this.services.add(m.slice(0, -2));
+      else if (m !== '*') this.methods.add(m);
+    }
+  }
+
+  /** The pool's policy, or null when it has neither retry nor hedging (the common, free case). */
+  static of(pool: PoolConfig): CallPolicy | null {
+    if (pool.retry === undefined && pool.hedging === undefined) return null;
+    return new CallPolicy(pool.retry, pool.hedging, pool.retryBudget ?? DEFAULT_BUDGET);
+  }
+
+  /** The hedging rule for a call to `path` (/pkg.Service/Method), or null when the method is not listed. */
+  hedgingFor(path: string): HedgingRule | null {
+    const h = this.hedging;
+    if (h === null || this.anyMethod) return h;
+    const method = path.slice(1);
+    if (this.methods.has(method)) return h;
+    const slash = method.indexOf('/');
+    return slash > 0 && this.services.has(method.slice(0, slash)) ? h : null;
+  }
+
+  /** The delay before the next hedge: the fixed delay, or the observed percentile (at least minMs) once known. */
+  hedgeDelayMs(now: number): number {
+    const w = this.headerLatency;
+    if (w === null) return this.fixedDelayMs;
+    const p = w.value(now);
+    return Number.isNaN(p) ? this.fixedDelayMs : Math.max(this.minDelayMs, Math.round(p * 10) / 10);
+  }
+}
+
+/**
+ * A6 exponential backoff with full jitter: retry n (1-based) waits a random time below
+ * min(initialBackoff x multiplier^(n-1), maxBackoff).
+ */
+export function backoffMs(rule: RetryRule, retry: number, random: () => number): number {
+  return random() * Math.min(rule.initialBackoffMs * rule.multiplier ** (retry - 1), rule.maxBackoffMs);
+}
+
+/**
+ * The backend's `grpc-retry-pushback-ms`: a delay in ms to retry after; -1 when it says not to
+ * retry (a negative or malformed value, as A6 asks); undefined when absent.
+ */
+export function pushbackMs(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[0-9]{1,9}$/.test(value)) return -1;
+  return Number(value);
+}

@@ -1,0 +1,59 @@
+/**
+ * Recent latencies of one pool (time to response headers), for an adaptive hedge delay: a
+ * log-scale histogram (buckets 5% apart, 10 µs to 100 s) over the last 5 to 10 seconds, kept as
+ * two 5-second generations. Recording is one Math.log and one increment; the percentile is
+ * recomputed at most every 250 ms, when a hedged call asks for it.
+ */
+const GROWTH = Math.log(1.05);
+const MIN_MS = 0.01;
+const BUCKETS = Math.ceil(Math.log(100_000 / MIN_MS) / GROWTH) + 1;
+const GENERATION_MS = 5000;
+const RECOMPUTE_MS = 250;
+/** Below this many samples the estimate is not trusted, and the fixed delay applies. */
+export const MIN_SAMPLES = 100;
+
+export class LatencyWindow {
+  private current = new Float64Array(BUCKETS);
+  private previous = new Float64Array(BUCKETS);
+  private currentCount = 0;
+  private previousCount = 0;
+  private generationStart = 0;
+  private cached = NaN;
+  private cachedAt = -Infinity;
+
+  constructor(private readonly percentile: number) {}
+
+  record(ms: number, now: number): void {
+    this.roll(now);
+    const i = ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms / MIN_MS) / GROWTH));
+    this.current[i]!++;
+    this.currentCount++;
+  }
+
+  /** The percentile over the window in ms (the upper edge of its bucket); NaN with too few samples. */
+  value(now: number): number {
+    if (now - this.cachedAt < RECOMPUTE_MS) return this.cached;
+    this.roll(now);
+    this.cachedAt = now;
+    const total = this.currentCount + this.previousCount;
+    if (total < MIN_SAMPLES) return (this.cached = NaN);
+    const rank = Math.ceil((this.percentile / 100) * total);
+    let seen = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.current[i]! + this.previous[i]!;
+      if (seen >= rank) return (this.cached = MIN_MS * Math.exp(i * GROWTH));
+    }
+    return (this.cached = NaN);
+  }
+
+  private roll(now: number): void {
+    if (now - this.generationStart < GENERATION_MS) return;
+    const stale = now - this.generationStart >= 2 * GENERATION_MS;
+    const old = this.previous;
+    this.previous = stale ? old.fill(0) : this.current;
+    this.previousCount = stale ? 0 : this.currentCount;
+    this.current = stale ? this.current.fill(0) : old.fill(0);
+    this.currentCount = 0;
+    this.generationStart = now;
+  }
+}
