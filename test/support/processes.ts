@@ -174,6 +174,8 @@ export interface BackendProcess {
   readonly address: string;
   readonly proc: ChildProcess;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** What the backend counted: calls received, in progress, and cancelled by the caller. */
+  stats(): Promise<{ calls: number; active: number; cancelled: number }>;
 }
 
 /** An Echo backend in its own process, so that it can be killed like a crashing server. */
@@ -181,13 +183,20 @@ export async function spawnBackend(name: string, args: string[] = []): Promise<B
   const proc = spawn(process.execPath, [BACKEND_MAIN, '--name', name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
-  const ready = await awaitLine(proc, [], (o) => o.name === name, `backend ${name}`);
+  const lines: string[] = [];
+  const ready = await awaitLine(proc, lines, (o) => o.name === name, `backend ${name}`);
   const port = Number(ready.port);
   return {
     name,
     port,
     address: `127.0.0.1:${port}`,
     proc,
+    async stats() {
+      const from = lines.length;
+      proc.kill('SIGUSR2');
+      const line = await waitFor(`stats of ${name}`, () => lines.slice(from).find((l) => l.includes('"stats"')), 5000);
+      return (JSON.parse(line) as { stats: { calls: number; active: number; cancelled: number } }).stats;
+    },
     kill: (signal = 'SIGKILL') =>
       new Promise((resolve) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return resolve();

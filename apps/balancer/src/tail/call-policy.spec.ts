@@ -1,0 +1,120 @@
+import { describe, expect, it } from '@jest/globals';
+import * as fc from 'fast-check';
+import { poolSchema } from '../../../../libs/config/src';
+import { backoffMs, CallPolicy, pushbackMs } from './call-policy';
+import { LatencyWindow, MIN_SAMPLES } from './latency-window';
+import { RetryBudget } from './retry-budget';
+
+const pool = (extra: Record<string, unknown>) => poolSchema.parse({ name: 'p', match: { services: ['*'] }, ...extra });
+
+describe('CallPolicy', () => {
+  it('is null (free) for a pool with neither retry nor hedging', () => {
+    expect(CallPolicy.of(pool({}))).toBeNull();
+  });
+
+  it('hedges only the listed methods: exact, a whole service, or every method', () => {
+    const p = CallPolicy.of(pool({ hedging: { methods: ['a.B/Get', 'c.D/*'] } }))!;
+    expect(p.hedgingFor('/a.B/Get')).not.toBeNull();
+    expect(p.hedgingFor('/a.B/Put')).toBeNull();
+    expect(p.hedgingFor('/c.D/Anything')).not.toBeNull();
+    expect(p.hedgingFor('/c.Dx/Anything')).toBeNull();
+    expect(p.hedgingFor('')).toBeNull();
+    expect(CallPolicy.of(pool({ hedging: { methods: ['*'] } }))!.hedgingFor('/x.Y/Z')).not.toBeNull();
+  });
+
+  it('turns status names into masks', () => {
+    const p = CallPolicy.of(pool({ retry: { retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'] }, hedging: { nonFatalStatusCodes: ['ABORTED'] } }))!;
+    expect(p.retry!.codes).toBe((1 << 14) | (1 << 8));
+    expect(p.hedging!.nonFatal).toBe(1 << 10);
+  });
+
+  it('uses the fixed delay until the adaptive percentile has enough samples, then the percentile (at least minMs)', () => {
+    const p = CallPolicy.of(pool({ hedging: { delayMs: 40, adaptiveDelay: { percentile: 95, minMs: 3 } } }))!;
+    expect(p.hedgeDelayMs(0)).toBe(40);
+    for (let i = 0; i < 1000; i++) p.headerLatency!.record(i < 950 ? 10 : 100, 1);
+    const d = p.hedgeDelayMs(1000);
+    expect(d).toBeGreaterThanOrEqual(10);
+    expect(d).toBeLessThanOrEqual(10.6); // the bucket holding p95, 5% wide
+    const fast = CallPolicy.of(pool({ hedging: { adaptiveDelay: { minMs: 3 } } }))!;
+    for (let i = 0; i < 200; i++) fast.headerLatency!.record(0.2, 1);
+    expect(fast.hedgeDelayMs(1000)).toBe(3);
+  });
+});
+
+describe('backoff and pushback', () => {
+  const rule = { maxAttempts: 5, initialBackoffMs: 25, maxBackoffMs: 250, multiplier: 2, codes: 0 };
+
+  it('waits a random time below min(initial x multiplier^(n-1), max)', () => {
+    expect(backoffMs(rule, 1, () => 0.999999)).toBeCloseTo(25, 3);
+    expect(backoffMs(rule, 2, () => 0.5)).toBe(25);
+    expect(backoffMs(rule, 4, () => 0.999999)).toBeCloseTo(200, 3);
+    expect(backoffMs(rule, 5, () => 0.999999)).toBeCloseTo(250, 3);
+    fc.assert(fc.property(fc.integer({ min: 1, max: 50 }), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (n, r) => {
+      const d = backoffMs(rule, n, () => r);
+      return d >= 0 && d <= 250;
+    }));
+  });
+
+  it('reads grpc-retry-pushback-ms: a delay, or -1 (do not retry) for negative or malformed values', () => {
+    expect(pushbackMs(undefined)).toBeUndefined();
+    expect(pushbackMs('0')).toBe(0);
+    expect(pushbackMs('250')).toBe(250);
+    for (const bad of ['-1', '', ' 5', '1e3', '12345678901', 'abc', ['1', '2']]) expect(pushbackMs(bad)).toBe(-1);
+  });
+});
+
+describe('RetryBudget', () => {
+  it('allows percent of the calls in the window plus minPerSecond per second', () => {
+    const b = new RetryBudget(20, 0);
+    for (let i = 0; i < 100; i++) b.deposit(500);
+    let granted = 0;
+    while (b.tryWithdraw(600)) granted++;
+    expect(granted).toBe(20);
+    expect(b.state(600)).toEqual({ calls: 100, retries: 20, allowed: 20 });
+    const floor = new RetryBudget(0, 3);
+    let n = 0;
+    while (floor.tryWithdraw(0)) n++;
+    expect(n).toBe(30); // 3 per second over the 10 s window
+  });
+
+  it('forgets what is older than the window', () => {
+    const b = new RetryBudget(50, 0);
+    for (let i = 0; i < 10; i++) b.deposit(0);
+    while (b.tryWithdraw(0));
+    expect(b.tryWithdraw(9_999)).toBe(false);
+    expect(b.state(10_500)).toEqual({ calls: 0, retries: 0, allowed: 0 });
+    b.deposit(60_000);
+    b.deposit(60_000);
+    expect(b.tryWithdraw(60_000)).toBe(true);
+  });
+});
+
+describe('LatencyWindow', () => {
+  it('is NaN below the minimum sample count and forgets samples after two generations', () => {
+    const w = new LatencyWindow(50);
+    for (let i = 0; i < MIN_SAMPLES - 1; i++) w.record(5, 0);
+    expect(w.value(0)).toBeNaN();
+    w.record(5, 1);
+    expect(w.value(300)).toBeCloseTo(5, 0);
+    expect(w.value(20_000)).toBeNaN();
+  });
+});
+
+describe('schema', () => {
+  it('bounds maxAttempts to 2-5 and checks status names, methods and backoff order', () => {
+    const problems = (extra: Record<string, unknown>): string[] => {
+      const r = poolSchema.safeParse({ name: 'p', match: { services: ['*'] }, ...extra });
+      return r.success ? [] : r.error.issues.map((i) => i.path.join('.'));
+    };
+    expect(problems({ retry: { maxAttempts: 6 } })).toEqual(['retry.maxAttempts']);
+    expect(problems({ hedging: { maxAttempts: 1 } })).toEqual(['hedging.maxAttempts']);
+    expect(problems({ retry: { retryableStatusCodes: ['UNAVAILABLE', 'NOPE'] } })).toEqual(['retry.retryableStatusCodes.1']);
+    expect(problems({ retry: { retryableStatusCodes: ['OK'] } })).toEqual(['retry.retryableStatusCodes.0']);
+    expect(problems({ retry: { retryableStatusCodes: [] } })).toEqual(['retry.retryableStatusCodes']);
+    expect(problems({ retry: { initialBackoffMs: 100, maxBackoffMs: 50 } })).toEqual(['retry.maxBackoffMs']);
+    expect(problems({ hedging: { methods: ['a.B/Get', 'bad method'] } })).toEqual(['hedging.methods.1']);
+    expect(problems({ hedging: { methods: [] } })).toEqual(['hedging.methods']);
+    expect(problems({ retryBudget: { percent: 101 } })).toEqual(['retryBudget.percent']);
+    expect(problems({ retry: {}, hedging: {}, retryBudget: {} })).toEqual([]);
+  });
+});
