@@ -51,8 +51,8 @@ function summarize(h: hdr.Histogram, calls: number, errors: Record<string, numbe
   };
 }
 
-/** Sends `rate` unary calls per second for `seconds`, spread over `connections` client connections. */
-export async function openLoop(address: string, rate: number, seconds: number, connections = 4, request: object = {}): Promise<LoadResult> {
+/** Sends `rate` unary calls per second for `seconds`, spread over `connections` client connections, each with a deadline of `deadlineMs`. */
+export async function openLoop(address: string, rate: number, seconds: number, connections = 4, request: object = {}, deadlineMs = 10_000): Promise<LoadResult> {
   const cs = clients(address, connections);
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const errors: Record<string, number> = {};
@@ -66,7 +66,7 @@ export async function openLoop(address: string, rate: number, seconds: number, c
     const fire = (intended: number): void => {
       const client = cs[sent % cs.length]!;
       sent++;
-      client.Unary(request, { deadline: new Date(Date.now() + 10_000) }, (err: grpc.ServiceError | null) => {
+      client.Unary(request, { deadline: new Date(Date.now() + deadlineMs) }, (err: grpc.ServiceError | null) => {
         const latencyMs = performance.now() - intended;
         h.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
         if (latencyMs > SLOW_MS) slow++;

@@ -13,7 +13,10 @@
  * Writes bench/results/<date>.json and prints the tables. `--quick` runs shorter windows;
  * 4. TLS to the backends: CPU per call over TLS against cleartext.
  *
- * `--only stall|death|overhead|propagation|admin|tls` runs one scenario.
+ * 5. Tail (issue 12): the seed stall and seed slow scenarios, least_conn with and without
+ *    hedging, least_response_time, p2c and NGINX least_conn (bench/tail.ts).
+ *
+ * `--only stall|death|overhead|propagation|admin|tls|tail` runs one scenario.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -25,6 +28,7 @@ import { closedLoop, openLoop, SLOW_MS, type LoadResult } from './load-generator
 import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 import { tlsCostScenario, type TlsCostResult } from './tls-cost';
+import { tailScenarios, tailTable, type TailRow } from './tail';
 
 const quick = process.argv.includes('--quick');
 /** `--only stall|death|overhead|propagation|admin|tls` runs one scenario. */
@@ -277,7 +281,14 @@ async function main(): Promise<void> {
     log('tls: CPU per call with TLS to the backend vs cleartext');
     tlsCost = await tlsCostScenario(cpuMicros, H2LOAD_CALLS, quick ? 2 : 3);
   }
+  let tail: TailRow[] | undefined;
+  const tailSeconds = quick ? 10 : 30;
+  if (runs('tail')) {
+    log(`tail: seed stall and seed slow, ${tailSeconds} s per variant`);
+    tail = await tailScenarios(tailSeconds, log);
+  }
   let out = rows.length > 0 ? table() : '';
+  if (tail) out += `\n\n${tailTable(tail, tailSeconds)}`;
   if (tlsCost) {
     const t = tlsCost;
     out += `\n\n### 4. TLS to the backends (${t.tool}, ${t.calls} calls x ${t.rounds} rounds, interleaved; clients in cleartext)\n\n| upstream | balancer CPU µs/call | calls/s |\n|---|---|---|\n`;
@@ -300,7 +311,7 @@ async function main(): Promise<void> {
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail }, null, 2),
   );
   log(`\nresults: ${file}`);
 }

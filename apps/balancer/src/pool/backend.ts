@@ -25,6 +25,9 @@ export class Backend implements EndpointLoad {
   private drainingNow: boolean;
   /** Streams sent here that have not ended: one callStarted and one callReleased per attempt. */
   private active = 0;
+  /** Attempts sent here that have no response headers yet, and since when none has had any. */
+  private awaiting = 0;
+  private silentSince = 0;
   private total = 0;
   private failed = 0;
   private healthyNow = true;
@@ -84,15 +87,24 @@ export class Backend implements EndpointLoad {
     this.slowStartMs = slowStartMs;
   }
 
-  /** A call's attempt is sent here. */
-  callStarted(): void {
+  /** A call's attempt is sent here (at `now`, ms). */
+  callStarted(now: number): void {
     this.active++;
     this.total++;
+    if (this.awaiting++ === 0) this.silentSince = now;
   }
 
-  /** That attempt's stream ended, whatever ended it: exactly once per callStarted. */
-  callReleased(): void {
+  /** That attempt had its first response headers after `sampleMs`: at most once per callStarted. */
+  answered(sampleMs: number, now: number): void {
+    this.awaiting--;
+    this.silentSince = now;
+    this.latency.observe(sampleMs, now);
+  }
+
+  /** That attempt's stream ended, whatever ended it: exactly once per callStarted. `answered`: answered() was told. */
+  callReleased(answered: boolean): void {
     this.active--;
+    if (!answered) this.awaiting--;
   }
 
   /** An attempt failed without a backend answer (unreachable, refused, reset before responding). */
@@ -142,8 +154,22 @@ export class Backend implements EndpointLoad {
     return !this.drainingNow && !this.removedNow;
   }
 
+  /**
+   * The latency estimate pickers use: the peak-EWMA of time to response headers, but never less
+   * than the time the backend has gone without answering while calls wait on it. A stalled
+   * backend (a GC pause) therefore looks slower every millisecond it stays silent, instead of
+   * looking fast because its last samples are decaying.
+   */
   latencyMs(now: number): number {
-    return this.latency.get(now);
+    const l = this.latency.get(now);
+    if (this.awaiting === 0 || Number.isNaN(l)) return l;
+    const silent = now - this.silentSince;
+    return silent > l ? silent : l;
+  }
+
+  /** Attempts waiting for response headers. */
+  get awaitingResponse(): number {
+    return this.awaiting;
   }
 
   /** Applies a new revision's settings; returns true when that changes availability or weight. */

@@ -53,10 +53,10 @@ describe('Pool', () => {
 
   it('skips backends at maxStreamsPerBackend and answers busy when all are at it', () => {
     const { pool: p, backends } = pool(2, { maxStreamsPerBackend: 1, algorithm: 'round_robin' });
-    backends[0]!.callStarted();
+    backends[0]!.callStarted(0);
     expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
     expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
-    backends[1]!.callStarted();
+    backends[1]!.callStarted(0);
     expect(p.pick(first, 0)).toEqual({ kind: 'busy' });
     expect(p.ready).toBe(2);
     expect(p.pickExcept([backends[1]!], first)).toBeUndefined();
@@ -77,5 +77,42 @@ describe('Pool', () => {
     expect(woken).toEqual(['a']);
     expect(p.queued).toBe(0);
     expect(pool(1, { queueTimeoutMs: 0 }).pool.enqueue(waiter('x'))).toBe(false);
+  });
+
+  it('least_response_time: a backend that stops answering looks slower every millisecond, and takes calls again within a second once it answers', () => {
+    const { pool: p, backends } = pool(2, { algorithm: 'least_response_time' });
+    const [a, b] = backends as [Backend, Backend];
+    /** A call answered after 10 ms, every 10 ms, from `from` to `to`. */
+    const serve = (x: Backend, from: number, to: number): void => {
+      for (let t = from; t < to; t += 10) {
+        x.callStarted(t);
+        x.answered(10, t + 10);
+        x.callReleased(true);
+      }
+    };
+    serve(a, 0, 200);
+    serve(b, 0, 200);
+    // b carries two long streams (answered: they wait for nothing).
+    for (let i = 0; i < 2; i++) {
+      b.callStarted(200);
+      b.answered(10, 210);
+    }
+    // a pauses with 2 calls waiting on it; b keeps answering.
+    a.callStarted(200);
+    a.callStarted(200);
+    expect(a.latencyMs(205)).toBeLessThan(20);
+    serve(b, 210, 400);
+    expect(a.latencyMs(400)).toBeGreaterThanOrEqual(200); // silent for 200 ms: at least that slow
+    expect(addressOf(p.pick(first, 400))).toBe('127.0.0.1:2');
+    // The pause ends after 1.5 s: both held calls answer at once.
+    serve(b, 400, 1700);
+    a.answered(1500, 1700);
+    a.answered(1500, 1700);
+    a.callReleased(true);
+    a.callReleased(true);
+    expect(a.awaitingResponse).toBe(0);
+    expect(addressOf(p.pick(first, 1700))).toBe('127.0.0.1:2');
+    serve(b, 1700, 2700);
+    expect(addressOf(p.pick(first, 2700))).toBe('127.0.0.1:1'); // back in rotation within a second
   });
 });

@@ -76,6 +76,8 @@ class Attempt {
   up: http2.ClientHttp2Stream | null = null;
   /** Holds one of backend.activeStreams. */
   holding = true;
+  /** Had response headers (told to its backend). */
+  answered = false;
   /** Over (failed, cancelled, lost to another attempt): its events change nothing but the count. */
   done = false;
   /** The backend ended its side of the stream. */
@@ -210,7 +212,7 @@ export class ProxiedCall {
     const now = performance.now();
     const a = new Attempt(this, backend, kind, now);
     this.live.push(a);
-    backend.callStarted();
+    backend.callStarted(now);
     let headers = this.upstreamHeaders;
     if (kind !== TRANSPARENT) {
       if (++this.policyAttempts > 1) headers = this.laterAttemptHeaders(now);
@@ -265,7 +267,7 @@ export class ProxiedCall {
   private release(a: Attempt): void {
     if (a.holding) {
       a.holding = false;
-      a.backend.callReleased();
+      a.backend.callReleased(a.answered);
       if (this.pool.queued > 0) this.pool.wakeOne();
     }
   }
@@ -415,7 +417,10 @@ export class ProxiedCall {
   onResponse(a: Attempt, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
     const now = performance.now();
     const ms = now - a.startedAt;
-    a.backend.latency.observe(ms, now);
+    if (a.holding && !a.answered) {
+      a.answered = true;
+      a.backend.answered(ms, now);
+    }
     this.pool.policy?.headerLatency?.record(ms, now);
     if (this.settled || this.down.destroyed || this.down.closed) return;
     if (flags & NGHTTP2_FLAG_END_STREAM) {
