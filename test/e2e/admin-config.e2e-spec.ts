@@ -93,32 +93,6 @@ describe('plan / apply / export', () => {
     expect((await admin.api('GET', '/v1/config')).body).toEqual(before.body);
   });
 
-  it('retry, hedging and retryBudget go through plan and apply, validated by the shared schema', async () => {
-    const tail = {
-      retry: { maxAttempts: 3, initialBackoffMs: 25, maxBackoffMs: 250, backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
-      hedging: { maxAttempts: 2, delayMs: 50, adaptiveDelay: { percentile: 95, minMs: 10 }, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['helloworld.Greeter/SayHello'] },
-      retryBudget: { percent: 20, minPerSecond: 10 },
-    };
-    const before = await admin.api('GET', '/v1/config');
-    const bad = await admin.api('PUT', '/v1/pools/greeter', { ...desired.pools[0], retry: { maxAttempts: 9, retryableStatusCodes: ['UNAVAILABLE', 'SOMETIMES'] }, hedging: { methods: ['not a method'] } });
-    expect(bad.status).toBe(400);
-    expect(bad.headers.get('content-type')).toMatch(/application\/problem\+json/);
-    expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['hedging.methods[0]', 'retry.maxAttempts', 'retry.retryableStatusCodes[1]']);
-    expect((await admin.api('GET', '/v1/config')).body).toEqual(before.body);
-
-    const next = structuredClone(desired);
-    Object.assign(next.pools[0]!, tail);
-    const plan = await admin.api('POST', '/v1/config/plan', next);
-    expect(plan.status).toBe(200);
-    expect(JSON.stringify(plan.body)).toContain('hedging');
-    const applied = await admin.api('PUT', '/v1/config', next);
-    expect(applied.status).toBe(200);
-    const pool = (await admin.api('GET', '/v1/pools/greeter')).body;
-    expect(pool).toMatchObject(tail);
-    // Back to the shared desired state for the tests that follow.
-    expect((await admin.api('PUT', '/v1/config', desired)).status).toBe(200);
-  });
-
   it('If-Match on the whole config guards an apply against a concurrent change', async () => {
     const exported = await admin.api('GET', '/v1/config');
     const etag = exported.headers.get('etag')!;
@@ -177,5 +151,40 @@ describe('concurrent writers', () => {
     const pool = await admin.api('GET', '/v1/pools/greeter');
     expect(pool.body.backends.filter((b: { address: string }) => b.address.startsWith('127.0.0.2:'))).toHaveLength(20);
     expect((await admin.api('GET', '/v1/revisions?limit=1')).body.items[0].number).toBe(before + 20);
+  });
+});
+
+describe('the tail policies through the API', () => {
+  let own: AdminProcess;
+  beforeAll(async () => {
+    own = await startAdmin();
+    expect((await own.api('PUT', '/v1/config', desired)).status).toBe(200);
+  });
+  afterAll(async () => {
+    await own?.stop();
+  });
+
+  it('retry, hedging and retryBudget go through plan and apply, validated by the shared schema', async () => {
+    const tail = {
+      retry: { maxAttempts: 3, initialBackoffMs: 25, maxBackoffMs: 250, backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
+      hedging: { maxAttempts: 2, delayMs: 50, adaptiveDelay: { percentile: 95, minMs: 10 }, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['helloworld.Greeter/SayHello'] },
+      retryBudget: { percent: 20, minPerSecond: 10 },
+    };
+    const before = await own.api('GET', '/v1/config');
+    const bad = await own.api('PUT', '/v1/pools/greeter', { ...desired.pools[0], retry: { maxAttempts: 9, retryableStatusCodes: ['UNAVAILABLE', 'SOMETIMES'] }, hedging: { methods: ['not a method'] } });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['hedging.methods[0]', 'retry.maxAttempts', 'retry.retryableStatusCodes[1]']);
+    expect((await own.api('GET', '/v1/config')).body).toEqual(before.body);
+
+    const next = structuredClone(desired);
+    Object.assign(next.pools[0]!, tail);
+    const plan = await own.api('POST', '/v1/config/plan', next);
+    expect(plan.status).toBe(200);
+    expect(JSON.stringify(plan.body)).toContain('hedging');
+    const applied = await own.api('PUT', '/v1/config', next);
+    expect(applied.status).toBe(200);
+    const pool = (await own.api('GET', '/v1/pools/greeter')).body;
+    expect(pool).toMatchObject(tail);
   });
 });
