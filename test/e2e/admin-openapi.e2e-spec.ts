@@ -3,6 +3,7 @@
  * in it, every field of every schema has a description and an example, and /docs serves Swagger UI.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 
@@ -18,6 +19,13 @@ afterAll(async () => {
 });
 
 describe('OpenAPI', () => {
+  it('matches the committed typed client (libs/api-client): a change to the API regenerates it (npm run api-client)', async () => {
+    expect(JSON.parse(readFileSync('libs/api-client/openapi.json', 'utf8'))).toEqual(doc);
+    // The same generator the script runs, on the live document.
+    const { renderSchema } = (await import(`${process.cwd()}/scripts/api-client-render.mjs`)) as { renderSchema: (d: unknown) => Promise<string> };
+    expect(await renderSchema(doc)).toBe(readFileSync('libs/api-client/src/schema.ts', 'utf8'));
+  });
+
   it('is a valid OpenAPI 3 document', async () => {
     const validator = new Validator();
     const result = await validator.validate(structuredClone(doc));

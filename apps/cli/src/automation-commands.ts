@@ -29,8 +29,8 @@ async function desired(api: ApiClient, flags: FileFlags): Promise<{ config: Swit
   const tags = parseSelectTags(flags.selectTag);
   const loaded = loadConfigFiles(flags.file);
   if (!loaded.ok) throw new Error(`invalid configuration:\n${loaded.errors.join('\n')}`);
-  const current = await api.request<SwitchboardConfig>('GET', '/v1/config');
-  return { config: mergeOwned(current.body, loaded.config, tags), etag: current.headers.get('etag') };
+  const current = await api.call(api.api.GET('/v1/config'));
+  return { config: mergeOwned(current.data as SwitchboardConfig, loaded.config, tags), etag: current.response.headers.get('etag') };
 }
 
 export function planCommand(): Command {
@@ -38,9 +38,9 @@ export function planCommand(): Command {
     .action(async (flags: FileFlags) => {
       const api = apiOf(flags);
       const { config } = await desired(api, flags);
-      const plan = await api.request<ConfigDiff>('POST', '/v1/config/plan', config);
-      process.stdout.write(`${renderPlan(plan.body)}\n`);
-      if (plan.body.changes.length > 0) throw new ExitCode(2);
+      const plan = (await api.call(api.api.POST('/v1/config/plan', { body: config }))).data as ConfigDiff;
+      process.stdout.write(`${renderPlan(plan)}\n`);
+      if (plan.changes.length > 0) throw new ExitCode(2);
     });
 }
 
@@ -52,9 +52,9 @@ export function applyCommand(): Command {
     .action(async (flags: FileFlags & { autoApprove?: boolean; wait: boolean; waitTimeout: string }) => {
       const api = apiOf(flags);
       const { config, etag } = await desired(api, flags);
-      const plan = await api.request<ConfigDiff>('POST', '/v1/config/plan', config);
-      process.stdout.write(`${renderPlan(plan.body)}\n`);
-      if (plan.body.changes.length === 0) return;
+      const plan = (await api.call(api.api.POST('/v1/config/plan', { body: config }))).data as ConfigDiff;
+      process.stdout.write(`${renderPlan(plan)}\n`);
+      if (plan.changes.length === 0) return;
       if (!flags.autoApprove) {
         if (!process.stdin.isTTY) throw new Error('refusing to prompt without a terminal: pass --auto-approve to apply');
         const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -66,9 +66,9 @@ export function applyCommand(): Command {
         }
       }
       // If-Match: fail rather than overwrite a change made since the plan was computed.
-      const result = await api.request<{ revision: number; changed: boolean }>('PUT', '/v1/config', config, etag ? { 'if-match': etag } : {});
-      process.stdout.write(`${colours().green(`Applied: revision ${result.body.revision}.`)}\n`);
-      if (flags.wait) await waitConverged(api, result.body.revision, Number(flags.waitTimeout) * 1000);
+      const result = (await api.call(api.api.PUT('/v1/config', { body: config, headers: etag ? { 'if-match': etag } : {} }))).data;
+      process.stdout.write(`${colours().green(`Applied: revision ${result.revision}.`)}\n`);
+      if (flags.wait) await waitConverged(api, result.revision, Number(flags.waitTimeout) * 1000);
     });
 }
 
@@ -77,10 +77,10 @@ async function waitConverged(api: ApiClient, revision: number, timeoutMs: number
   const tty = process.stdout.isTTY;
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; ; i++) {
-    const rev = await api.request<{ converged: boolean }>('GET', `/v1/revisions/${revision}`);
-    if (rev.body.converged) {
+    const rev = (await api.call(api.api.GET('/v1/revisions/{n}', { params: { path: { n: revision } } }))).data;
+    if (rev.converged) {
       if (tty) process.stdout.write('\r\x1b[2K');
-      const nodes = (await api.request<{ items: { connected: boolean }[] }>('GET', '/v1/nodes')).body.items.filter((n) => n.connected).length;
+      const nodes = (await api.call(api.api.GET('/v1/nodes'))).data.items.filter((n) => n.connected).length;
       process.stdout.write(`Converged: ${nodes} connected balancer${nodes === 1 ? ' runs' : 's run'} revision ${revision}.\n`);
       return;
     }
@@ -99,7 +99,7 @@ export function exportCommand(): Command {
     .addOption(selectTagOption('only pools and health policies with this label (repeatable)'))
     .action(async (flags: ClientFlags & { output: string; selectTag: string[] }) => {
       const api = apiOf(flags);
-      const config = selectOwned((await api.request<SwitchboardConfig>('GET', '/v1/config')).body, parseSelectTags(flags.selectTag));
+      const config = selectOwned((await api.call(api.api.GET('/v1/config'))).data as SwitchboardConfig, parseSelectTags(flags.selectTag));
       process.stdout.write(flags.output === 'json' ? `${JSON.stringify(config, null, 2)}\n` : stringify(config));
     });
 }

@@ -1,14 +1,13 @@
 /** `switchboard get`, `drain`, `undrain`, `revisions`, `rollback` and `stats` over the REST API. */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import type { BackendConfig, HealthPolicyConfig, PoolConfig } from '../../../libs/config/src';
+import type { Schemas } from '../../../libs/api-client/src';
 import type { ApiClient } from './client/api-client';
 import { colours, renderTable } from './client/render';
 import { apiOf, clientCommand, type ClientFlags } from './client-options';
 
 type OutputFlags = ClientFlags & { output: string };
 const outputOption = () => new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).env('SWITCHBOARD_OUTPUT').default('table');
-const enc = encodeURIComponent;
 
 function print(flags: OutputFlags, data: unknown, table: () => string): void {
   if (flags.output === 'json') process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
@@ -16,15 +15,14 @@ function print(flags: OutputFlags, data: unknown, table: () => string): void {
   else process.stdout.write(`${table()}\n`);
 }
 
-/** Every page of a list endpoint. */
-async function all<T>(api: ApiClient, path: string): Promise<T[]> {
+/** Every page of a list endpoint, given how to fetch the page after `cursor`. */
+async function all<T>(page: (cursor: string | undefined) => Promise<{ data: { items: T[]; nextCursor?: string | null } }>): Promise<T[]> {
   const items: T[] = [];
-  let cursor: string | null = null;
+  let cursor: string | undefined;
   do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page: { items: T[]; nextCursor: string | null } = (await api.request(`GET`, `${path}${cursor ? `${sep}cursor=${enc(cursor)}` : ''}`)).body;
-    items.push(...page.items);
-    cursor = page.nextCursor;
+    const { data } = await page(cursor);
+    items.push(...data.items);
+    cursor = data.nextCursor ?? undefined;
   } while (cursor);
   return items;
 }
@@ -41,7 +39,9 @@ export function getCommand(): Command {
       switch (kind) {
         case 'pool':
         case 'pools': {
-          const pools = name ? [(await api.request<PoolConfig>('GET', `/v1/pools/${enc(name)}`)).body] : await all<PoolConfig>(api, '/v1/pools');
+          const pools = name
+            ? [(await api.call(api.api.GET('/v1/pools/{name}', { params: { path: { name } } }))).data]
+            : await all((cursor) => api.call(api.api.GET('/v1/pools', { params: { query: { cursor } } })));
           return print(flags, name ? pools[0] : pools, () =>
             renderTable(
               ['NAME', 'MATCH', 'ALGORITHM', 'BACKENDS', 'DRAINING', 'HEALTH POLICY', 'LABELS'],
@@ -52,12 +52,14 @@ export function getCommand(): Command {
         case 'backend':
         case 'backends': {
           if (!name) throw new Error('get backends needs the pool: switchboard get backends POOL');
-          const backends = await all<BackendConfig>(api, `/v1/pools/${enc(name)}/backends`);
+          const backends = await all((cursor) => api.call(api.api.GET('/v1/pools/{pool}/backends', { params: { path: { pool: name }, query: { cursor } } })));
           return print(flags, backends, () => renderTable(['ADDRESS', 'WEIGHT', 'DRAIN', 'LABELS'], backends.map((b) => [b.address, b.weight, b.drain ? 'yes' : 'no', labelsOf(b.labels)])));
         }
         case 'policy':
         case 'policies': {
-          const policies = name ? [(await api.request<HealthPolicyConfig>('GET', `/v1/health-policies/${enc(name)}`)).body] : await all<HealthPolicyConfig>(api, '/v1/health-policies');
+          const policies = name
+            ? [(await api.call(api.api.GET('/v1/health-policies/{name}', { params: { path: { name } } }))).data]
+            : await all((cursor) => api.call(api.api.GET('/v1/health-policies', { params: { query: { cursor } } })));
           return print(flags, name ? policies[0] : policies, () =>
             renderTable(
               ['NAME', 'ACTIVE', 'PASSIVE'],
@@ -71,7 +73,7 @@ export function getCommand(): Command {
         }
         case 'node':
         case 'nodes': {
-          const nodes = await all<{ nodeId: string; connected: boolean; connectedSince: string | null; lastSeen: string; appliedRevision: number | null; lastNack: string | null }>(api, '/v1/nodes');
+          const nodes = (await api.call(api.api.GET('/v1/nodes'))).data.items;
           return print(flags, nodes, () =>
             renderTable(['NODE', 'CONNECTED', 'REVISION', 'LAST SEEN', 'LAST NACK'], nodes.map((n) => [n.nodeId, n.connected ? 'yes' : 'no', n.appliedRevision ?? '-', n.lastSeen, n.lastNack ?? '-'])),
           );
@@ -85,22 +87,14 @@ export function getCommand(): Command {
     });
 }
 
-interface RevisionDoc {
-  number: number;
-  createdAt: string;
-  author: string;
-  message: string | null;
-  converged: boolean;
-  changes: unknown[];
-  config?: unknown;
-}
-
 async function revisionsAction(api: ApiClient, name: string | undefined, flags: OutputFlags): Promise<void> {
   if (name) {
-    const rev = (await api.request<RevisionDoc>('GET', `/v1/revisions/${enc(name)}`)).body;
+    const n = Number(name);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`"${name}" is not a revision number`);
+    const rev = (await api.call(api.api.GET('/v1/revisions/{n}', { params: { path: { n } } }))).data;
     return print(flags, rev, () => stringify(rev));
   }
-  const page = (await api.request<{ items: RevisionDoc[] }>('GET', '/v1/revisions?limit=50')).body.items;
+  const page = (await api.call(api.api.GET('/v1/revisions', { params: { query: { limit: 50 } } }))).data.items;
   print(flags, page, () =>
     renderTable(['REVISION', 'CREATED', 'AUTHOR', 'CHANGES', 'CONVERGED', 'MESSAGE'], page.map((r) => [r.number, r.createdAt, r.author, r.changes.length, r.converged ? 'yes' : 'no', r.message ?? ''])),
   );
@@ -117,7 +111,10 @@ export function rollbackCommand(): Command {
   return clientCommand('rollback', 'make a new revision equal to revision N', 'switchboard rollback 12')
     .argument('<n>', 'the revision to go back to')
     .action(async (n: string, flags: ClientFlags) => {
-      const res = (await apiOf(flags).request<{ revision: number; changed: boolean }>('POST', `/v1/revisions/${enc(n)}/rollback`)).body;
+      const api = apiOf(flags);
+      const target = Number(n);
+      if (!Number.isInteger(target) || target < 1) throw new Error(`"${n}" is not a revision number`);
+      const res = (await api.call(api.api.POST('/v1/revisions/{n}/rollback', { params: { path: { n: target } } }))).data;
       process.stdout.write(res.changed ? `Rolled back to revision ${n}: now revision ${res.revision}.\n` : `The configuration already equals revision ${n} (revision ${res.revision}); nothing to do.\n`);
     });
 }
@@ -128,17 +125,15 @@ function drainCommand(name: 'drain' | 'undrain'): Command {
     .argument('<pool>')
     .argument('<address>', 'host:port of the backend')
     .action(async (pool: string, address: string, flags: ClientFlags) => {
-      const res = await apiOf(flags).request<{ revision: number }>('PATCH', `/v1/pools/${enc(pool)}/backends/${enc(address)}`, { drain });
-      process.stdout.write(`${drain ? 'Draining' : 'Undrained'} ${address} in pool ${pool} (revision ${res.body.revision}).\n`);
+      const api = apiOf(flags);
+      const res = await api.call(api.api.PATCH('/v1/pools/{pool}/backends/{address}', { params: { path: { pool, address } }, body: { drain } }));
+      process.stdout.write(`${drain ? 'Draining' : 'Undrained'} ${address} in pool ${pool} (revision ${res.data.revision}).\n`);
     });
 }
 
 export const drainCommands = (): Command[] => [drainCommand('drain'), drainCommand('undrain')];
 
-interface StatsDoc {
-  nodes: { nodeId: string }[];
-  pools: { name: string; backends: { address: string; activeStreams: number; callsPerSecond: number; totalCalls: number; errors: number; latencyMs: { p99: number }; healthy: boolean; ejected: boolean; draining: boolean }[] }[];
-}
+type StatsDoc = Schemas['Stats'];
 
 function statsTable(doc: StatsDoc): string {
   const c = colours();
@@ -166,9 +161,9 @@ export function statsCommand(): Command {
     .action(async (pool: string | undefined, flags: ClientFlags & { watch?: boolean; interval: string; output: string }) => {
       const api = apiOf(flags);
       const fetchStats = async (): Promise<StatsDoc> => {
-        if (!pool) return (await api.request<StatsDoc>('GET', '/v1/stats')).body;
-        const one = (await api.request<StatsDoc['pools'][number] & { nodes: StatsDoc['nodes'] }>('GET', `/v1/pools/${enc(pool)}/stats`)).body;
-        return { nodes: one.nodes, pools: [one] };
+        if (!pool) return (await api.call(api.api.GET('/v1/stats'))).data;
+        const { nodes, ...one } = (await api.call(api.api.GET('/v1/pools/{name}/stats', { params: { path: { name: pool } } }))).data;
+        return { nodes, pools: [one] };
       };
       if (!flags.watch) {
         const doc = await fetchStats();

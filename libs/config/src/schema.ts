@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { addressProblem } from './address';
-import { GRPC_CODE_NAMES } from './grpc-codes';
+import { GRPC_FAILURE_CODE_NAMES } from './grpc-codes';
 
 export const ALGORITHMS = ['least_conn', 'round_robin', 'weighted_round_robin', 'least_response_time', 'p2c'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
@@ -86,7 +86,7 @@ export const upstreamTlsSchema = z
 const statusCodes = (description: string, example: string[]) =>
   described(
     z
-      .array(z.enum(GRPC_CODE_NAMES.filter((c) => c !== 'OK') as [string, ...string[]]))
+      .array(z.enum(GRPC_FAILURE_CODE_NAMES))
       .max(16)
       .refine((codes) => new Set(codes).size === codes.length, 'must not list a status code twice'),
     description,

@@ -1,7 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
+import { CurrentPrincipal } from '../http/principal.decorator';
 import { parseWith } from '../http/validation';
-import { Endpoint, ref } from '../openapi/endpoint';
+import type { Principal } from './scopes';
+import { Endpoint, pageOf, ref } from '../openapi/endpoint';
 import { tokenCreateSchema } from '../openapi/components';
 import { TokensService } from './tokens.service';
 
@@ -11,9 +13,25 @@ export class TokensController {
   constructor(private readonly tokens: TokensService) {}
 
   @Get()
-  @Endpoint({ summary: 'List API tokens (never their secrets)', scope: 'admin', ok: { schema: { type: 'object', properties: { items: { type: 'array', items: ref('Token') }, nextCursor: { type: 'string', nullable: true, example: null } } } } })
+  @Endpoint({ summary: 'List API tokens (never their secrets)', scope: 'admin', ok: { schema: pageOf('Token') } })
   list() {
     return { items: this.tokens.list(), nextCursor: null };
+  }
+
+  @Get('self')
+  @Endpoint({
+    summary: 'The token making this request: its name and scopes (what a client may offer its user)',
+    scope: 'read',
+    ok: {
+      schema: {
+        type: 'object',
+        required: ['id', 'name', 'scopes'],
+        properties: { id: { type: 'string', example: 'tok_1' }, name: { type: 'string', example: 'dashboard' }, scopes: { type: 'array', items: { type: 'string', enum: ['read', 'write', 'admin', 'node'] }, example: ['read'] } },
+      },
+    },
+  })
+  self(@CurrentPrincipal() principal: Principal | undefined) {
+    return { id: principal?.tokenId ?? '', name: principal?.name ?? '', scopes: principal?.scopes ?? [] };
   }
 
   @Post()

@@ -1,12 +1,12 @@
 /** Revision history and rollback. */
 import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiTags, ApiQuery } from '@nestjs/swagger';
 import { z } from 'zod';
 import { notFound } from '../http/problem';
 import { MAX_REVISION, RevisionNumberPipe } from '../http/revision-number.pipe';
 import { Author } from '../http/principal.decorator';
 import { parseWith } from '../http/validation';
-import { Endpoint, ref } from '../openapi/endpoint';
+import { Endpoint, pageOf, ref } from '../openapi/endpoint';
 import { ConfigRepository } from '../store/config-repository';
 import { ConfigService } from './config.service';
 import { ConvergenceService } from './convergence.service';
@@ -26,15 +26,14 @@ export class RevisionsController {
   ) {}
 
   @Get()
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, description: 'Page size.' })
+  @ApiQuery({ name: 'cursor', required: false, schema: { type: 'string' }, description: 'nextCursor of the previous page.' })
   @Endpoint({
     summary: 'List revisions, newest first (paged: ?limit=, ?cursor=)',
     scope: 'read',
     problems: [400],
     ok: {
-      schema: {
-        type: 'object',
-        properties: { items: { type: 'array', items: ref('RevisionSummary') }, nextCursor: { type: 'string', nullable: true, example: null } },
-      },
+      schema: pageOf('RevisionSummary'),
     },
   })
   async list(@Query() query: unknown) {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ConfigService } from '../config/config.service';
 import { notFound } from '../http/problem';
 import { parseWith } from '../http/validation';
-import { Endpoint, ref } from '../openapi/endpoint';
+import { Endpoint, pageOf, ref } from '../openapi/endpoint';
 import { NodesService } from './nodes.service';
 import { StatsService } from './stats.service';
 
@@ -21,7 +21,7 @@ export class NodesController {
   ) {}
 
   @Get('nodes')
-  @Endpoint({ summary: 'Balancers known to the control plane: connected, applied revision, last NACK', scope: 'read', ok: { schema: { type: 'object', properties: { items: { type: 'array', items: ref('Node') }, nextCursor: { type: 'string', nullable: true, example: null } } } } })
+  @Endpoint({ summary: 'Balancers known to the control plane: connected, applied revision, last NACK', scope: 'read', ok: { schema: pageOf('Node') } })
   list() {
     return { items: this.nodes.list(), nextCursor: null };
   }

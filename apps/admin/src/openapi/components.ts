@@ -127,6 +127,9 @@ export const COMPONENTS: Record<string, z.ZodType> = {
   Pool: poolSchema,
   Backend: backendSchema,
   HealthPolicy: healthPolicySchema,
+  PoolPatch: poolSchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a Pool: the fields to change; null removes an optional field.' }),
+  BackendPatch: backendSchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a Backend, e.g. {"drain": true}.' }),
+  HealthPolicyPatch: healthPolicySchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a HealthPolicy.' }),
   Plan: planSchema,
   ApplyResult: applyResultSchema,
   Change: changeSchema,
@@ -148,7 +151,16 @@ export function componentSchemas(): Record<string, unknown> {
   for (const [name, schema] of Object.entries(COMPONENTS)) {
     const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
     delete json.$schema;
+    // A merge patch changes only the fields it names: an absent field keeps its value, so no defaults.
+    if (name.endsWith('Patch')) withoutDefaults(json);
     out[name] = json;
   }
   return out;
+}
+
+function withoutDefaults(node: unknown): void {
+  if (Array.isArray(node)) return node.forEach(withoutDefaults);
+  if (node === null || typeof node !== 'object') return;
+  delete (node as Record<string, unknown>).default;
+  for (const v of Object.values(node)) withoutDefaults(v);
 }

@@ -39,7 +39,7 @@ export class HealthPoliciesController {
   }
 
   @Patch(':name')
-  @Endpoint({ summary: 'Change fields of a health policy (JSON merge patch)', scope: 'write', body: ref('HealthPolicy'), ifMatch: true, problems: [404], ok: { schema: withRevision('HealthPolicy') } })
+  @Endpoint({ summary: 'Change fields of a health policy (JSON merge patch)', scope: 'write', body: ref('HealthPolicyPatch'), ifMatch: true, problems: [404], ok: { schema: withRevision('HealthPolicy') } })
   async patch(@Param('name') name: string, @Body() body: unknown, @Headers('if-match') ifMatch: string | undefined, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     return sendWritten(res, await this.policies.patch(name, body, ifMatch, author), `/v1/health-policies/${name}`);
   }

@@ -47,7 +47,7 @@ export class PoolsController {
   }
 
   @Patch(':name')
-  @Endpoint({ summary: 'Change fields of a pool (JSON merge patch; null removes a field)', scope: 'write', body: ref('Pool'), ifMatch: true, problems: [404], ok: { schema: withRevision('Pool') } })
+  @Endpoint({ summary: 'Change fields of a pool (JSON merge patch; null removes a field)', scope: 'write', body: ref('PoolPatch'), ifMatch: true, problems: [404], ok: { schema: withRevision('Pool') } })
   async patch(@Param('name') name: string, @Body() body: unknown, @Headers('if-match') ifMatch: string | undefined, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     return sendWritten(res, await this.pools.patch(name, body, ifMatch, author), `/v1/pools/${name}`);
   }
@@ -91,7 +91,7 @@ export class BackendsController {
   }
 
   @Patch(':address')
-  @Endpoint({ summary: 'Change fields of a backend (JSON merge patch), e.g. {"drain": true}', scope: 'write', body: ref('Backend'), ifMatch: true, problems: [404], ok: { schema: withRevision('Backend') } })
+  @Endpoint({ summary: 'Change fields of a backend (JSON merge patch), e.g. {"drain": true}', scope: 'write', body: ref('BackendPatch'), ifMatch: true, problems: [404], ok: { schema: withRevision('Backend') } })
   async patch(@Param('pool') pool: string, @Param('address') address: string, @Body() body: unknown, @Headers('if-match') ifMatch: string | undefined, @Author() author: string, @Res({ passthrough: true }) res: Response) {
     return sendWritten(res, await this.pools.patchBackend(pool, address, body, ifMatch, author), `/v1/pools/${pool}/backends/${address}`);
   }

@@ -1,7 +1,11 @@
 /**
- * The CLI's HTTP client for the admin REST API: bearer token, JSON in and out, and problem+json
- * errors turned into one readable line (`HTTP 400: backends[0].weight: Too big ...`).
+ * The CLI's access to the admin REST API: the typed client generated from the OpenAPI document
+ * (libs/api-client), plus what a command line needs around it: one readable line for a
+ * problem+json error (`HTTP 400: backends[0].weight: Too big ...`) and a hint when the admin
+ * cannot be reached or no token was given.
  */
+import { createSwitchboardClient, describeProblem, type SwitchboardApi } from '../../../../libs/api-client/src';
+
 export class ApiError extends Error {
   constructor(
     message: string,
@@ -11,45 +15,37 @@ export class ApiError extends Error {
   }
 }
 
-export interface ApiResponse<T> {
-  status: number;
-  headers: Headers;
-  body: T;
+interface FetchResult<D> {
+  data?: D;
+  error?: unknown;
+  response: Response;
 }
 
 export class ApiClient {
+  /** Every route, typed from the OpenAPI document. */
+  readonly api: SwitchboardApi;
+
   constructor(
     readonly server: string,
     private readonly token: string | undefined,
-  ) {}
+  ) {
+    this.api = createSwitchboardClient({ baseUrl: server, token });
+  }
 
-  async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
-    const url = this.server.replace(/\/+$/, '') + path;
-    let res: Response;
+  /** Awaits a typed request: its data and response, or an ApiError that says what went wrong. */
+  async call<D>(request: Promise<FetchResult<D>>): Promise<{ data: D; response: Response }> {
+    let result: FetchResult<D>;
     try {
-      res = await fetch(url, {
-        method,
-        headers: { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
+      result = await request;
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new ApiError(`cannot reach the admin at ${this.server} (${cause?.code ?? cause?.message ?? (err as Error).message}); set --server or SWITCHBOARD_URL`, 0);
     }
-    const text = await res.text();
-    const type = res.headers.get('content-type') ?? '';
-    const parsed: unknown = type.includes('json') && text ? JSON.parse(text) : text;
-    if (!res.ok) throw new ApiError(describeProblem(res.status, parsed, this.token === undefined), res.status);
-    return { status: res.status, headers: res.headers, body: parsed as T };
+    const { response } = result;
+    if (!response.ok) {
+      const message = response.status === 401 && this.token === undefined ? 'HTTP 401: no token; set --token or SWITCHBOARD_TOKEN' : describeProblem(response.status, result.error);
+      throw new ApiError(message, response.status);
+    }
+    return { data: result.data as D, response };
   }
-}
-
-function describeProblem(status: number, body: unknown, noToken: boolean): string {
-  if (status === 401 && noToken) return 'HTTP 401: no token; set --token or SWITCHBOARD_TOKEN';
-  if (body && typeof body === 'object' && 'detail' in body) {
-    const p = body as { title?: string; detail: string; errors?: { path: string; message: string }[] };
-    const more = p.errors && p.errors.length > 1 ? `; ${p.errors.slice(1).map((e) => `${e.path || '(body)'}: ${e.message}`).join('; ')}` : '';
-    return `HTTP ${status} ${p.title ?? ''}: ${p.detail.replace(/ \(and \d+ more\)$/, '')}${more}`.replace(/ +:/, ':');
-  }
-  return `HTTP ${status}: ${typeof body === 'string' ? body.slice(0, 200) : JSON.stringify(body)}`;
 }
