@@ -1,3 +1,4 @@
+import { UiController } from './ui/ui.controller';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { AuthGuard } from './auth/auth.guard';
@@ -28,7 +29,7 @@ export class AdminModule {
   static forRoot(settings: AdminSettings, metrics: AdminMetrics): DynamicModule {
     return {
       module: AdminModule,
-      controllers: [PoolsController, BackendsController, HealthPoliciesController, ConfigController, RevisionsController, TokensController, OpsController, OpenApiController, NodesController],
+      controllers: [PoolsController, BackendsController, HealthPoliciesController, ConfigController, RevisionsController, TokensController, OpsController, OpenApiController, NodesController, UiController],
       providers: [
         { provide: ADMIN_SETTINGS, useValue: settings },
         { provide: AdminMetrics, useValue: metrics },
