@@ -75,6 +75,7 @@ if (!token) {
   await lineWith(balancer, 'balancer listening');
   console.log(`
 Switchboard is running
+  dashboard         http://${http}/ui            (sign in with the admin token below)
   REST API + docs   http://${http}/docs          (OpenAPI: http://${http}/openapi.json)
   admin token       ${token}
                     (stored in ${tokenFile}; export SWITCHBOARD_TOKEN=... for the CLI)
