@@ -7,6 +7,7 @@
  * must answer each with a 4xx problem (never a 5xx, never silence), stay up, and keep a stored
  * configuration that is unchanged or validly changed.
  */
+import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { configSchema } from '../../libs/config/src';
@@ -168,6 +169,55 @@ describe('property-based fuzzing of every OpenAPI operation', () => {
     const stored = await storedConfig();
     expect(configSchema.safeParse(stored).success).toBe(true);
   }, 120_000);
+});
+
+describe('the dashboard\'s static files (/ui)', () => {
+  /** A raw GET with the path as given (fetch would normalise "..", node:http sends it as is). */
+  const rawGet = (path: string): Promise<{ status: number; type: string; body: string }> =>
+    new Promise((resolve, reject) => {
+      const u = new URL(admin.url);
+      const req = http.request({ host: u.hostname, port: u.port, path, method: 'GET' }, (res) => {
+        let body = '';
+        res.setEncoding('latin1');
+        res.on('data', (d: string) => (body += d.length + body.length > 1e6 ? '' : d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('serves only its own files: traversal, encoded, NUL and oversized names are 4xx problems, never a file from disk', async () => {
+    const assets = new Set(['/ui', '/ui/', '/ui/app.js', '/ui/styles.css', '/ui/uPlot.min.css', '/ui/index.html', '/ui/app.js.map']);
+    const fixed = [
+      '/ui/../package.json', '/ui/..%2fpackage.json', '/ui/%2e%2e%2f%2e%2e%2fpackage.json', '/ui/..\\..\\package.json', '/ui/%00', '/ui/app.js%00.html',
+      '/ui/.env', '/ui/' + 'a'.repeat(5000), '/ui/%ff%fe', '/ui//etc/passwd', '/ui/index.html/', '/ui/app.js?x=../../x', '/ui/%2e%2e',
+    ];
+    const fuzzed = fc.sample(fc.string({ unit: 'binary', maxLength: 40 }), { numRuns: 150, seed: 20261130 }).map((x) => `/ui/${encodeURIComponent(x)}`);
+    const statuses = new Map<number, number>();
+    for (const path of [...fixed, ...fuzzed]) {
+      const res = await rawGet(path);
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      expect(res.status).toBeLessThan(500);
+      expect(res.body).not.toContain('"name": "switchboard"'); // package.json
+      expect(res.body).not.toContain('root:x:0:0'); // /etc/passwd
+      if (res.status >= 400) expect(res.type).toMatch(/application\/problem\+json|text\/html/);
+      else expect(assets.has(path.split('?')[0]!) || res.type.startsWith('text/html')).toBe(true);
+    }
+    said(`${fixed.length + fuzzed.length} odd /ui paths, statuses: ${JSON.stringify(Object.fromEntries(statuses))}`);
+    const page = await rawGet('/ui');
+    expect(page.status).toBe(200);
+    expect((await admin.api('GET', '/healthz', undefined, { token: null })).status).toBe(200);
+  });
+
+  it('/v1/tokens/self needs a token and tells only the caller\'s own name and scopes', async () => {
+    // 401, or 429 once the fuzzing above has spent this address's failed-authentication allowance.
+    expect([401, 429]).toContain((await admin.api('GET', '/v1/tokens/self', undefined, { token: null })).status);
+    expect([401, 429]).toContain((await admin.api('GET', '/v1/tokens/self', undefined, { token: 'sbt_made_up' })).status);
+    const self = await admin.api('GET', '/v1/tokens/self');
+    expect(self.status).toBe(200);
+    expect(Object.keys(self.body).sort()).toEqual(['id', 'name', 'scopes']);
+    expect(JSON.stringify(self.body)).not.toMatch(/sbt_/);
+  });
 });
 
 describe('failed authentication', () => {
