@@ -21,6 +21,11 @@ export interface ProcessLogger {
 }
 
 export function processLogger(app: string, level: string): ProcessLogger {
+  // Make fd 1 non-blocking first. Opening process.stdout does that for a pipe (libuv); left in
+  // blocking mode, an asynchronous write to a full pipe blocks a libuv threadpool thread for
+  // good, and process.exit then waits for that thread forever (seen as a hang on SIGTERM with
+  // a reader that stopped reading). Non-blocking, the write fails with EAGAIN and is retried.
+  void process.stdout;
   const dest = new SonicBoom({ fd: 1, sync: false, maxLength: MAX_BUFFERED, minLength: 0 });
   let broken = false;
   dest.on('error', () => {
