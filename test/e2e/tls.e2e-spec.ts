@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { CLIENT_OPTIONS, loadEcho } from '../fixtures/echo-proto';
-import { controlPlane } from '../../libs/proto/src';
+import { controlPlane } from '#proto';
 import { killAdmins, startAdmin, ADMIN_TOKEN } from '../support/admin';
 import { makePki, type TestPki } from '../support/certs';
 import { unary, type EchoClient } from '../support/grpc';
@@ -283,7 +283,7 @@ describe('rotation', () => {
     copyFileSync(pki.server2.key, listenerKey);
     copyFileSync(pki.server2.cert, listenerCert);
     await waitFor('the listener presents the new certificate', async () => (await presented(lb.listen)) === fingerprint(pki.server2.cert), 10_000);
-    expect(lb.logs.some((l) => l.includes('TLS files reloaded'))).toBe(true);
+    await waitFor('the reload logged', () => lb.logs.some((l) => l.includes('TLS files reloaded')), 5000); // logs are written asynchronously
 
     // Rotate the client certificate towards the backend, and make the balancer open new connections to it by SIGHUP.
     copyFileSync(pki.server2.key, upstreamKey); // a key from another pair: refused until the certificate matches
