@@ -15,6 +15,8 @@ const common = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
   testEnvironment: 'node',
+  // package.json "imports" (#config, ...) point at the compiled libs; tests run the sources.
+  moduleNameMapper: { '^#(config|common|proto|api-client)$': '<rootDir>/libs/$1/src/index.ts' },
 };
 
 export default {

@@ -22,6 +22,7 @@ await build({
   platform: 'browser',
   legalComments: 'linked',
   logLevel: 'warning',
+  conditions: ['source'], // package.json "imports": the TypeScript sources of the libs
 });
 copyFileSync(path.join(ui, 'index.html'), path.join(out, 'index.html'));
 copyFileSync(path.join(ui, 'styles.css'), path.join(out, 'styles.css'));

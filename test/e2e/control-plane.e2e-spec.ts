@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import Database from 'libsql';
-import { controlPlane } from '../../libs/proto/src';
+import { controlPlane } from '#proto';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { echoClient } from '../fixtures/echo-proto';
 import { ADMIN_TOKEN, killAdmins, startAdmin, type AdminProcess } from '../support/admin';

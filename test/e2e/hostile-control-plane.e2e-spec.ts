@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { controlPlane, type ConnectStream, type ControlMessage } from '../../libs/proto/src';
+import { controlPlane, type ConnectStream, type ControlMessage } from '#proto';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 import { rssMiB } from '../support/counting-backend';
 import { sleep, waitFor } from '../support/processes';

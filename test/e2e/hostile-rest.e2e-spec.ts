@@ -10,7 +10,7 @@
 import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { configSchema } from '../../libs/config/src';
+import { configSchema } from '#config';
 import { killAdmins, startAdmin, type AdminProcess, type ApiResponse } from '../support/admin';
 
 let admin: AdminProcess;

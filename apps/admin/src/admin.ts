@@ -11,7 +11,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { Logger } from 'pino';
-import { formatHostPort, packageRoot, TlsFiles, type HostPort } from '../../../libs/common/src';
+import { formatHostPort, packageRoot, TlsFiles, type HostPort } from '#common';
 import { AdminModule } from './app.module';
 import { ConfigService } from './config/config.service';
 import { ControlPlaneServer } from './control/control-plane.server';

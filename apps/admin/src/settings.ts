@@ -1,6 +1,6 @@
 /** The admin's process settings, resolved once from flags and environment at start-up. */
 import type { Logger } from 'pino';
-import type { HostPort } from '../../../libs/common/src';
+import type { HostPort } from '#common';
 
 export interface AdminSettings {
   http: HostPort;

@@ -6,7 +6,7 @@
  */
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
-import type { SwitchboardConfig } from '../../../libs/config/src';
+import type { SwitchboardConfig } from '#config';
 import type { ConfigSink, ConfigSource } from './config/config-source';
 import { buildRuntime, Runtime, upstreamTlsOf } from './config/runtime';
 import type { Backend } from './pool/backend';
@@ -17,8 +17,8 @@ import { BalancerMetrics } from './ops/metrics';
 import { createOpsServer } from './ops/ops-server';
 import { describeState } from './ops/state';
 import { collectStats } from './ops/stats-report';
-import type { PoolStats } from '../../../libs/proto/src';
-import { FileWatch, throttled } from '../../../libs/common/src';
+import type { PoolStats } from '#proto';
+import { FileWatch, throttled } from '#common';
 import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
 import type { ProxiedCall } from './proxy/proxied-call';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from './upstream/upstream-sessions';

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
-import { parseHostPort } from '../../../libs/common/src';
+import { parseHostPort } from '#common';
 
 /** How long the admin's stop may take (in-flight requests, balancers' streams) before it exits anyway. */
 const ADMIN_STOP_MS = 10_000;

@@ -2,7 +2,7 @@
 import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import type { ConfigDiff, SwitchboardConfig } from '../../../libs/config/src';
+import type { ConfigDiff, SwitchboardConfig } from '#config';
 import type { ApiClient } from './client/api-client';
 import { loadConfigFiles } from './client/config-files';
 import { renderPlan, colours } from './client/render';

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
-import { formatHostPort, parseHostPort, TlsFiles, type TlsMaterial } from '../../../libs/common/src';
+import { formatHostPort, parseHostPort, TlsFiles, type TlsMaterial } from '#common';
 
 interface BalancerFlags {
   listen: string;

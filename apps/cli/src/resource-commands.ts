@@ -1,7 +1,7 @@
 /** `switchboard get`, `drain`, `undrain`, `revisions`, `rollback` and `stats` over the REST API. */
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
-import type { Schemas } from '../../../libs/api-client/src';
+import type { Schemas } from '#api-client';
 import type { ApiClient } from './client/api-client';
 import { colours, renderTable } from './client/render';
 import { apiOf, clientCommand, type ClientFlags } from './client-options';

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { packageRoot } from '../../common/src';
+import { packageRoot } from '#common';
 
 export interface Hello {
   nodeId: string;

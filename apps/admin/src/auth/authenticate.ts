@@ -13,7 +13,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { throttled } from '../../../../libs/common/src';
+import { throttled } from '#common';
 import { problemOf, sendProblem } from '../http/problem';
 import { bearerToken, type AuthenticatedRequest, type Principal } from './scopes';
 

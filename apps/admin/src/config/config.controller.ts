@@ -3,7 +3,7 @@ import { Body, Controller, Get, Headers, HttpCode, Post, Put, Res } from '@nestj
 import { ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { stringify } from 'yaml';
-import { entityTag } from '../../../../libs/config/src';
+import { entityTag } from '#config';
 import { checkIfMatch } from '../http/preconditions';
 import { ValidationProblem } from '../http/problem';
 import { Author } from '../http/principal.decorator';

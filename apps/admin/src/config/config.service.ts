@@ -12,7 +12,7 @@
  * database. One admin process owns a database file.
  */
 import { Injectable, type OnModuleInit } from '@nestjs/common';
-import { canonicalConfig, diffConfigs, validateConfig, type ConfigDiff, type ConfigError, type SwitchboardConfig } from '../../../../libs/config/src';
+import { canonicalConfig, diffConfigs, validateConfig, type ConfigDiff, type ConfigError, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError } from '../http/problem';
 import { ConfigRepository } from '../store/config-repository';
 

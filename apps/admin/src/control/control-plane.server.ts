@@ -12,8 +12,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { formatHostPort, type HostPort } from '../../../../libs/common/src';
-import { controlPlane, type ControlMessage, type NodeMessage } from '../../../../libs/proto/src';
+import { formatHostPort, type HostPort } from '#common';
+import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
 import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
 import { ConfigService, type ConfigState } from '../config/config.service';

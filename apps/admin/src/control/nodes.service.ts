@@ -9,7 +9,7 @@
  * to 2 KB.
  */
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
-import type { StatsReport } from '../../../../libs/proto/src';
+import type { StatsReport } from '#proto';
 import { ConvergenceService } from '../config/convergence.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from '../store/prisma.service';

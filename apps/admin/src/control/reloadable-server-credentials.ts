@@ -5,7 +5,7 @@
  * a client without a certificate signed by the CA is refused at the handshake.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { TlsMaterial } from '../../../../libs/common/src';
+import type { TlsMaterial } from '#common';
 
 export class ReloadableServerCredentials extends grpc.ServerCredentials {
   constructor(material: TlsMaterial, requireClientCert: boolean) {

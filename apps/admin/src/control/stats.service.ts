@@ -4,7 +4,7 @@
  * percentiles cannot be summed; across nodes the worst (highest) is shown.
  */
 import { Injectable } from '@nestjs/common';
-import type { BackendStats, StatsReport } from '../../../../libs/proto/src';
+import type { BackendStats, StatsReport } from '#proto';
 import { NodesService, type NodeReport } from './nodes.service';
 
 export interface BackendFigures {

@@ -9,7 +9,7 @@
  * the offset in the text. On text that is not JSON at all it may find nothing; JSON.parse then
  * reports that.
  */
-import { formatPath } from '../../../../libs/config/src';
+import { formatPath } from '#config';
 
 export type JsonFinding = { kind: 'too-deep'; depth: number; offset: number; path: string } | { kind: 'duplicate-key'; key: string; offset: number; path: string };
 

@@ -1,6 +1,6 @@
 /** Validates a request body or query with a zod schema; failures become a 400 naming each field. */
 import type { z } from 'zod';
-import { formatPath } from '../../../../libs/config/src';
+import { formatPath } from '#config';
 import { ValidationProblem, type FieldError } from './problem';
 
 export function zodErrors(error: z.ZodError): FieldError[] {

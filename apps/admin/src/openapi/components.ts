@@ -5,7 +5,7 @@
  * the document alone.
  */
 import { z } from 'zod';
-import { backendSchema, configSchema, healthPolicySchema, poolSchema } from '../../../../libs/config/src';
+import { backendSchema, configSchema, healthPolicySchema, poolSchema } from '#config';
 import { SCOPES } from '../auth/scopes';
 
 const d = <T extends z.ZodType>(schema: T, description: string, example?: unknown): T => schema.meta(example === undefined ? { description } : { description, example });

@@ -1,6 +1,6 @@
 /** Health policies as REST resources; deleting one that pools use is a 409 naming them. */
 import { Injectable } from '@nestjs/common';
-import { entityTag, healthPolicySchema, type HealthPolicyConfig, type SwitchboardConfig } from '../../../../libs/config/src';
+import { entityTag, healthPolicySchema, type HealthPolicyConfig, type SwitchboardConfig } from '#config';
 import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';

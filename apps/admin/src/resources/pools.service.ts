@@ -4,7 +4,7 @@
  * checked under the write lock. Natural keys: a pool's name, a backend's address within its pool.
  */
 import { Injectable } from '@nestjs/common';
-import { backendSchema, canonicalPool, entityTag, poolSchema, type BackendConfig, type PoolConfig, type SwitchboardConfig } from '../../../../libs/config/src';
+import { backendSchema, canonicalPool, entityTag, poolSchema, type BackendConfig, type PoolConfig, type SwitchboardConfig } from '#config';
 import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';

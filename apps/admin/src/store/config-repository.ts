@@ -6,7 +6,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { canonicalConfig, validateConfig, type ConfigDiff, type SwitchboardConfig } from '../../../../libs/config/src';
+import { canonicalConfig, validateConfig, type ConfigDiff, type SwitchboardConfig } from '#config';
 import type { Prisma } from '../generated/prisma/client';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from './prisma.service';

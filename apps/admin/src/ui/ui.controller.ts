@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Controller, Get, Param, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { packageRoot } from '../../../../libs/common/src';
+import { packageRoot } from '#common';
 import { notFound } from '../http/problem';
 
 const TYPES: Record<string, string> = {

@@ -4,7 +4,7 @@
  * Everything comes from the admin's REST API through the typed client; rows are updated in
  * place on each refresh, so keyboard focus and open diffs survive it.
  */
-import { describeProblem, type Schemas, type SwitchboardApi } from '../../../../libs/api-client/src';
+import { describeProblem, type Schemas, type SwitchboardApi } from '#api-client';
 import { confirmAction } from './confirm';
 import { el, fmt, setText } from './dom';
 import { History } from './history';

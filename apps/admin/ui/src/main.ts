@@ -2,7 +2,7 @@
  * The dashboard's entry point (bundled by scripts/build-ui.mjs into /ui/app.js): sign-in with an
  * API token, then a refresh every 2 s until sign-out or a refused token.
  */
-import { createSwitchboardClient } from '../../../../libs/api-client/src';
+import { createSwitchboardClient } from '#api-client';
 import { Dashboard } from './dashboard';
 import { session } from './session';
 

@@ -13,9 +13,9 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { describeErrors, stableStringify, validateConfig } from '../../../../libs/config/src';
-import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type PoolStats, type Snapshot } from '../../../../libs/proto/src';
-import type { TlsMaterial } from '../../../../libs/common/src';
+import { describeErrors, stableStringify, validateConfig } from '#config';
+import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type PoolStats, type Snapshot } from '#proto';
+import type { TlsMaterial } from '#common';
 import type { ConfigSink, ConfigSource } from './config-source';
 
 export interface AdminSourceOptions {

@@ -3,7 +3,7 @@
  * pushes validated revisions into it. The file source is here; the admin service's control-plane
  * stream is another source behind the same seam.
  */
-import type { SwitchboardConfig } from '../../../../libs/config/src';
+import type { SwitchboardConfig } from '#config';
 
 export interface ConfigSink {
   /** Applies a revision, or throws (and keeps the current one) when it cannot. */

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { describeErrors, parseConfigText } from '../../../../libs/config/src';
+import { describeErrors, parseConfigText } from '#config';
 import type { ConfigSink, ConfigSource } from './config-source';
 
 export class ConfigFileError extends Error {}

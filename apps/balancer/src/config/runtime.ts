@@ -7,8 +7,8 @@
  * estimate and connections carry over) and retires the others: they take no new calls and their
  * connections close as their in-flight streams end.
  */
-import { loadTlsMaterial } from '../../../../libs/common/src';
-import type { PoolConfig, SwitchboardConfig } from '../../../../libs/config/src';
+import { loadTlsMaterial } from '#common';
+import type { PoolConfig, SwitchboardConfig } from '#config';
 import { Backend } from '../pool/backend';
 import { Pool } from '../pool/pool';
 import { Router } from '../proxy/router';

@@ -6,7 +6,7 @@
  * that does not answer never receives a call.
  */
 import type { Logger } from 'pino';
-import type { HealthPolicyConfig } from '../../../../libs/config/src';
+import type { HealthPolicyConfig } from '#config';
 import type { Backend } from '../pool/backend';
 import type { HealthProbe } from './probes';
 

@@ -7,7 +7,7 @@
  * errors (NOT_FOUND, INVALID_ARGUMENT, ...) are answers, not failures, and reset the streak.
  */
 import type { Logger } from 'pino';
-import type { HealthPolicyConfig } from '../../../../libs/config/src';
+import type { HealthPolicyConfig } from '#config';
 import type { Pool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
 

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { packageRoot } from '../../../../libs/common/src';
+import { packageRoot } from '#common';
 
 export interface HealthProbe {
   check(timeoutMs: number): Promise<boolean>;

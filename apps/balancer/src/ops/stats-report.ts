@@ -1,5 +1,5 @@
 /** The stats a balancer reports to the admin: per pool and backend, read from the live runtime. */
-import type { PoolStats } from '../../../../libs/proto/src';
+import type { PoolStats } from '#proto';
 import type { Runtime } from '../config/runtime';
 
 /** Takes (and so restarts) each backend's latency window. */

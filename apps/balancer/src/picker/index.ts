@@ -1,4 +1,4 @@
-import type { Algorithm } from '../../../../libs/config/src';
+import type { Algorithm } from '#config';
 import { leastConnPicker } from './least-conn';
 import { leastResponseTimePicker } from './least-response-time';
 import { p2cPicker } from './p2c';

@@ -9,7 +9,7 @@
  * detection eject/readmit, a call callStarted/callReleased/callFailed, a revision reconfigure,
  * setTls or retire, and the pool that owns it joinPool.
  */
-import type { BackendConfig } from '../../../../libs/config/src';
+import type { BackendConfig } from '#config';
 import { PeakEwma } from '../load/peak-ewma';
 import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';

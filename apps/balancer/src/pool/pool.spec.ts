@@ -1,6 +1,6 @@
 /** Pool state without the network: panic mode, the per-backend stream cap and the wait queue. */
 import { describe, expect, it } from '@jest/globals';
-import { poolSchema } from '../../../../libs/config/src';
+import { poolSchema } from '#config';
 import { DEFAULT_UPSTREAM_OPTIONS } from '../upstream/upstream-sessions';
 import { Backend } from './backend';
 import { Pool, type PoolPick } from './pool';

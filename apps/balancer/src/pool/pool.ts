@@ -8,7 +8,7 @@
  * rather than crushing the few survivors; a failing call there is still retried elsewhere when
  * it never reached a backend.
  */
-import type { Algorithm, PoolConfig } from '../../../../libs/config/src';
+import type { Algorithm, PoolConfig } from '#config';
 import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
 import { CallPolicy } from '../tail/call-policy';
 import type { Backend } from './backend';

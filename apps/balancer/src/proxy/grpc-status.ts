@@ -3,7 +3,7 @@
  * backend are answered "trailers-only" (one HEADERS frame with END_STREAM), as gRPC servers do.
  */
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { GRPC_CODE_NAMES } from '../../../../libs/config/src/grpc-codes';
+import { GRPC_CODE_NAMES } from '#config';
 
 export { GRPC_CODE_NAMES };
 

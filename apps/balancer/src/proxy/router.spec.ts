@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { validateConfig } from '../../../../libs/config/src';
+import { validateConfig } from '#config';
 import { Router } from './router';
 
 function router(pools: unknown[]): Router<string> {

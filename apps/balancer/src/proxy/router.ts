@@ -4,7 +4,7 @@
  * the call's authority wins over one that does not. Built once per revision: the per-call cost
  * is one string slice and one or two map lookups.
  */
-import type { PoolConfig } from '../../../../libs/config/src';
+import type { PoolConfig } from '#config';
 
 interface Route<P> {
   authority: string | undefined;

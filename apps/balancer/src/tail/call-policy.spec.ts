@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import * as fc from 'fast-check';
-import { poolSchema } from '../../../../libs/config/src';
+import { poolSchema } from '#config';
 import { backoffMs, CallPolicy, pushbackMs } from './call-policy';
 import { LatencyWindow, MIN_SAMPLES } from './latency-window';
 import { RetryBudget } from './retry-budget';

@@ -7,8 +7,8 @@
  * A call whose method is listed under `hedging` is hedged; every other call of the pool follows
  * `retry` (as in A6, one method has one of the two policies).
  */
-import type { HedgingPolicyConfig, PoolConfig, RetryPolicyConfig } from '../../../../libs/config/src';
-import { grpcCode } from '../../../../libs/config/src';
+import type { HedgingPolicyConfig, PoolConfig, RetryPolicyConfig } from '#config';
+import { grpcCode } from '#config';
 import { LatencyWindow } from './latency-window';
 import { RetryBudget } from './retry-budget';
 

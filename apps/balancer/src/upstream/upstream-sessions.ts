@@ -24,7 +24,7 @@
  * replaced, before any backend would count it as an attack and cut every call on it.
  */
 import * as http2 from 'node:http2';
-import type { TlsMaterial } from '../../../../libs/common/src';
+import type { TlsMaterial } from '#common';
 
 /** TLS to a backend (a pool's `tls`): the files' contents and the name to verify. */
 export interface UpstreamTls {

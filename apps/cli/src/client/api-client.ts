@@ -4,7 +4,7 @@
  * problem+json error (`HTTP 400: backends[0].weight: Too big ...`) and a hint when the admin
  * cannot be reached or no token was given.
  */
-import { createSwitchboardClient, describeProblem, type SwitchboardApi } from '../../../../libs/api-client/src';
+import { createSwitchboardClient, describeProblem, type SwitchboardApi } from '#api-client';
 
 export class ApiError extends Error {
   constructor(

@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { configSchema, configShapeSchema, formatPath, parseConfigDocument, type ConfigError, type SwitchboardConfig } from '../../../../libs/config/src';
+import { configSchema, configShapeSchema, formatPath, parseConfigDocument, type ConfigError, type SwitchboardConfig } from '#config';
 
 export type LoadResult = { ok: true; config: SwitchboardConfig; files: string[] } | { ok: false; errors: string[] };
 

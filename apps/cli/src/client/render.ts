@@ -1,5 +1,5 @@
 /** Terminal output: the plan as + / ~ / - lines, aligned tables, colour only on a terminal. */
-import type { Change, ConfigDiff } from '../../../../libs/config/src';
+import type { Change, ConfigDiff } from '#config';
 
 const useColour = (stream: NodeJS.WriteStream): boolean => Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
 

@@ -4,7 +4,7 @@
  * files get the label added; resources on the server without it are left exactly as they are,
  * so two teams can each apply their own files without deleting each other's pools.
  */
-import type { SwitchboardConfig } from '../../../../libs/config/src';
+import type { SwitchboardConfig } from '#config';
 
 export interface SelectTag {
   key: string;
