@@ -3,7 +3,7 @@
  * idempotency, exit codes, select tags, validation errors with file and line, drain, rollback,
  * get and stats output.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -207,6 +207,15 @@ describe('operations', () => {
       client.close();
       await node.stop();
       await backend.stop();
+    }
+  });
+
+  it('admin --db with a scheme other than file: is refused at start, creating nothing', async () => {
+    for (const db of ['postgresql://switchboard@127.0.0.1:5432/switchboard', 'mysql://127.0.0.1/x', 'http://127.0.0.1/db']) {
+      const res = await runCli(['admin', '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--db', db], { SWITCHBOARD_ADMIN_TOKEN: 'sbt_unused_token_for_this_test' });
+      expect(res.code).toBe(1);
+      expect(res.stderr + res.stdout).toContain(`--db ${db.split(':')[0]}:... is not supported`);
+      expect(existsSync(db.split('/')[0]!)).toBe(false); // no folder named "postgresql:" in the working directory
     }
   });
 

@@ -52,7 +52,17 @@ export interface RunningAdmin {
   close(): Promise<void>;
 }
 
+/**
+ * The SQLite file of `--db` (a path, or file:PATH). Any other URL scheme is refused: it used to
+ * be taken as a relative path (`postgresql://...` made a folder named "postgresql:"), so two
+ * admins meant to share a database silently ran on two files.
+ */
 export function resolveDbFile(db: string): string {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]+):/.exec(db)?.[1];
+  if (scheme !== undefined && scheme.toLowerCase() !== 'file') {
+    throw new Error(`--db ${scheme}:... is not supported: this admin stores its data in SQLite; give a file path or file:PATH (PostgreSQL support is not built yet)`);
+  }
+  if (db.trim() === '' || db === 'file:') throw new Error('--db needs a SQLite file path (or file:PATH)');
   return path.resolve(db.startsWith('file:') ? db.slice('file:'.length) : db);
 }
 
