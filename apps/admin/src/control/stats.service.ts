@@ -36,9 +36,20 @@ export interface StatsView {
 
 const sum = (o: Record<string, number>): number => Object.values(o).reduce((a, b) => a + b, 0);
 
+/** Each report's backends by pool and address, built once per report (a linear pass, not a search per backend). */
+const indexes = new WeakMap<StatsReport, Map<string, Map<string, BackendStats>>>();
+function indexOf(report: StatsReport): Map<string, Map<string, BackendStats>> {
+  let index = indexes.get(report);
+  if (index === undefined) {
+    index = new Map(report.pools.map((p) => [p.name, new Map(p.backends.map((b) => [b.address, b]))]));
+    indexes.set(report, index);
+  }
+  return index;
+}
+
 function rate(now: BackendStats, report: StatsReport, previous: StatsReport | undefined, pool: string): number {
   if (!previous || report.atMs <= previous.atMs) return 0;
-  const before = previous.pools.find((p) => p.name === pool)?.backends.find((b) => b.address === now.address);
+  const before = indexOf(previous).get(pool)?.get(now.address);
   if (!before) return 0;
   return Math.max(0, (sum(now.callsByCode) - sum(before.callsByCode)) / ((report.atMs - previous.atMs) / 1000));
 }
