@@ -3268,7 +3268,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3338,7 +3338,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3485,7 +3485,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3623,7 +3623,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3794,7 +3794,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3986,7 +3986,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4124,7 +4124,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4286,7 +4286,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4516,7 +4516,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4665,7 +4665,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4829,7 +4829,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5004,6 +5004,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     NodesController_all: {
@@ -5159,7 +5168,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Body over 1 MiB */
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -13,7 +13,7 @@
  */
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { canonicalConfig, diffConfigs, validateConfig, type ConfigDiff, type ConfigError, type SwitchboardConfig } from '#config';
-import { ValidationProblem, type FieldError } from '../http/problem';
+import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { ConfigRepository } from '../store/config-repository';
 
 export interface ConfigState {
@@ -38,6 +38,9 @@ export interface CommitOptions {
 }
 
 export type CommitListener = (state: ConfigState, diff: ConfigDiff) => void;
+
+/** The largest configuration a balancer can receive in one snapshot: gRPC's 4 MiB message limit, less room for the envelope. */
+export const MAX_PUSHED_CONFIG_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 
 @Injectable()
 export class ConfigService implements OnModuleInit {
@@ -73,6 +76,17 @@ export class ConfigService implements OnModuleInit {
       const next = this.validate(change(before), options.errorPath);
       const diff = diffConfigs(before.config, next);
       if (diff.changes.length === 0) return { state: before, diff, changed: false };
+      const bytes = Buffer.byteLength(JSON.stringify(next));
+      if (bytes > MAX_PUSHED_CONFIG_BYTES) {
+        // A revision no balancer can receive (gRPC's 4 MiB message limit) must not be committed.
+        throw new ProblemException(
+          413,
+          'config-too-large',
+          'Configuration too large',
+          `the configuration would be ${bytes} bytes; balancers receive at most ${MAX_PUSHED_CONFIG_BYTES} bytes per snapshot, so this change is refused and nothing changed`,
+          { bytes, limit: MAX_PUSHED_CONFIG_BYTES },
+        );
+      }
       const revision = before.revision + 1;
       const message = typeof options.message === 'function' ? options.message() : options.message;
       await this.repository.commit(revision, next, diff, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });

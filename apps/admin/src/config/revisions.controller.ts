@@ -56,7 +56,7 @@ export class RevisionsController {
 
   @Post(':n/rollback')
   @HttpCode(200)
-  @Endpoint({ summary: 'Make a new revision equal to revision n (no-op if the config already equals it)', scope: 'write', problems: [404], ok: { schema: ref('ApplyResult') } })
+  @Endpoint({ summary: 'Make a new revision equal to revision n (no-op if the config already equals it)', scope: 'write', problems: [404, 413], ok: { schema: ref('ApplyResult') } })
   async rollback(@Param('n', RevisionNumberPipe) n: number, @Author() author: string) {
     const rev = await this.repository.revision(n);
     if (!rev) throw notFound(`revision ${n}`);

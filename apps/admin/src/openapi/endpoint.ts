@@ -27,7 +27,7 @@ const PROBLEM_TEXT: Record<number, string> = {
   404: 'No such resource',
   409: 'Conflicts with the current state (exists, in use)',
   412: 'If-Match does not match the current ETag',
-  413: 'Body over 1 MiB',
+  413: 'Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB)',
   415: 'Body is not JSON',
 };
 
