@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startEchoBackend, type EchoBackend, type EchoBackendOptions } from '../fixtures/echo-backend';
 import { echoClient } from '../fixtures/echo-proto';
 import { killAll, poolConfig, startBalancer, waitFor, type BalancerProcess } from '../support/processes';
-import { deadlineIn, unary, type EchoClient } from '../support/grpc';
+import { collect, deadlineIn, unary, type EchoClient } from '../support/grpc';
 
 const UNARY = 'switchboard.test.v1.Echo/Unary';
 
@@ -91,6 +91,23 @@ describe('the tail: hedging, retries, budget', () => {
       other.close();
     }
     expect(metric(await lb.metrics(), 'switchboard_hedges_total', 'pool="echo"')).toBe(hedged);
+    await countsReturnToZero();
+  });
+
+  it('hedges server-streaming calls until response headers arrive: every message comes from the winner', async () => {
+    const { client, backends } = await setUp([{ name: 'stalled', serviceMs: 3000 }, { name: 'fast' }], {
+      hedging: { maxAttempts: 2, delayMs: 50, methods: ['switchboard.test.v1.Echo/ServerStream'] },
+      retryBudget: { percent: 100, minPerSecond: 100 },
+    });
+    for (let i = 0; i < 10; i++) {
+      const t0 = Date.now();
+      const { responses, status } = await collect(client.ServerStream({ responseCount: 5, responseSize: 64 }, deadlineIn(2000)));
+      expect(status.code).toBe(grpc.status.OK);
+      expect(responses.map((r) => r.backend)).toEqual(['fast', 'fast', 'fast', 'fast', 'fast']);
+      expect(Date.now() - t0).toBeLessThan(1000);
+    }
+    expect(backends[0]!.stats.calls).toBeGreaterThan(0);
+    await waitFor('the stalled attempts cancelled', () => backends[0]!.stats.cancelled === backends[0]!.stats.calls);
     await countsReturnToZero();
   });
 
