@@ -1,8 +1,9 @@
 /**
- * `node dist/bench/cpu-per-call.js [--calls 60000] [--rounds 3] LABEL=ROOT[:NODE_OPTIONS] ...`:
+ * `node dist/bench/cpu-per-call.js [--calls 60000] [--rounds 3] [--node LABEL=NODE_BINARY] LABEL=ROOT[:NODE_OPTIONS] ...`:
  * the balancer's CPU per proxied unary call (h2load, 4 connections x 32 streams, one fast Echo
  * backend) for several builds side by side in one run, rounds interleaved so that the machine's
  * noise falls on all of them alike. ROOT is a checkout with a built dist/ (this one: `.`).
+ * `--node LABEL=PATH` runs that target's balancer on another Node binary (Node 20 against 24).
  * Prints µs of CPU per call for each, and the ratio to the first.
  */
 import { spawn } from 'node:child_process';
@@ -20,7 +21,9 @@ function cpuMicros(pid: number): number {
 
 async function main(): Promise<void> {
   if (!h2loadAvailable()) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
-  const targets = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--'));
+  const nodeArgs = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node' ? [a] : []));
+  const nodeFor = new Map(nodeArgs.map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+  const targets = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--') && !nodeArgs.includes(a));
   const calls = arg('calls', 60_000);
   const rounds = arg('rounds', 3);
   const backend = await spawnBackend('cpu');
@@ -31,7 +34,7 @@ async function main(): Promise<void> {
     const spec = t.slice(t.indexOf('=') + 1);
     const root = spec.includes(':') ? spec.slice(0, spec.indexOf(':')) : spec;
     const nodeOptions = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
-    const proc = spawn(process.execPath, [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
+    const proc = spawn(nodeFor.get(label) ?? process.execPath, [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
     });
