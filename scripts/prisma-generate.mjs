@@ -11,8 +11,11 @@ mkdirSync(dir, { recursive: true });
 const stub = join(dir, 'schema-engine-stub');
 writeFileSync(stub, '#!/bin/sh\necho "switchboard: the Prisma schema engine is not installed; migrations are applied by the admin at start-up" >&2\nexit 1\n');
 chmodSync(stub, 0o755);
-const result = spawnSync(process.execPath, ['node_modules/prisma/build/index.js', 'generate'], {
-  stdio: 'inherit',
-  env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: stub, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
-});
-process.exit(result.status ?? 1);
+// One client per database: SQLite (prisma/schema.prisma) and PostgreSQL (prisma/postgresql/).
+for (const schema of ['prisma/schema.prisma', 'prisma/postgresql/schema.prisma']) {
+  const result = spawnSync(process.execPath, ['node_modules/prisma/build/index.js', 'generate', '--schema', schema], {
+    stdio: 'inherit',
+    env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: stub, PRISMA_HIDE_UPDATE_MESSAGE: '1', CHECKPOINT_DISABLE: '1' },
+  });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}

@@ -8,6 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { awaitLine } from './processes';
+import { createDatabase } from './postgres';
 
 const CLI = path.join(process.cwd(), 'bin/switchboard.js');
 export const ADMIN_TOKEN = 'sbt_test_bootstrap_admin_token';
@@ -22,7 +23,10 @@ export interface ApiResponse<T = any> {
 export interface AdminProcess {
   readonly url: string;
   readonly grpc: string;
+  /** The SQLite file (empty when the admin runs on PostgreSQL). */
   readonly dbFile: string;
+  /** What --db was. */
+  readonly db: string;
   readonly dataDir: string;
   readonly proc: ChildProcess;
   readonly logs: string[];
@@ -39,6 +43,8 @@ export function killAdmins(): void {
 
 export interface AdminStartOptions {
   dataDir?: string;
+  /** --db; default: a SQLite file in dataDir, or a new database when SWITCHBOARD_TEST_POSTGRES is set. */
+  db?: string;
   adminToken?: string | null;
   args?: string[];
   env?: Record<string, string>;
@@ -46,12 +52,15 @@ export interface AdminStartOptions {
 
 export async function startAdmin(options: AdminStartOptions = {}): Promise<AdminProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(path.join(tmpdir(), 'switchboard-admin-'));
-  const dbFile = path.join(dataDir, 'switchboard.db');
+  const postgres = process.env.SWITCHBOARD_TEST_POSTGRES;
+  const db = options.db ?? (postgres && !options.dataDir ? await createDatabase(postgres) : `file:${path.join(dataDir, 'switchboard.db')}`);
+  const dbFile = db.startsWith('file:') ? db.slice('file:'.length) : '';
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };
   delete env.SWITCHBOARD_ADMIN_TOKEN;
   if (options.adminToken !== null) env.SWITCHBOARD_ADMIN_TOKEN = options.adminToken ?? ADMIN_TOKEN;
-  const proc = spawn(process.execPath, [CLI, 'admin', '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--db', `file:${dbFile}`, '--log-level', 'debug', ...(options.args ?? [])], {
+  const proc = spawn(process.execPath, [CLI, 'admin', '--http', '127.0.0.1:0', '--grpc', '127.0.0.1:0', '--db', db, '--log-level', 'debug', ...(options.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: dataDir, // with PostgreSQL a generated token goes to ./data: keep it in the temporary folder
     env,
   });
   running.add(proc);
@@ -64,6 +73,7 @@ export async function startAdmin(options: AdminStartOptions = {}): Promise<Admin
     url,
     grpc: String(ready.grpc ?? ''),
     dbFile,
+    db,
     dataDir,
     proc,
     logs,

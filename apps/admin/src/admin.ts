@@ -25,7 +25,9 @@ import { AdminMetrics } from './ops/http-metrics';
 import { buildOpenApi } from './openapi/document';
 import { OpenApiDocument } from './openapi/openapi.controller';
 import type { AdminSettings } from './settings';
+import { describeDatabase, parseDatabase } from './store/database';
 import { applyMigrations } from './store/migrations';
+import { applyPostgresMigrations } from './store/postgres-migrations';
 
 export interface AdminOptions {
   http: HostPort;
@@ -52,30 +54,17 @@ export interface RunningAdmin {
   close(): Promise<void>;
 }
 
-/**
- * The SQLite file of `--db` (a path, or file:PATH). Any other URL scheme is refused: it used to
- * be taken as a relative path (`postgresql://...` made a folder named "postgresql:"), so two
- * admins meant to share a database silently ran on two files.
- */
-export function resolveDbFile(db: string): string {
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]+):/.exec(db)?.[1];
-  if (scheme !== undefined && scheme.toLowerCase() !== 'file') {
-    throw new Error(`--db ${scheme}:... is not supported: this admin stores its data in SQLite; give a file path or file:PATH (PostgreSQL support is not built yet)`);
-  }
-  if (db.trim() === '' || db === 'file:') throw new Error('--db needs a SQLite file path (or file:PATH)');
-  return path.resolve(db.startsWith('file:') ? db.slice('file:'.length) : db);
-}
-
 export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   const log = options.logger;
-  const dbFile = resolveDbFile(options.db);
-  const dataDir = path.dirname(dbFile);
+  const database = parseDatabase(options.db);
+  const dataDir = database.kind === 'sqlite' ? path.dirname(database.file) : path.resolve('data');
   mkdirSync(dataDir, { recursive: true });
-  const migrationsDir = path.join(packageRoot(typeof __dirname === 'string' ? __dirname : undefined, 4), 'prisma/migrations');
-  const migrated = applyMigrations(dbFile, migrationsDir);
-  log.info({ db: dbFile, applied: migrated.applied, migrations: migrated.total }, 'database ready');
+  const root = packageRoot(typeof __dirname === 'string' ? __dirname : undefined, 4);
+  const migrationsDir = path.join(root, database.kind === 'sqlite' ? 'prisma/migrations' : 'prisma/postgresql/migrations');
+  const migrated = database.kind === 'sqlite' ? applyMigrations(database.file, migrationsDir) : await applyPostgresMigrations(database.url, migrationsDir);
+  log.info({ db: describeDatabase(database), applied: migrated.applied, migrations: migrated.total }, 'database ready');
 
-  const settings: AdminSettings = { http: options.http, grpc: options.grpc, dbFile, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}), ...(options.nodeRetentionMs !== undefined ? { nodeRetentionMs: options.nodeRetentionMs } : {}) };
+  const settings: AdminSettings = { http: options.http, grpc: options.grpc, database, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}), ...(options.nodeRetentionMs !== undefined ? { nodeRetentionMs: options.nodeRetentionMs } : {}) };
   const metrics = new AdminMetrics();
   // TLS: the REST API's HTTPS server and the control plane's gRPC server share the certificate;
   // both pick up rotated files (SIGHUP, or a change on disk) for new handshakes.

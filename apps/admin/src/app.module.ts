@@ -22,7 +22,7 @@ import { BackendsController, PoolsController } from './resources/pools.controlle
 import { PoolsService } from './resources/pools.service';
 import { ADMIN_SETTINGS, type AdminSettings } from './settings';
 import { ConfigRepository } from './store/config-repository';
-import { PrismaService } from './store/prisma.service';
+import { createPrismaService, PrismaService } from './store/prisma.service';
 
 @Module({})
 export class AdminModule {
@@ -36,7 +36,7 @@ export class AdminModule {
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useFactory: () => new ProblemFilter(settings.logger) },
         OpenApiDocument,
-        PrismaService,
+        { provide: PrismaService, useFactory: createPrismaService, inject: [ADMIN_SETTINGS] },
         ConfigRepository,
         ConfigService,
         ConvergenceService,

@@ -1,13 +1,14 @@
 /** The admin's process settings, resolved once from flags and environment at start-up. */
 import type { Logger } from 'pino';
 import type { HostPort } from '#common';
+import type { Database } from './store/database';
 
 export interface AdminSettings {
   http: HostPort;
   grpc: HostPort;
-  /** Absolute path of the SQLite database file. */
-  dbFile: string;
-  /** Where the generated bootstrap token is written (the database's folder). */
+  /** The SQLite file or the PostgreSQL database (--db). */
+  database: Database;
+  /** Where the generated bootstrap token is written (the SQLite file's folder; ./data with PostgreSQL). */
   dataDir: string;
   /** SWITCHBOARD_ADMIN_TOKEN: the bootstrap admin token, if the operator chose one. */
   adminToken?: string;

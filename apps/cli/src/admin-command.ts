@@ -23,7 +23,7 @@ export function adminCommand(): Command {
     .description('run the admin service: REST API, OpenAPI docs and the control plane the balancers connect to')
     .addOption(flag('--http <host:port>', 'REST API address', 'HTTP').default('127.0.0.1:8080'))
     .addOption(flag('--grpc <host:port>', 'control-plane (gRPC) address for balancers', 'GRPC').default('127.0.0.1:8081'))
-    .addOption(flag('--db <url>', 'SQLite database file (created and migrated on start)', 'DB').default('file:./data/switchboard.db'))
+    .addOption(flag('--db <url>', 'SQLite database file (path or file:PATH; created and migrated on start), or postgresql://USER@HOST:PORT/DB', 'DB').default('file:./data/switchboard.db'))
     .addOption(flag('--tls-cert <file>', 'serve HTTPS on --http and TLS on --grpc with this certificate chain (PEM)', 'TLS_CERT'))
     .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
     .addOption(flag('--tls-client-ca <file>', 'balancers must present a client certificate signed by this CA on --grpc (mTLS)', 'TLS_CLIENT_CA'))

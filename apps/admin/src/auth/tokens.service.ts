@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { HttpStatus, Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { HttpStatus, Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ProblemException, conflict, notFound } from '../http/problem';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from '../store/prisma.service';
@@ -32,9 +32,13 @@ const BOOTSTRAP_NAME = 'bootstrap-admin';
 const hash = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 const newSecret = (): string => `sbt_${randomBytes(32).toString('base64url')}`;
 
+/** On a shared (PostgreSQL) database, tokens created or revoked through another admin count here within this. */
+const SHARED_RELOAD_MS = 2000;
+
 @Injectable()
-export class TokensService implements OnModuleInit {
+export class TokensService implements OnModuleInit, OnModuleDestroy {
   private byHash = new Map<string, CachedToken>();
+  private reloadTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -44,6 +48,14 @@ export class TokensService implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     await this.bootstrap();
     await this.reload();
+    if (this.settings.database.kind === 'postgresql') {
+      this.reloadTimer = setInterval(() => void this.reload().catch(() => undefined), SHARED_RELOAD_MS);
+      this.reloadTimer.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    if (this.reloadTimer !== null) clearInterval(this.reloadTimer);
   }
 
   authenticate(secret: string): Principal | undefined {

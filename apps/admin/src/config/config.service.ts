@@ -11,10 +11,11 @@
  * The current config is kept in memory and replaced after each commit: reads never touch the
  * database. One admin process owns a database file.
  */
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { canonicalConfig, diffConfigs, validateConfig, type ConfigDiff, type ConfigError, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { ConfigRepository } from '../store/config-repository';
+import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 
 export interface ConfigState {
   readonly revision: number;
@@ -42,16 +43,50 @@ export type CommitListener = (state: ConfigState, diff: ConfigDiff) => void;
 /** The largest configuration a balancer can receive in one snapshot: gRPC's 4 MiB message limit, less room for the envelope. */
 export const MAX_PUSHED_CONFIG_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 
+/** How often an admin on a shared (PostgreSQL) database looks for revisions committed by the others. */
+const CATCH_UP_MS = 500;
+
 @Injectable()
-export class ConfigService implements OnModuleInit {
+export class ConfigService implements OnModuleInit, OnModuleDestroy {
   private state: ConfigState = { revision: 0, config: { healthPolicies: [], pools: [] } };
   private lock: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<CommitListener>();
+  /** On PostgreSQL several admins may share the database: each catches up with the others' commits. */
+  private readonly shared: boolean;
+  private catchUpTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly repository: ConfigRepository) {}
+  constructor(
+    private readonly repository: ConfigRepository,
+    @Inject(ADMIN_SETTINGS) settings: AdminSettings,
+  ) {
+    this.shared = settings.database.kind === 'postgresql';
+  }
 
   async onModuleInit(): Promise<void> {
     this.state = await this.repository.loadCurrent();
+    if (this.shared) {
+      this.catchUpTimer = setInterval(() => {
+        this.lock = this.lock.then(() => this.catchUp()).catch(() => undefined);
+      }, CATCH_UP_MS);
+      this.catchUpTimer.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    if (this.catchUpTimer !== null) clearInterval(this.catchUpTimer);
+  }
+
+  /**
+   * Loads what other admins committed since this one last looked, and tells the listeners (the
+   * control plane pushes it to this admin's balancers). Runs under the write lock.
+   */
+  private async catchUp(): Promise<void> {
+    if ((await this.repository.latestRevision()) <= this.state.revision) return;
+    const next = await this.repository.loadCurrent();
+    if (next.revision <= this.state.revision) return;
+    const diff = diffConfigs(this.state.config, next.config);
+    this.state = next;
+    for (const listener of this.listeners) listener(this.state, diff);
   }
 
   current(): ConfigState {
@@ -72,6 +107,8 @@ export class ConfigService implements OnModuleInit {
   /** Runs `change` on the current config under the write lock and commits its result. */
   commit(change: (current: ConfigState) => unknown, options: CommitOptions): Promise<CommitResult> {
     const run = this.lock.then(async (): Promise<CommitResult> => {
+      // Another admin may have committed since: change what is really current (If-Match too).
+      if (this.shared) await this.catchUp();
       const before = this.state;
       const next = this.validate(change(before), options.errorPath);
       const diff = diffConfigs(before.config, next);
@@ -89,7 +126,16 @@ export class ConfigService implements OnModuleInit {
       }
       const revision = before.revision + 1;
       const message = typeof options.message === 'function' ? options.message() : options.message;
-      await this.repository.commit(revision, next, diff, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
+      try {
+        await this.repository.commit(revision, next, diff, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
+      } catch (err) {
+        // Another admin committed this revision number first (the whole transaction rolled back).
+        if (this.shared && (err as { code?: string }).code === 'P2002') {
+          await this.catchUp();
+          throw new ProblemException(409, 'concurrent-commit', 'Concurrent change', `another admin committed revision ${revision} first; nothing was written: read the current state and retry`);
+        }
+        throw err;
+      }
       this.state = { revision, config: next };
       for (const listener of this.listeners) listener(this.state, diff);
       return { state: this.state, diff, changed: true };

@@ -62,6 +62,11 @@ export class ConfigRepository {
     return { revision: newest?.number ?? 0, config: canonicalConfig(result.config) };
   }
 
+  /** The newest revision number in the database (0: none yet): cheap, for admins that share it. */
+  async latestRevision(): Promise<number> {
+    return (await this.prisma.revision.findFirst({ orderBy: { number: 'desc' }, select: { number: true } }))?.number ?? 0;
+  }
+
   /** Writes the changed resources and revision `number` atomically. */
   async commit(number: number, next: SwitchboardConfig, diff: ConfigDiff, meta: { author: string; message?: string; rollbackOf?: number }): Promise<Date> {
     const ops: Prisma.PrismaPromise<unknown>[] = [];

@@ -1,21 +1,28 @@
 /**
- * The Prisma client on the SQLite file, through the libSQL driver adapter: no query engine
- * binary, and a Node-API native module (prebuilt, nothing to compile) that runs on Node 20, 22 and
- * 24. better-sqlite3 12 was used first: it aborts the process on Node 24.19+ when a statement is
- * garbage-collected (node::ObjectWrap cleanup hooks), and 13 does not run on Node 20.
+ * The Prisma client, through a driver adapter (no query engine binary): libSQL on the SQLite
+ * file (a prebuilt Node-API module that runs on Node 20, 22 and 24; better-sqlite3 12 aborts on
+ * Node 24.19+ when a statement is garbage-collected, and 13 does not run on Node 20), or pg on
+ * PostgreSQL. Each database has its own generated client (a Prisma schema has one provider);
+ * both come from the same models, so the rest of the admin uses one type for either.
  */
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import type { OnModuleDestroy } from '@nestjs/common';
 import { PrismaLibSql } from '@prisma/adapter-libsql';
+import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client';
-import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
+import { PrismaClient as PostgresPrismaClient } from '../generated/prisma-pg/client';
+import type { AdminSettings } from '../settings';
 
-@Injectable()
-export class PrismaService extends PrismaClient implements OnModuleDestroy {
-  constructor(@Inject(ADMIN_SETTINGS) settings: AdminSettings) {
-    super({ adapter: new PrismaLibSql({ url: `file:${settings.dbFile}` }) });
-  }
+/** The admin's Prisma client, whichever database is behind it. */
+export abstract class PrismaService extends PrismaClient implements OnModuleDestroy {
+  abstract onModuleDestroy(): Promise<void>;
+}
 
-  async onModuleDestroy(): Promise<void> {
-    await this.$disconnect();
-  }
+export function createPrismaService(settings: AdminSettings): PrismaService {
+  const db = settings.database;
+  const client =
+    db.kind === 'sqlite'
+      ? new PrismaClient({ adapter: new PrismaLibSql({ url: `file:${db.file}` }) })
+      : // The same models on the PostgreSQL client: the delegates have the same shapes.
+        (new PostgresPrismaClient({ adapter: new PrismaPg({ connectionString: db.url }) }) as unknown as PrismaClient);
+  return Object.assign(client, { onModuleDestroy: () => client.$disconnect() }) as unknown as PrismaService;
 }
