@@ -4,9 +4,11 @@
  * writes and revisions that survive a restart and a kill -9, admins that start together on one
  * fresh database, and clear refusals of what cannot work.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client } from 'pg';
-import { ADMIN_TOKEN, killAdmins, startAdmin } from '../support/admin';
+import { killAdmins, startAdmin } from '../support/admin';
 import { killAll, startNode, waitFor } from '../support/processes';
 import { runCli } from '../support/cli';
 import { createDatabase, startPostgres, type PostgresCluster } from '../support/postgres';
@@ -91,7 +93,36 @@ describe('the admin on PostgreSQL', () => {
     await waitFor('both admins agree', async () => JSON.stringify((await a.api('GET', '/v1/config')).body) === JSON.stringify((await b.api('GET', '/v1/config')).body), 5000);
     await node.stop();
     await Promise.all([a.stop(), b.stop()]);
-    void ADMIN_TOKEN;
+  }, 60_000);
+
+  it('the committed migrations build exactly the schema of prisma/postgresql/schema.prisma, whose models are those of the SQLite schema', async () => {
+    // The same models in both schema files (a Prisma schema has one provider, so there are two).
+    const models = (file: string): string[] => [...readFileSync(file, 'utf8').replace(/\/\/.*$/gm, '').matchAll(/model \w+ \{[^}]*\}/g)].map((m) => m[0].replace(/\s+/g, ' '));
+    expect(models('prisma/postgresql/schema.prisma')).toEqual(models('prisma/schema.prisma'));
+    expect(models('prisma/schema.prisma').length).toBeGreaterThan(4);
+    // A database migrated by the admin, and one made straight from the schema by Prisma's engine.
+    const migrated = await createDatabase(pg.url);
+    const admin = await startAdmin({ db: migrated });
+    await admin.stop();
+    const fromSchema = await createDatabase(pg.url);
+    const sql = execFileSync(process.execPath, ['scripts/prisma-postgres-sql.mjs', fromSchema]).toString();
+    const catalog = async (url: string): Promise<unknown> => {
+      const client = new Client({ connectionString: url });
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        if (url === fromSchema) await client.query(sql);
+        const columns = (await client.query("SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> '_prisma_migrations' ORDER BY 1, 2")).rows;
+        const indexes = (await client.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_prisma_migrations' ORDER BY 1")).rows;
+        const constraints = (await client.query("SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> '_prisma_migrations' ORDER BY 1")).rows;
+        return { columns, indexes, constraints };
+      } finally {
+        await client.end();
+      }
+    };
+    const a = await catalog(migrated);
+    expect(await catalog(fromSchema)).toEqual(a);
+    expect((a as { columns: unknown[] }).columns.length).toBeGreaterThan(20);
   }, 60_000);
 
   it('an unreachable server or a URL without a database stops the admin at start with a clear message', async () => {
