@@ -9,7 +9,10 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Client } from 'pg';
 import { killAdmins, startAdmin } from '../support/admin';
-import { killAll, startNode, waitFor } from '../support/processes';
+import { killAll, sleep, startNode, waitFor } from '../support/processes';
+import { startEchoBackend } from '../fixtures/echo-backend';
+import { echoClient } from '../fixtures/echo-proto';
+import { unary } from '../support/grpc';
 import { runCli } from '../support/cli';
 import { createDatabase, startPostgres, type PostgresCluster } from '../support/postgres';
 
@@ -93,6 +96,48 @@ describe('the admin on PostgreSQL', () => {
     await waitFor('both admins agree', async () => JSON.stringify((await a.api('GET', '/v1/config')).body) === JSON.stringify((await b.api('GET', '/v1/config')).body), 5000);
     await node.stop();
     await Promise.all([a.stop(), b.stop()]);
+  }, 60_000);
+
+  it('a balancer given both admins fails over when its admin dies, under traffic, with no failed call', async () => {
+    const db = await createDatabase(pg.url);
+    const a = await startAdmin({ db });
+    const b = await startAdmin({ db });
+    const backends = await Promise.all(['f1', 'f2'].map((name) => startEchoBackend({ name })));
+    const nodeToken = (await a.api('POST', '/v1/tokens', { name: 'edge', scopes: ['node'] })).body.token as string;
+    expect((await a.api('PUT', '/v1/pools/echo', { name: 'echo', match: { services: ['*'] }, backends: backends.map((x) => ({ address: x.address })) })).status).toBe(201);
+    await waitFor('b to know the token', async () => (await b.api('GET', '/v1/tokens')).body.items.some((t: { name: string }) => t.name === 'edge'), 5000);
+    const node = await startNode(`${a.grpc},${b.grpc}`, { nodeId: 'edge-ab', token: nodeToken });
+    await waitFor('the balancer on revision 1', async () => (await node.state()).revision === 1, 5000);
+    const client = echoClient(node.listen);
+    let calls = 0;
+    const failures: string[] = [];
+    let running = true;
+    const traffic = (async () => {
+      while (running && calls < 20_000) {
+        const r = await unary(client, {});
+        calls++;
+        if (r.error) failures.push(r.error.message);
+      }
+    })();
+    try {
+      await sleep(300);
+      await a.stop('SIGKILL');
+      await waitFor('the balancer connected to admin b', async () => (await b.api('GET', '/v1/nodes')).body.items.some((n: { nodeId: string; connected: boolean }) => n.nodeId === 'edge-ab' && n.connected), 15_000);
+      // A change through b reaches it.
+      expect((await b.api('PATCH', `/v1/pools/echo/backends/${encodeURIComponent(backends[0]!.address)}`, { drain: true })).status).toBe(200);
+      await waitFor('the balancer on revision 2', async () => (await node.state()).revision === 2, 5000);
+      await sleep(300);
+    } finally {
+      running = false;
+      await traffic;
+      client.close();
+    }
+    expect(calls).toBeGreaterThan(50);
+    expect(failures).toEqual([]);
+    expect(node.logs.some((l) => l.includes('connected to the admin') && l.includes(b.grpc))).toBe(true);
+    await node.stop();
+    await b.stop();
+    await Promise.all(backends.map((x) => x.stop()));
   }, 60_000);
 
   it('the committed migrations build exactly the schema of prisma/postgresql/schema.prisma, whose models are those of the SQLite schema', async () => {

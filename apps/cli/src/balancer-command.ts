@@ -38,7 +38,7 @@ export function balancerCommand(): Command {
     .addOption(flag('--listen <host:port>', 'data-plane address (HTTP/2, gRPC)', 'LISTEN').default('0.0.0.0:9000'))
     .addOption(flag('--ops <host:port>', 'ops address: /metrics, /healthz, /readyz, /state', 'OPS').default('127.0.0.1:9901'))
     .addOption(flag('--config <file>', 'YAML or JSON configuration; SIGHUP re-reads it', 'CONFIG'))
-    .addOption(flag('--admin <host:port>', 'admin control-plane address to take configuration from', 'ADMIN'))
+    .addOption(flag('--admin <host:port[,host:port...]>', 'admin control-plane address to take configuration from; several (admins sharing one database) for failover', 'ADMIN'))
     .addOption(flag('--node-id <id>', 'this balancer\'s name towards the admin service', 'NODE_ID'))
     .addOption(flag('--state-dir <dir>', 'where the last applied configuration is kept (default ./data/balancer-<node-id>)', 'STATE_DIR'))
     .addOption(flag('--token <token>', 'token with the node scope for --admin', 'TOKEN'))
@@ -102,7 +102,7 @@ export function balancerCommand(): Command {
       const nodeId = flags.nodeId ?? hostname();
       const source = flags.admin
         ? new AdminConfigSource({
-            address: formatHostPort(parseHostPort(flags.admin, '--admin')),
+            addresses: flags.admin.split(',').map((a) => formatHostPort(parseHostPort(a.trim(), '--admin'))),
             nodeId,
             token: flags.token!,
             stateDir: flags.stateDir ?? path.join('data', `balancer-${nodeId}`),

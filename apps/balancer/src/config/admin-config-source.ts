@@ -19,8 +19,11 @@ import type { TlsMaterial } from '#common';
 import type { ConfigSink, ConfigSource } from './config-source';
 
 export interface AdminSourceOptions {
-  /** host:port of the admin's control plane. */
-  address: string;
+  /**
+   * host:port of the admins' control planes (several admins sharing one database): the first
+   * is used until its stream fails, then the next, round and round.
+   */
+  addresses: string[];
   nodeId: string;
   token: string;
   stateDir: string;
@@ -48,12 +51,15 @@ export class AdminConfigSource implements ConfigSource {
   private stopped = false;
   private clientStale = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** The admin in use: options.addresses[current], and the address the client was made for. */
+  private current = 0;
+  private clientAddress = '';
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly file: string;
 
   constructor(private readonly options: AdminSourceOptions) {
-    this.log = options.log.child({ component: 'control-plane', admin: options.address, nodeId: options.nodeId });
+    this.log = options.log.child({ component: 'control-plane', nodeId: options.nodeId });
     this.file = path.join(options.stateDir, 'snapshot.json');
   }
 
@@ -82,7 +88,8 @@ export class AdminConfigSource implements ConfigSource {
       const m = tls.material();
       credentials = grpc.credentials.createSsl(m.ca ?? null, m.key ?? null, m.cert ?? null);
     }
-    return new Client(this.options.address, credentials, {
+    this.clientAddress = this.options.addresses[this.current]!;
+    return new Client(this.clientAddress, credentials, {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
@@ -121,7 +128,7 @@ export class AdminConfigSource implements ConfigSource {
 
   private connect(): void {
     if (this.stopped) return;
-    if (this.clientStale) {
+    if (this.clientStale || this.clientAddress !== this.options.addresses[this.current]) {
       this.clientStale = false;
       this.client?.close();
       this.client = this.newClient();
@@ -136,7 +143,7 @@ export class AdminConfigSource implements ConfigSource {
       if (!answered) {
         answered = true;
         this.attempt = 0;
-        this.log.info({ revision: msg.snapshot?.revision }, 'connected to the admin');
+        this.log.info({ admin: this.clientAddress, revision: msg.snapshot?.revision }, 'connected to the admin');
       }
       if (msg.message === 'snapshot') this.onSnapshot(stream, msg.snapshot);
     });
@@ -148,7 +155,10 @@ export class AdminConfigSource implements ConfigSource {
       if (this.statsTimer) clearInterval(this.statsTimer);
       if (this.stopped) return;
       const delay = this.nextDelay();
-      const fields = { code: err?.code, reason: err?.details ?? 'stream ended', retryInMs: delay, revision: this.applied };
+      const fields = { admin: this.clientAddress, code: err?.code, reason: err?.details ?? 'stream ended', retryInMs: delay, revision: this.applied };
+      // Fail over: the next attempt goes to the next admin, if there are several.
+      this.current = (this.current + 1) % this.options.addresses.length;
+      if (this.options.addresses.length > 1) Object.assign(fields, { next: this.options.addresses[this.current] });
       if (err?.code === grpc.status.UNAUTHENTICATED || err?.code === grpc.status.PERMISSION_DENIED) this.log.error(fields, 'the admin refused this balancer\'s token (SWITCHBOARD_TOKEN); retrying');
       else if (!answered && this.options.tls === undefined && err?.code === grpc.status.UNAVAILABLE) {
         this.log.warn({ ...fields, hint: 'if the admin serves TLS (switchboard admin --tls-cert), give --admin-ca (and --admin-cert/--admin-key if it requires client certificates)' }, 'cannot reach the admin over cleartext; serving the last applied revision and reconnecting');
