@@ -71,10 +71,13 @@ describe('the admin on PostgreSQL', () => {
     const b = await startAdmin({ db });
     const nodeToken = (await a.api('POST', '/v1/tokens', { name: 'edge', scopes: ['node'] })).body.token as string;
     const node = await startNode(b.grpc, { nodeId: 'edge-b', token: nodeToken });
+    await waitFor('the balancer connected to b', async () => (await b.api('GET', '/v1/nodes')).body.items.some((n: { connected: boolean }) => n.connected), 5000);
     expect((await a.api('PUT', '/v1/pools/greeter', POOL)).status).toBe(201);
-    // b learns of a's commit, and its balancer applies it.
-    await waitFor('admin b to see revision 1', async () => (await b.api('GET', '/v1/config')).body.pools.length === 1, 5000);
+    const written = Date.now();
+    // b learns of a's commit (NOTIFY), and its balancer applies it.
     await waitFor('b\'s balancer to apply revision 1', async () => (await node.state()).revision === 1, 5000);
+    process.stdout.write(`admin-postgres: a write through admin a reached admin b's balancer in about ${Date.now() - written} ms (polled every 25 ms)\n`);
+    expect((await b.api('GET', '/v1/config')).body.pools.length).toBe(1);
 
     // 10 PATCHes through each admin, all with the ETag read before any of them.
     const etag = (await a.api('GET', '/v1/pools/greeter')).headers.get('etag')!;

@@ -14,6 +14,7 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { canonicalConfig, diffConfigs, validateConfig, type ConfigDiff, type ConfigError, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
+import { CommitNotifier } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 
@@ -43,8 +44,11 @@ export type CommitListener = (state: ConfigState, diff: ConfigDiff) => void;
 /** The largest configuration a balancer can receive in one snapshot: gRPC's 4 MiB message limit, less room for the envelope. */
 export const MAX_PUSHED_CONFIG_BYTES = 4 * 1024 * 1024 - 64 * 1024;
 
-/** How often an admin on a shared (PostgreSQL) database looks for revisions committed by the others. */
-const CATCH_UP_MS = 500;
+/**
+ * How often an admin on a shared (PostgreSQL) database looks for revisions committed by the
+ * others, besides being told at once (LISTEN/NOTIFY): what a lost notification costs at most.
+ */
+const CATCH_UP_MS = 1000;
 
 @Injectable()
 export class ConfigService implements OnModuleInit, OnModuleDestroy {
@@ -54,26 +58,37 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   /** On PostgreSQL several admins may share the database: each catches up with the others' commits. */
   private readonly shared: boolean;
   private catchUpTimer: NodeJS.Timeout | null = null;
+  private readonly notifier: CommitNotifier | null;
 
   constructor(
     private readonly repository: ConfigRepository,
     @Inject(ADMIN_SETTINGS) settings: AdminSettings,
   ) {
     this.shared = settings.database.kind === 'postgresql';
+    this.notifier =
+      settings.database.kind === 'postgresql'
+        ? new CommitNotifier(settings.database.url, settings.logger, (revision) => {
+            if (revision > this.state.revision) this.scheduleCatchUp();
+          })
+        : null;
   }
 
   async onModuleInit(): Promise<void> {
     this.state = await this.repository.loadCurrent();
     if (this.shared) {
-      this.catchUpTimer = setInterval(() => {
-        this.lock = this.lock.then(() => this.catchUp()).catch(() => undefined);
-      }, CATCH_UP_MS);
+      await this.notifier?.start();
+      this.catchUpTimer = setInterval(() => this.scheduleCatchUp(), CATCH_UP_MS);
       this.catchUpTimer.unref();
     }
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     if (this.catchUpTimer !== null) clearInterval(this.catchUpTimer);
+    await this.notifier?.stop();
+  }
+
+  private scheduleCatchUp(): void {
+    this.lock = this.lock.then(() => this.catchUp()).catch(() => undefined);
   }
 
   /**
@@ -138,6 +153,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       }
       this.state = { revision, config: next };
       for (const listener of this.listeners) listener(this.state, diff);
+      void this.notifier?.notify(revision);
       return { state: this.state, diff, changed: true };
     });
     this.lock = run.catch(() => undefined);
