@@ -8,14 +8,11 @@ import { mkdtempSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { loadSchemaEngine } from './prisma-wasm-engine.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const engineDir = path.join(root, 'node_modules/@prisma/schema-engine-wasm');
-const bg = await import(path.join(engineDir, 'schema_engine_bg.js'));
-const { instance } = await WebAssembly.instantiate(readFileSync(path.join(engineDir, 'schema_engine_bg.wasm')), { './schema_engine_bg.js': bg });
-bg.__wbg_set_wasm(instance.exports);
-instance.exports.__wbindgen_start?.();
+const bg = await loadSchemaEngine(root);
 const { PrismaLibSql } = require('@prisma/adapter-libsql');
 const { bindMigrationAwareSqlAdapterFactory } = require('@prisma/driver-adapter-utils');
 const Database = require('libsql');

@@ -6,16 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { loadSchemaEngine } from './prisma-wasm-engine.mjs';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const url = process.argv[2];
 if (!url) throw new Error('usage: node scripts/prisma-postgres-sql.mjs postgresql://USER@HOST:PORT/DB');
-const engineDir = path.join(root, 'node_modules/@prisma/schema-engine-wasm');
-const bg = await import(path.join(engineDir, 'schema_engine_bg.js'));
-const { instance } = await WebAssembly.instantiate(readFileSync(path.join(engineDir, 'schema_engine_bg.wasm')), { './schema_engine_bg.js': bg });
-bg.__wbg_set_wasm(instance.exports);
-instance.exports.__wbindgen_start?.();
+const bg = await loadSchemaEngine(root);
 const { PrismaPg } = require('@prisma/adapter-pg');
 const { bindMigrationAwareSqlAdapterFactory } = require('@prisma/driver-adapter-utils');
 const schemaPath = path.join(root, 'prisma/postgresql/schema.prisma');

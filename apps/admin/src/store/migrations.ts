@@ -36,6 +36,23 @@ export function migrationNames(migrationsDir: string): string[] {
     .sort();
 }
 
+/**
+ * The committed migrations not yet applied, given what the ledger records (name → checksum):
+ * each with its SQL and checksum (SHA-256 of migration.sql, as Prisma computes it). Throws when an
+ * applied migration's file has changed since.
+ */
+export function migrationsToApply(migrationsDir: string, done: ReadonlyMap<string, string>, where: string): { name: string; sql: string; checksum: string }[] {
+  const out: { name: string; sql: string; checksum: string }[] = [];
+  for (const name of migrationNames(migrationsDir)) {
+    const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+    const checksum = createHash('sha256').update(sql).digest('hex');
+    const recorded = done.get(name);
+    if (recorded === undefined) out.push({ name, sql, checksum });
+    else if (recorded !== checksum) throw new Error(`migration ${name} was changed after it was applied to ${where} (checksum mismatch)`);
+  }
+  return out;
+}
+
 export function applyMigrations(dbFile: string, migrationsDir: string): MigrationReport {
   const db = new Database(dbFile);
   try {
@@ -47,14 +64,7 @@ export function applyMigrations(dbFile: string, migrationsDir: string): Migratio
     );
     const names = migrationNames(migrationsDir);
     const applied: string[] = [];
-    for (const name of names) {
-      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
-      const recorded = done.get(name);
-      if (recorded !== undefined) {
-        if (recorded !== checksum) throw new Error(`migration ${name} was changed after it was applied to ${dbFile} (checksum mismatch)`);
-        continue;
-      }
+    for (const { name, sql, checksum } of migrationsToApply(migrationsDir, done, dbFile)) {
       db.transaction(() => {
         db.exec(sql);
         db.prepare(

@@ -4,11 +4,9 @@
  * `_prisma_migrations` table with the same checksum (SHA-256 of migration.sql). A session-level
  * advisory lock serialises admins that start together against one database.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
-import { migrationNames, type MigrationReport } from './migrations';
+import { migrationNames, migrationsToApply, type MigrationReport } from './migrations';
 
 const LEDGER = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
   "id" VARCHAR(36) PRIMARY KEY NOT NULL,
@@ -33,14 +31,7 @@ export async function applyPostgresMigrations(url: string, migrationsDir: string
     const done = new Map(rows.map((r) => [r.migration_name, r.checksum]));
     const names = migrationNames(migrationsDir);
     const applied: string[] = [];
-    for (const name of names) {
-      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
-      const recorded = done.get(name);
-      if (recorded !== undefined) {
-        if (recorded !== checksum) throw new Error(`migration ${name} was changed after it was applied (checksum mismatch)`);
-        continue;
-      }
+    for (const { name, sql, checksum } of migrationsToApply(migrationsDir, done, 'the PostgreSQL database')) {
       await client.query('BEGIN');
       try {
         await client.query(sql);
