@@ -96,6 +96,9 @@ describe('the admin on PostgreSQL', () => {
     const numbers = (await a.api('GET', '/v1/revisions?limit=100')).body.items.map((r: { number: number }) => r.number) as number[];
     expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => numbers.length - i)); // n, n-1, ..., 1: no gap, no duplicate
     expect(numbers.length).toBe(1 + 1 + landed);
+    // The same token name created through both at once: one is created, the other is told it exists.
+    const created = await Promise.all([a, b].map((x) => x.api('POST', '/v1/tokens', { name: 'twice', scopes: ['read'] })));
+    expect(created.map((r) => r.status).sort()).toEqual([201, 409]);
     await waitFor('both admins agree', async () => JSON.stringify((await a.api('GET', '/v1/config')).body) === JSON.stringify((await b.api('GET', '/v1/config')).body), 5000);
     await node.stop();
     await Promise.all([a.stop(), b.stop()]);

@@ -77,7 +77,14 @@ export class TokensService implements OnModuleInit, OnModuleDestroy {
   async create(name: string, scopes: Scope[]): Promise<TokenView & { token: string }> {
     if ([...this.byHash.values()].some((t) => t.name === name)) throw conflict('exists', `a token named "${name}" already exists`);
     const secret = newSecret();
-    const row = await this.prisma.apiToken.create({ data: { id: `tok_${randomBytes(8).toString('hex')}`, name, secretHash: hash(secret), scopes: scopes.join(',') } });
+    let row;
+    try {
+      row = await this.prisma.apiToken.create({ data: { id: `tok_${randomBytes(8).toString('hex')}`, name, secretHash: hash(secret), scopes: scopes.join(',') } });
+    } catch (err) {
+      // Created meanwhile through another admin sharing the database.
+      if ((err as { code?: string }).code === 'P2002') throw conflict('exists', `a token named "${name}" already exists`);
+      throw err;
+    }
     await this.reload();
     return { ...view(this.fromRow(row)), token: secret };
   }
