@@ -16,7 +16,10 @@
  * 5. Tail (issue 12): the seed stall and seed slow scenarios, least_conn with and without
  *    hedging, least_response_time, p2c and NGINX least_conn (bench/tail.ts).
  *
- * `--only stall|death|overhead|propagation|admin|tls|tail` runs one scenario.
+ * 6. Scale (issue 15, so far): PUT/PATCH latency, bytes per change and RSS at 1k pools x 10
+ *    backends, on SQLite and PostgreSQL (bench/scale.ts).
+ *
+ * `--only stall|death|overhead|propagation|admin|tls|tail|scale` runs one scenario.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,6 +32,7 @@ import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 import { tlsCostScenario, type TlsCostResult } from './tls-cost';
 import { tailScenarios, tailTable, type TailRow } from './tail';
+import { scaleScenario, scaleTable, type ScaleResult } from './scale';
 
 const quick = process.argv.includes('--quick');
 /** `--only stall|death|overhead|propagation|admin|tls` runs one scenario. */
@@ -287,8 +291,14 @@ async function main(): Promise<void> {
     log(`tail: seed stall and seed slow, ${tailSeconds} s per variant`);
     tail = await tailScenarios(tailSeconds, log);
   }
+  let scale: ScaleResult[] | undefined;
+  if (runs('scale')) {
+    log('scale: 1k pools x 10 backends on SQLite and PostgreSQL');
+    scale = await scaleScenario(quick, log);
+  }
   let out = rows.length > 0 ? table() : '';
   if (tail) out += `\n\n${tailTable(tail, tailSeconds)}`;
+  if (scale) out += `\n\n${scaleTable(scale, quick)}`;
   if (tlsCost) {
     const t = tlsCost;
     out += `\n\n### 4. TLS to the backends (${t.tool}, ${t.calls} calls x ${t.rounds} rounds, interleaved; clients in cleartext)\n\n| upstream | balancer CPU µs/call | calls/s |\n|---|---|---|\n`;
@@ -311,7 +321,7 @@ async function main(): Promise<void> {
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, scale }, null, 2),
   );
   log(`\nresults: ${file}`);
 }

@@ -146,6 +146,25 @@ describe('the admin on PostgreSQL', () => {
     await Promise.all(backends.map((x) => x.stop()));
   }, 60_000);
 
+  it('a 10,000-backend configuration (1,000 pools) is written in one transaction, and exported, planned and applied back with no change', async () => {
+    const admin = await startAdmin({ db: await createDatabase(pg.url) });
+    const big = {
+      healthPolicies: [],
+      pools: Array.from({ length: 1000 }, (_, p) => ({ name: `p-${p}`, match: { services: [`big.Service${p}`] }, backends: Array.from({ length: 10 }, (_, b) => ({ address: `127.0.0.1:${20000 + b}` })) })),
+    };
+    // Thousands of rows take longer than Prisma's 5 s default transaction timeout on PostgreSQL (this was a 500).
+    const put = await admin.api('PUT', '/v1/config', big);
+    expect(put.status).toBe(200);
+    expect(put.body.revision).toBe(1);
+    const exported = (await admin.api('GET', '/v1/config')).body;
+    expect(exported.pools).toHaveLength(1000);
+    expect((await admin.api('POST', '/v1/config/plan', exported)).body.changes).toEqual([]);
+    const again = await admin.api('PUT', '/v1/config', exported);
+    expect(again.body).toMatchObject({ revision: 1, changed: false });
+    expect((await admin.api('GET', '/v1/revisions')).body.items).toHaveLength(1);
+    await admin.stop();
+  }, 90_000);
+
   it('the committed migrations build exactly the schema of prisma/postgresql/schema.prisma, whose models are those of the SQLite schema', async () => {
     // The same models in both schema files (a Prisma schema has one provider, so there are two).
     const models = (file: string): string[] => [...readFileSync(file, 'utf8').replace(/\/\/.*$/gm, '').matchAll(/model \w+ \{[^}]*\}/g)].map((m) => m[0].replace(/\s+/g, ' '));

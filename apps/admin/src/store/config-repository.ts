@@ -26,6 +26,9 @@ export interface RevisionPage {
   nextCursor: number | null;
 }
 
+/** The longest a commit's transaction may take (Prisma's default is 5 s). */
+const TRANSACTION_TIMEOUT_MS = 120_000;
+
 @Injectable()
 export class ConfigRepository {
   private readonly log: Logger;
@@ -113,7 +116,8 @@ export class ConfigRepository {
         },
       }),
     );
-    await this.prisma.$transaction(ops);
+    // A whole-config write of thousands of rows takes more than the 5 s default on PostgreSQL (one round trip each).
+    await this.prisma.$transaction(ops, { timeout: TRANSACTION_TIMEOUT_MS, maxWait: TRANSACTION_TIMEOUT_MS });
     return createdAt;
   }
 

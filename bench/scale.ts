@@ -1,0 +1,115 @@
+/**
+ * `npm run bench -- --only scale` (issue 15, the figures measured so far): an admin holding a
+ * 1,000-pool x 10-backend configuration (about 0.5 MB), on SQLite and on PostgreSQL (a
+ * throwaway server on 127.0.0.1, when Debian's postgresql is installed):
+ * - whole-config PUT (each changing one backend's weight) and single-backend PATCH latency;
+ * - bytes stored per single-backend change (SQLite: file + WAL growth; PostgreSQL: the
+ *   Revision table's growth);
+ * - the admin's RSS afterwards.
+ * Not yet measured here: propagation to 100 balancers on 2 admins, event-loop delay.
+ */
+import { readFileSync, statSync, existsSync } from 'node:fs';
+import * as hdr from 'hdr-histogram-js';
+import { Client } from 'pg';
+import { startAdmin, type AdminProcess } from '../test/support/admin';
+import { createDatabase, startPostgres } from '../test/support/postgres';
+
+export interface ScaleResult {
+  db: string;
+  backends: number;
+  putMs: { p50: number; p99: number; max: number };
+  patchMs: { p50: number; p99: number; max: number };
+  bytesPerChange: number;
+  adminRssMiB: number;
+}
+
+const POOLS = 1000;
+const PER_POOL = 10;
+
+function config(weightOf: (pool: number, backend: number) => number): unknown {
+  return {
+    healthPolicies: [],
+    pools: Array.from({ length: POOLS }, (_, p) => ({
+      name: `p-${p}`,
+      match: { services: [`bench.Service${p}`] },
+      backends: Array.from({ length: PER_POOL }, (_, b) => ({ address: `127.0.0.1:${20000 + b}`, weight: weightOf(p, b) })),
+    })),
+  };
+}
+
+const rssMiB = (pid: number): number => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
+const fileBytes = (f: string): number => (existsSync(f) ? statSync(f).size : 0);
+const summary = (h: hdr.Histogram) => ({ p50: Math.round(h.getValueAtPercentile(50)), p99: Math.round(h.getValueAtPercentile(99)), max: Math.round(h.maxValue) });
+
+async function measure(label: string, admin: AdminProcess, storedBytes: () => Promise<number>, puts: number, patches: number): Promise<ScaleResult> {
+  const first = await admin.api('PUT', '/v1/config', config(() => 1));
+  if (first.status !== 200) throw new Error(`PUT /v1/config: ${first.status} ${JSON.stringify(first.body).slice(0, 300)}`);
+  const put = hdr.build();
+  for (let i = 0; i < puts; i++) {
+    const t0 = performance.now();
+    const r = await admin.api('PUT', '/v1/config', config((p, b) => (p === i && b === 0 ? 2 : 1)));
+    put.recordValue(Math.max(1, performance.now() - t0));
+    if (r.status !== 200) throw new Error(`PUT: ${r.status}`);
+  }
+  const before = await storedBytes();
+  const patch = hdr.build();
+  for (let i = 0; i < patches; i++) {
+    const t0 = performance.now();
+    const r = await admin.api('PATCH', `/v1/pools/p-${i % POOLS}/backends/127.0.0.1%3A20001`, { weight: 2 + (i % 5) });
+    patch.recordValue(Math.max(1, performance.now() - t0));
+    if (r.status !== 200) throw new Error(`PATCH: ${r.status}`);
+  }
+  const after = await storedBytes();
+  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rssMiB(admin.proc.pid!) };
+}
+
+export async function scaleScenario(quick: boolean, log: (line: string) => void): Promise<ScaleResult[]> {
+  const puts = quick ? 5 : 20;
+  const patches = quick ? 20 : 50;
+  const results: ScaleResult[] = [];
+  const sqlite = await startAdmin();
+  try {
+    const r = await measure('sqlite', sqlite, async () => fileBytes(sqlite.dbFile) + fileBytes(`${sqlite.dbFile}-wal`), puts, patches);
+    results.push(r);
+    log(`scale sqlite: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB`);
+  } finally {
+    await sqlite.stop();
+  }
+  let pg: Awaited<ReturnType<typeof startPostgres>> | undefined;
+  try {
+    pg = await startPostgres();
+  } catch (err) {
+    log(`scale postgresql: skipped (${(err as Error).message})`);
+  }
+  if (pg) {
+    const db = await createDatabase(pg.url);
+    const admin = await startAdmin({ db });
+    const size = async (): Promise<number> => {
+      const c = new Client({ connectionString: db });
+      await c.connect();
+      const n = Number((await c.query(`SELECT pg_total_relation_size('"Revision"') AS n`)).rows[0].n);
+      await c.end();
+      return n;
+    };
+    try {
+      const r = await measure('postgresql', admin, size, puts, patches);
+      results.push(r);
+      log(`scale postgresql: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB`);
+    } finally {
+      await admin.stop();
+      pg.stop();
+    }
+  }
+  return results;
+}
+
+export function scaleTable(results: ScaleResult[], quick: boolean): string {
+  const lines = [
+    `### Scale: one admin holding ${POOLS} pools x ${PER_POOL} backends (${quick ? 5 : 20} whole-config PUTs, ${quick ? 20 : 50} single-backend PATCHes)`,
+    '',
+    '| database | PUT p50 ms | PUT p99 ms | PATCH p50 ms | PATCH p99 ms | PATCH max ms | bytes stored per change | admin RSS MiB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.db} | ${r.putMs.p50} | ${r.putMs.p99} | ${r.patchMs.p50} | ${r.patchMs.p99} | ${r.patchMs.max} | ${r.bytesPerChange} | ${r.adminRssMiB} |`),
+  ];
+  return lines.join('\n');
+}
