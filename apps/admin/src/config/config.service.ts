@@ -76,6 +76,9 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   async onModuleInit(): Promise<void> {
     this.state = await this.repository.loadCurrent();
     if (this.shared) {
+      // Others may commit while this one reads the tables: settle on the newest revision's own copy.
+      this.state = { revision: 0, config: this.state.config };
+      await this.catchUp();
       await this.notifier?.start();
       this.catchUpTimer = setInterval(() => this.scheduleCatchUp(), CATCH_UP_MS);
       this.catchUpTimer.unref();
@@ -96,9 +99,13 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
    * control plane pushes it to this admin's balancers). Runs under the write lock.
    */
   private async catchUp(): Promise<void> {
-    if ((await this.repository.latestRevision()) <= this.state.revision) return;
-    const next = await this.repository.loadCurrent();
-    if (next.revision <= this.state.revision) return;
+    const latest = await this.repository.latestRevision();
+    if (latest <= this.state.revision) return;
+    // The revision row holds the whole config it made: one consistent read (the resource tables,
+    // read table by table, could mix two commits made meanwhile).
+    const stored = await this.repository.revision(latest);
+    if (stored === undefined) return;
+    const next = { revision: latest, config: canonicalConfig(stored.config) };
     const diff = diffConfigs(this.state.config, next.config);
     this.state = next;
     for (const listener of this.listeners) listener(this.state, diff);
