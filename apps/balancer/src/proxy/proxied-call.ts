@@ -34,6 +34,7 @@ import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
 import { backoffMs, pushbackMs, type HedgingRule } from '../tail/call-policy';
 import type { UpstreamError } from '../upstream/upstream-sessions';
+import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -64,32 +65,6 @@ export interface CallObserver {
   budgetExhausted(call: ProxiedCall, kind: 'hedge' | 'retry'): void;
 }
 
-const noop = (): void => {};
-const FIRST = 0;
-const HEDGE = 1;
-const RETRY = 2;
-const TRANSPARENT = 3;
-type Kind = typeof FIRST | typeof HEDGE | typeof RETRY | typeof TRANSPARENT;
-
-/** One upstream stream of a call on one backend. */
-class Attempt {
-  up: http2.ClientHttp2Stream | null = null;
-  /** Holds one of backend.activeStreams. */
-  holding = true;
-  /** Had response headers (told to its backend). */
-  answered = false;
-  /** Over (failed, cancelled, lost to another attempt): its events change nothing but the count. */
-  done = false;
-  /** The backend ended its side of the stream. */
-  ended = false;
-
-  constructor(
-    readonly call: ProxiedCall,
-    readonly backend: Backend,
-    readonly kind: Kind,
-    readonly startedAt: number,
-  ) {}
-}
 
 export class ProxiedCall {
   /** grpc-status of the call as the client saw it; -1 while unknown. */
@@ -155,15 +130,8 @@ export class ProxiedCall {
    */
   start(timeoutMs: number | undefined, deferPick = false): void {
     this.timeoutMs = timeoutMs;
-    const down = this.down as Tagged<http2.ServerHttp2Stream>;
-    down[CALL] = this;
-    down.on('aborted', DownHandlers.aborted);
-    down.on('data', DownHandlers.data);
-    down.on('end', DownHandlers.end);
-    down.on('drain', DownHandlers.drain);
-    down.on('wantTrailers', DownHandlers.wantTrailers);
-    down.on('close', DownHandlers.close);
-    down.on('error', noop);
+    const down = this.down;
+    listenDown(this, down);
     if (timeoutMs !== undefined) {
       this.deadline = setTimeout(() => this.fail(Status.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded ${this.where()}`), timeoutMs);
     }
@@ -348,14 +316,7 @@ export class ProxiedCall {
       return;
     }
     a.up = up;
-    (up as Tagged<http2.ClientHttp2Stream>)[ATTEMPT] = a;
-    up.on('response', UpHandlers.response);
-    up.on('trailers', UpHandlers.trailers);
-    up.on('data', UpHandlers.data);
-    up.on('end', UpHandlers.end);
-    up.on('drain', UpHandlers.drain);
-    up.on('close', UpHandlers.close);
-    up.on('error', noop);
+    listenUp(a, up);
 
     for (const chunk of this.buffered) up.write(chunk);
     if (this.retriable && this.bufferedBytes > this.settings.retryBufferBytes) this.commit(a); // held past the bound while connecting
@@ -599,65 +560,6 @@ export class ProxiedCall {
 const NONE: readonly Backend[] = [];
 const sendHedge = (call: ProxiedCall): boolean => call.hedge();
 const retryNow = (call: ProxiedCall): void => call.retry();
-
-/**
- * The stream listeners, shared by every call: each finds its call (or attempt) through the
- * stream's CALL (ATTEMPT) property instead of closing over it, so a call allocates no listener
- * closures (12 fewer objects per call, which is most of what an idle call costs the JS heap).
- * Upstream handlers ignore events of an attempt that is over or not the committed one.
- */
-const CALL = Symbol('switchboard.call');
-const ATTEMPT = Symbol('switchboard.attempt');
-type Tagged<S> = S & { [CALL]?: ProxiedCall; [ATTEMPT]?: Attempt };
-
-const DownHandlers = {
-  aborted(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.onDownAborted();
-  },
-  data(this: Tagged<http2.ServerHttp2Stream>, chunk: Buffer): void {
-    this[CALL]!.onDownData(chunk);
-  },
-  end(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.onDownEnd();
-  },
-  drain(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.committed?.up?.resume();
-  },
-  wantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.sendTrailers();
-  },
-  close(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.onDownClose();
-  },
-};
-
-const UpHandlers = {
-  response(this: Tagged<http2.ClientHttp2Stream>, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
-    const a = this[ATTEMPT]!;
-    if (!a.done) a.call.onResponse(a, headers, flags);
-  },
-  trailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
-    const a = this[ATTEMPT]!;
-    if (a.call.committed === a) a.call.onUpTrailers(trailers);
-  },
-  data(this: Tagged<http2.ClientHttp2Stream>, chunk: Buffer): void {
-    const a = this[ATTEMPT]!;
-    if (a.call.committed === a) a.call.onUpData(a, chunk);
-  },
-  end(this: Tagged<http2.ClientHttp2Stream>): void {
-    const a = this[ATTEMPT]!;
-    a.ended = true;
-    if (a.call.committed === a) a.call.onUpEnd();
-  },
-  drain(this: Tagged<http2.ClientHttp2Stream>): void {
-    const a = this[ATTEMPT]!;
-    if (!a.done) a.call.resumeDown();
-  },
-  close(this: Tagged<http2.ClientHttp2Stream>): void {
-    const a = this[ATTEMPT]!;
-    a.call.onUpClose(a, this);
-  },
-};
 
 function rstName(code: number): string {
   switch (code) {
