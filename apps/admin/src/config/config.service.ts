@@ -55,16 +55,14 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   private state: ConfigState = { revision: 0, config: { healthPolicies: [], pools: [] } };
   private lock: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<CommitListener>();
-  /** On PostgreSQL several admins may share the database: each catches up with the others' commits. */
-  private readonly shared: boolean;
   private catchUpTimer: NodeJS.Timeout | null = null;
+  /** On PostgreSQL several admins may share the database: each hears of (and catches up with) the others' commits. Null on SQLite. */
   private readonly notifier: CommitNotifier | null;
 
   constructor(
     private readonly repository: ConfigRepository,
     @Inject(ADMIN_SETTINGS) settings: AdminSettings,
   ) {
-    this.shared = settings.database.kind === 'postgresql';
     this.notifier =
       settings.database.kind === 'postgresql'
         ? new CommitNotifier(settings.database.url, settings.logger, (revision) => {
@@ -75,11 +73,11 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
 
   async onModuleInit(): Promise<void> {
     this.state = await this.repository.loadCurrent();
-    if (this.shared) {
+    if (this.notifier !== null) {
       // Others may commit while this one reads the tables: settle on the newest revision's own copy.
       this.state = { revision: 0, config: this.state.config };
       await this.catchUp();
-      await this.notifier?.start();
+      await this.notifier.start();
       this.catchUpTimer = setInterval(() => this.scheduleCatchUp(), CATCH_UP_MS);
       this.catchUpTimer.unref();
     }
@@ -130,7 +128,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   commit(change: (current: ConfigState) => unknown, options: CommitOptions): Promise<CommitResult> {
     const run = this.lock.then(async (): Promise<CommitResult> => {
       // Another admin may have committed since: change what is really current (If-Match too).
-      if (this.shared) await this.catchUp();
+      if (this.notifier !== null) await this.catchUp();
       const before = this.state;
       const next = this.validate(change(before), options.errorPath);
       const diff = diffConfigs(before.config, next);
@@ -152,7 +150,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
         await this.repository.commit(revision, next, diff, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
       } catch (err) {
         // Another admin committed this revision number first (the whole transaction rolled back).
-        if (this.shared && (err as { code?: string }).code === 'P2002') {
+        if (this.notifier !== null && (err as { code?: string }).code === 'P2002') {
           await this.catchUp();
           throw new ProblemException(409, 'concurrent-commit', 'Concurrent change', `another admin committed revision ${revision} first; nothing was written: read the current state and retry`);
         }
