@@ -23,9 +23,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
-import { poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
+import { freePort, poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { adminLatencyScenario, propagationScenario, type AdminLatencyResult, type PropagationResult } from './control-plane';
 import { closedLoop, openLoop, SLOW_MS, type LoadResult } from './load-generator';
 import { h2load, h2loadAvailable } from './h2load';
@@ -57,15 +56,6 @@ const rows: Row[] = [];
 const hasNginx = nginxAvailable();
 const hasH2load = h2loadAvailable();
 const H2LOAD_CALLS = quick ? 20_000 : 60_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** User + system CPU time of a process and its children (NGINX workers), in microseconds (Linux /proc). */
 function cpuMicros(pid: number): number {

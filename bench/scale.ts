@@ -8,10 +8,11 @@
  * - the admin's RSS afterwards.
  * Not yet measured here: propagation to 100 balancers on 2 admins, event-loop delay.
  */
-import { readFileSync, statSync, existsSync } from 'node:fs';
+import { statSync, existsSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
 import { Client } from 'pg';
 import { startAdmin, type AdminProcess } from '../test/support/admin';
+import { rssMiB } from '../test/support/counting-backend';
 import { createDatabase, startPostgres } from '../test/support/postgres';
 
 export interface ScaleResult {
@@ -37,7 +38,6 @@ function config(weightOf: (pool: number, backend: number) => number): unknown {
   };
 }
 
-const rssMiB = (pid: number): number => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
 const fileBytes = (f: string): number => (existsSync(f) ? statSync(f).size : 0);
 const summary = (h: hdr.Histogram) => ({ p50: Math.round(h.getValueAtPercentile(50)), p99: Math.round(h.getValueAtPercentile(99)), max: Math.round(h.maxValue) });
 
@@ -60,7 +60,7 @@ async function measure(label: string, admin: AdminProcess, storedBytes: () => Pr
     if (r.status !== 200) throw new Error(`PATCH: ${r.status}`);
   }
   const after = await storedBytes();
-  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rssMiB(admin.proc.pid!) };
+  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rssMiB(admin.proc.pid!).rss };
 }
 
 export async function scaleScenario(quick: boolean, log: (line: string) => void): Promise<ScaleResult[]> {

@@ -12,7 +12,7 @@
  * when installed. Backends report what they served (SIGUSR2), so each backend's share and the
  * extra backend calls that hedges cost are counted where the work happens.
  */
-import { spawnBackend, poolConfig, startBalancer, type BackendProcess } from '../test/support/processes';
+import { freePort, spawnBackend, poolConfig, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
 
@@ -47,16 +47,6 @@ const VARIANTS: Variant[] = [
   { name: 'p2c', pool: { algorithm: 'p2c' } },
   { name: 'nginx least_conn', nginx: true },
 ];
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as import('node:net').AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** `--variants "least_conn,p2c"` runs only those. */
 const only = process.argv.includes('--variants') ? process.argv[process.argv.indexOf('--variants') + 1]!.split(',') : [];

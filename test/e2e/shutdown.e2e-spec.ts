@@ -15,7 +15,7 @@ import { echoClient } from '../fixtures/echo-proto';
 import { unary } from '../support/grpc';
 import { PREFACE, settingsFrame } from '../support/h2-frames';
 import { startAdmin, killAdmins } from '../support/admin';
-import { killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor } from '../support/processes';
+import { freePort, killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor } from '../support/processes';
 
 afterAll(() => {
   killAll();
@@ -133,15 +133,6 @@ describe('npm start', () => {
     await waitFor('admin and balancer gone', async () => (await Promise.all([http!, listen!, ops!].map(accepts))).every((up) => !up), 15_000);
   }, 60_000);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function accepts(address: string): Promise<boolean> {
   const colon = address.lastIndexOf(':');

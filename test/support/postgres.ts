@@ -8,11 +8,11 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { freePort } from './processes';
 
 export interface PostgresCluster {
   /** postgresql://postgres@127.0.0.1:PORT/postgres */
@@ -26,15 +26,6 @@ function binDir(): string {
   const dir = versions.length > 0 ? path.join(root, versions[versions.length - 1]!, 'bin') : '';
   if (!dir || !existsSync(path.join(dir, 'initdb'))) throw new Error('PostgreSQL is not installed (apt-get install postgresql)');
   return dir;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts a new cluster; stop() removes it. */

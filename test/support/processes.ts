@@ -6,11 +6,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import * as net from 'node:net';
 import { createInterface } from 'node:readline';
 
 const ROOT = process.cwd();
 const CLI = path.join(ROOT, 'bin/switchboard.js');
 const BACKEND_MAIN = path.join(ROOT, 'dist/test/fixtures/echo-backend-main.js');
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for processes that take a port, not 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
