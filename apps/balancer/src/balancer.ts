@@ -11,12 +11,12 @@ import type { ConfigSink, ConfigSource } from './config/config-source';
 import { buildRuntime, Runtime, upstreamTlsOf } from './config/runtime';
 import type { Backend } from './pool/backend';
 import type { UpstreamTls } from './upstream/upstream-sessions';
-import { HealthChecks } from './health/health-checks';
-import { OutlierDetector, type PassiveCheck } from './health/outlier-detector';
+import { LocalVerdicts, type Verdicts } from './health/verdicts';
 import { BalancerMetrics } from './ops/metrics';
-import { createOpsServer } from './ops/ops-server';
-import { describeState } from './ops/state';
-import { collectStats } from './ops/stats-report';
+import { closeOpsServer, startOpsServer } from './ops/ops-server';
+import { describeState, type BalancerState } from './ops/state';
+import { collectStats, collectWorkerStats } from './ops/stats-report';
+import type { WorkerPoolStats } from './cluster/messages';
 import type { PoolStats } from '#proto';
 import { FileWatch, throttled } from '#common';
 import { DataPlaneServer, DEFAULT_DATA_PLANE_OPTIONS, type DataPlaneOptions } from './proxy/data-plane-server';
@@ -37,6 +37,8 @@ export interface BalancerOptions {
   drainTimeoutMs?: number;
   retryBufferBytes?: number;
   logger: Logger;
+  /** Who decides health and ejection; default: this process (health checks and outlier detection). */
+  verdicts?: Verdicts;
 }
 
 export class Balancer implements ConfigSink {
@@ -49,10 +51,7 @@ export class Balancer implements ConfigSink {
   private readonly log: Logger;
   private readonly debug: boolean;
   private stopping: Promise<void> | null = null;
-  private readonly health: HealthChecks;
-  private readonly outliers: OutlierDetector;
-  /** Passive policy per pool name, for the pools that have one. */
-  private passive = new Map<string, PassiveCheck>();
+  private readonly verdicts: Verdicts;
   private readonly logTlsFailure = throttled<{ reason: string }>(10_000, ({ reason }, occurrences) =>
     this.log.warn({ listener: 'data', reason, occurrences }, 'client TLS handshake failed'),
   );
@@ -74,8 +73,7 @@ export class Balancer implements ConfigSink {
     this.log = options.logger;
     this.debug = this.log.isLevelEnabled('debug');
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
-    this.health = new HealthChecks(this.log);
-    this.outliers = new OutlierDetector(this.log);
+    this.verdicts = options.verdicts ?? new LocalVerdicts(this.log);
     this.metrics = new BalancerMetrics(() => this.runtime);
     this.dataPlane = new DataPlaneServer(
       { ...DEFAULT_DATA_PLANE_OPTIONS, ...options.dataPlane },
@@ -111,6 +109,21 @@ export class Balancer implements ConfigSink {
     return collectStats(this.runtime);
   }
 
+  /** The same with the latency windows as histograms, for a primary to merge (a worker's share). */
+  collectWorkerStats(): WorkerPoolStats[] {
+    return collectWorkerStats(this.runtime);
+  }
+
+  /** The `/state` document of this process. */
+  describe(): BalancerState {
+    return describeState(this.runtime);
+  }
+
+  /** This process's metrics, for a primary to aggregate. */
+  metricsJson(): Promise<unknown[]> {
+    return this.metrics.registry.getMetricsAsJSON();
+  }
+
   get revision(): number {
     return this.runtime.revision;
   }
@@ -120,15 +133,16 @@ export class Balancer implements ConfigSink {
     const listen = await this.dataPlane.listen(this.options.listen.host, this.options.listen.port);
     let ops: HostPort | null = null;
     if (this.options.ops) {
-      const server = createOpsServer({ registry: this.metrics.registry, ready: () => this.runtime.revision > 0, state: () => describeState(this.runtime) });
-      this.opsServer = server;
-      ops = await new Promise<HostPort>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(this.options.ops!.port, this.options.ops!.host, () => {
-          const a = server.address();
-          resolve(typeof a === 'object' && a ? { host: a.address, port: a.port } : this.options.ops!);
-        });
-      });
+      const started = await startOpsServer(
+        {
+          metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
+          ready: () => this.runtime.revision > 0,
+          state: () => describeState(this.runtime),
+        },
+        this.options.ops,
+      );
+      this.opsServer = started.server;
+      ops = started.address;
     }
     if (source) {
       this.source = source;
@@ -154,19 +168,12 @@ export class Balancer implements ConfigSink {
     // (and is NACKed) leaves the previous one serving.
     this.runtime = change.runtime;
     try {
-      this.health.sync(change.runtime, change.retired);
+      this.verdicts.sync(change.runtime, change.retired);
     } catch (err) {
       this.runtime = previous;
-      this.health.sync(previous, []);
+      this.verdicts.sync(previous, []);
       throw err;
     }
-    const policies = new Map(config.healthPolicies.map((p) => [p.name, p.passive]));
-    this.passive = new Map(
-      config.pools.flatMap((p) => {
-        const passive = p.healthPolicy ? policies.get(p.healthPolicy) : undefined;
-        return passive ? [[p.name, passive] as const] : [];
-      }),
-    );
     this.upstreamFiles.set(config.pools.flatMap((p) => (p.tls ? [p.tls.caFile, p.tls.certFile, p.tls.keyFile].filter((f): f is string => f !== undefined) : [])));
     for (const b of change.retired) b.retire();
     for (const b of change.added) {
@@ -237,20 +244,14 @@ export class Balancer implements ConfigSink {
 
   private async doStop(): Promise<void> {
     this.source?.stop();
-    this.health.stopAll();
+    this.verdicts.stop();
     this.upstreamFiles.stop();
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
     this.log.info({ timeoutMs }, 'draining: no new connections, waiting for in-flight calls');
     const cut = await this.dataPlane.drain(timeoutMs);
     if (cut > 0) this.log.warn({ connections: cut }, 'drain timeout: connections cut with calls in flight');
     for (const pool of this.runtime.pools.values()) for (const b of pool.backends) b.upstream.destroy();
-    const ops = this.opsServer;
-    if (ops) {
-      // Cut ops connections now: a slow or idle scraper must not hold the process open.
-      const closed = new Promise<void>((resolve) => ops.close(() => resolve()));
-      ops.closeAllConnections();
-      await closed;
-    }
+    if (this.opsServer) await closeOpsServer(this.opsServer);
     this.log.info('stopped');
   }
 
@@ -258,8 +259,7 @@ export class Balancer implements ConfigSink {
     const seconds = (performance.now() - call.startedAt) / 1000;
     this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
     if (call.pool.policy !== null) this.metrics.policyCallEnded(call.pool.name, call.attempts, call.hedgeWon);
-    const passive = this.passive.size > 0 ? this.passive.get(call.pool.name) : undefined;
-    if (passive !== undefined && call.backend !== undefined) this.outliers.record(call.pool, call.backend, call.status, passive);
+    if (call.backend !== undefined) this.verdicts.callEnded(call.pool, call.backend, call.status);
     if (this.debug) {
       this.log.debug(
         { pool: call.pool.name, backend: call.backend?.address, path: call.headers[':path'], status: call.status, attempts: call.attempts, ms: seconds * 1000 },

@@ -1,10 +1,13 @@
 /** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
-import { hostname } from 'node:os';
+import cluster from 'node:cluster';
+import { availableParallelism, hostname } from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { processLogger } from './process-logger';
+import { processLogger, type ProcessLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
 import { formatHostPort, parseHostPort, TlsFiles, type TlsMaterial } from '#common';
+import type { HostPort } from '../../balancer/src/balancer.js';
+import type { DataPlaneOptions } from '../../balancer/src/proxy/data-plane-server.js';
 
 interface BalancerFlags {
   listen: string;
@@ -30,6 +33,7 @@ interface BalancerFlags {
   firstStreamTimeoutMs: string;
   maxPrematureResets: string;
   logLevel: string;
+  workers: string;
 }
 
 export function balancerCommand(): Command {
@@ -57,6 +61,7 @@ export function balancerCommand(): Command {
     .addOption(flag('--max-streams <n>', 'calls in flight across all client connections; more get RESOURCE_EXHAUSTED', 'MAX_STREAMS').default('100000'))
     .addOption(flag('--first-stream-timeout-ms <ms>', 'a client connection that starts no call within this time is closed', 'FIRST_STREAM_TIMEOUT_MS').default('10000'))
     .addOption(flag('--max-premature-resets <n>', 'streams a connection may reset before their answer (when half or more of its streams) before GOAWAY ENHANCE_YOUR_CALM; 0 = no limit', 'MAX_PREMATURE_RESETS').default('100'))
+    .addOption(flag('--workers <n>', 'data-plane worker processes behind the one listener (1: a single process)', 'WORKERS').default(String(availableParallelism())))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug (one access-log line per call) or trace', 'LOG_LEVEL').default('info'))
     .addHelpText(
       'after',
@@ -64,6 +69,7 @@ export function balancerCommand(): Command {
     )
     .action(async (flags: BalancerFlags) => {
       const logger = processLogger('balancer', flags.logLevel);
+      if (cluster.isWorker) logger.log = logger.log.child({ worker: cluster.worker!.id });
       const log = logger.log;
       if (Boolean(flags.config) === Boolean(flags.admin)) throw new Error('give either --config FILE.yaml or --admin HOST:PORT (with SWITCHBOARD_TOKEN)');
       if (flags.admin && !flags.token) throw new Error('--admin needs a token with the node scope: --token or SWITCHBOARD_TOKEN');
@@ -71,34 +77,27 @@ export function balancerCommand(): Command {
       if (flags.tlsClientCa && !flags.tlsCert) throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
       if (Boolean(flags.adminCert) !== Boolean(flags.adminKey)) throw new Error('--admin-cert and --admin-key go together');
       if ((flags.adminCert || flags.adminServerName) && !flags.adminCa) throw new Error('--admin-cert, --admin-key and --admin-server-name need --admin-ca (TLS to the admin)');
-      // Certificates are read now (a bad file stops the start) and re-read on SIGHUP or when they change.
-      let balancerRef: { setListenerTls(m: TlsMaterial): void } | null = null;
-      const listenerTls = flags.tlsCert
-        ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
-        : null;
+      const workers = positiveInt(flags.workers, '--workers');
+      const drainTimeoutMs = positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true);
+      // A worker of a multi-worker balancer: the data plane only, driven by its primary.
+      if (cluster.isWorker) return runWorker(flags, logger, drainTimeoutMs);
+
       let sourceRef: { tlsChanged(): void } | null = null;
       const adminTls = flags.adminCa ? new TlsFiles({ ca: flags.adminCa, cert: flags.adminCert, key: flags.adminKey }, 'admin client', log, () => sourceRef?.tlsChanged()).watch() : null;
-      const [{ Balancer }, { AdminConfigSource }, { FileConfigSource }] = await Promise.all([
+      const [{ Balancer }, { BalancerPrimary }, { AdminConfigSource }, { FileConfigSource }] = await Promise.all([
         import('../../balancer/src/balancer.js'),
+        import('../../balancer/src/cluster/primary.js'),
         import('../../balancer/src/config/admin-config-source.js'),
         import('../../balancer/src/config/file-config-source.js'),
       ]);
-      const drainTimeoutMs = positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true);
-      const balancer = new Balancer({
-        listen: parseHostPort(flags.listen, '--listen'),
-        ops: parseHostPort(flags.ops, '--ops'),
-        dataPlane: {
-          maxConcurrentStreams: positiveInt(flags.maxConcurrentStreams, '--max-concurrent-streams'),
-          keepaliveIntervalMs: positiveInt(flags.keepaliveMs, '--keepalive-ms', true),
-          maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
-          maxStreams: positiveInt(flags.maxStreams, '--max-streams'),
-          firstStreamTimeoutMs: positiveInt(flags.firstStreamTimeoutMs, '--first-stream-timeout-ms'),
-          maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
-          ...(listenerTls ? { tls: { cert: listenerTls.material.cert!, key: listenerTls.material.key!, ca: listenerTls.material.ca } } : {}),
-        },
-        drainTimeoutMs,
-        logger: log,
-      });
+      // Certificates are read now (a bad file stops the start) and re-read on SIGHUP or when they
+      // change; with workers, each worker serves (and watches) them itself.
+      let single: InstanceType<typeof Balancer> | null = null;
+      const listenerTls = flags.tlsCert ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => single?.setListenerTls(m)) : null;
+      const balancer =
+        workers > 1
+          ? new BalancerPrimary({ workers, ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log })
+          : (single = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.watch().material), ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log }));
       const nodeId = flags.nodeId ?? hostname();
       const source = flags.admin
         ? new AdminConfigSource({
@@ -112,20 +111,84 @@ export function balancerCommand(): Command {
             ...(adminTls ? { tls: { material: () => adminTls.material, serverName: flags.adminServerName } } : {}),
           })
         : new FileConfigSource(flags.config!, log);
-      balancerRef = balancer;
       if (source instanceof AdminConfigSource) sourceRef = source;
       process.on('SIGHUP', () => {
-        listenerTls?.reload('SIGHUP');
         adminTls?.reload('SIGHUP');
-        balancer.reloadUpstreamTls('SIGHUP');
+        if (single) {
+          listenerTls?.reload('SIGHUP');
+          single.reloadUpstreamTls('SIGHUP');
+        } else (balancer as InstanceType<typeof BalancerPrimary>).hup();
       });
       const addresses = await balancer.start(source);
       log.info(
-        { listen: formatHostPort(addresses.listen), ops: addresses.ops && formatHostPort(addresses.ops), revision: balancer.revision, tls: Boolean(flags.tlsCert), clientCertificates: Boolean(flags.tlsClientCa), ...(flags.admin ? { admin: flags.admin, nodeId } : {}) },
+        {
+          listen: formatHostPort(addresses.listen),
+          ops: addresses.ops && formatHostPort(addresses.ops),
+          revision: single ? single.revision : (balancer as InstanceType<typeof BalancerPrimary>).servingRevision,
+          workers,
+          tls: Boolean(flags.tlsCert),
+          clientCertificates: Boolean(flags.tlsClientCa),
+          ...(flags.admin ? { admin: flags.admin, nodeId } : {}),
+        },
         'balancer listening',
       );
       stopOnSignals(logger, () => balancer.stop(), drainTimeoutMs);
     });
+}
+
+/** The data-plane settings every process that serves calls takes from the flags. */
+function dataPlaneOptions(flags: BalancerFlags, tls: TlsMaterial | undefined): { listen: HostPort; dataPlane: Partial<DataPlaneOptions> } {
+  return {
+    listen: parseHostPort(flags.listen, '--listen'),
+    dataPlane: {
+      maxConcurrentStreams: positiveInt(flags.maxConcurrentStreams, '--max-concurrent-streams'),
+      keepaliveIntervalMs: positiveInt(flags.keepaliveMs, '--keepalive-ms', true),
+      maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
+      maxStreams: positiveInt(flags.maxStreams, '--max-streams'),
+      firstStreamTimeoutMs: positiveInt(flags.firstStreamTimeoutMs, '--first-stream-timeout-ms'),
+      maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
+      ...(tls ? { tls: { cert: tls.cert!, key: tls.key!, ca: tls.ca } } : {}),
+    },
+  };
+}
+
+/**
+ * One worker of a multi-worker balancer: a Balancer without ops endpoint or config source, whose
+ * health and ejection verdicts come from the primary (see apps/balancer/src/cluster).
+ * --max-connections and --max-streams apply per worker.
+ */
+async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeoutMs: number): Promise<void> {
+  const log = logger.log;
+  const [{ Balancer }, { WorkerLink }, { WorkerVerdicts }] = await Promise.all([
+    import('../../balancer/src/balancer.js'),
+    import('../../balancer/src/cluster/worker-link.js'),
+    import('../../balancer/src/cluster/worker-verdicts.js'),
+  ]);
+  let balancerRef: { setListenerTls(m: TlsMaterial): void } | null = null;
+  const listenerTls = flags.tlsCert
+    ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
+    : null;
+  const verdicts = new WorkerVerdicts((runs) => WorkerLink.send({ t: 'outcomes', runs }));
+  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material), ops: null, drainTimeoutMs, logger: log, verdicts });
+  balancerRef = balancer;
+  const stop = (): void => {
+    balancer.stop().then(
+      () => void logger.flush(500).then(() => process.exit(0)),
+      () => process.exit(1),
+    );
+  };
+  new WorkerLink(
+    balancer,
+    verdicts,
+    {
+      hup: () => {
+        listenerTls?.reload('SIGHUP');
+        balancer.reloadUpstreamTls('SIGHUP');
+      },
+      stop,
+    },
+    log,
+  ).start();
 }
 
 function positiveInt(value: string, name: string, zeroOk = false): number {

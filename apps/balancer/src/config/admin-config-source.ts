@@ -28,7 +28,7 @@ export interface AdminSourceOptions {
   token: string;
   stateDir: string;
   statsIntervalMs: number;
-  stats: () => PoolStats[];
+  stats: () => PoolStats[] | Promise<PoolStats[]>;
   log: Logger;
   backoff?: { initialMs: number; maxMs: number };
   /** TLS to the admin (--admin-ca, --admin-server-name, --admin-cert/--admin-key); absent: cleartext. */
@@ -55,6 +55,8 @@ export class AdminConfigSource implements ConfigSource {
   private current = 0;
   private clientAddress = '';
   private statsTimer: NodeJS.Timeout | null = null;
+  /** The snapshot being applied, if any: the next waits for it. */
+  private snapshots: Promise<void> = Promise.resolve();
   private readonly log: Logger;
   private readonly file: string;
 
@@ -67,7 +69,7 @@ export class AdminConfigSource implements ConfigSource {
   async start(sink: ConfigSink): Promise<void> {
     this.sink = sink;
     mkdirSync(this.options.stateDir, { recursive: true });
-    this.loadStored();
+    await this.loadStored();
     this.client = this.newClient();
     this.connect();
   }
@@ -107,7 +109,7 @@ export class AdminConfigSource implements ConfigSource {
     this.client?.close();
   }
 
-  private loadStored(): void {
+  private async loadStored(): Promise<void> {
     let stored: StoredSnapshot;
     try {
       stored = JSON.parse(readFileSync(this.file, 'utf8')) as StoredSnapshot;
@@ -120,7 +122,7 @@ export class AdminConfigSource implements ConfigSource {
       this.log.warn({ file: this.file, errors: result.errors }, 'stored snapshot invalid; waiting for the admin');
       return;
     }
-    this.sink!.apply(result.config, stored.revision);
+    await this.sink!.apply(result.config, stored.revision);
     this.applied = stored.revision;
     this.appliedContent = stableStringify(result.config);
     this.log.info({ revision: stored.revision, file: this.file }, 'serving the stored snapshot until the admin answers');
@@ -145,7 +147,8 @@ export class AdminConfigSource implements ConfigSource {
         this.attempt = 0;
         this.log.info({ admin: this.clientAddress, revision: msg.snapshot?.revision }, 'connected to the admin');
       }
-      if (msg.message === 'snapshot') this.onSnapshot(stream, msg.snapshot);
+      // Snapshots are applied one at a time, in order (a multi-worker apply takes a moment).
+      if (msg.message === 'snapshot') this.snapshots = this.snapshots.then(() => this.onSnapshot(stream, msg.snapshot));
     });
     this.statsTimer = setInterval(() => this.report(stream), this.options.statsIntervalMs);
     this.statsTimer.unref();
@@ -178,7 +181,7 @@ export class AdminConfigSource implements ConfigSource {
     return Math.round(initialMs / 2 + Math.random() * Math.max(0, cap - initialMs / 2));
   }
 
-  private onSnapshot(stream: ConnectStream, snapshot: Snapshot): void {
+  private async onSnapshot(stream: ConnectStream, snapshot: Snapshot): Promise<void> {
     const nack = (reason: string): void => {
       stream.write({ message: 'nack', nack: { revision: snapshot.revision, reason } });
       this.sink!.reject(`revision ${snapshot.revision} from the admin: ${reason}`);
@@ -198,7 +201,7 @@ export class AdminConfigSource implements ConfigSource {
       return;
     }
     try {
-      this.sink!.apply(result.config, snapshot.revision);
+      await this.sink!.apply(result.config, snapshot.revision);
     } catch (err) {
       return nack((err as Error).message);
     }
@@ -226,6 +229,13 @@ export class AdminConfigSource implements ConfigSource {
 
   private report(stream: ConnectStream): void {
     if (this.stream !== stream) return;
-    stream.write({ message: 'stats', stats: { atMs: Date.now(), appliedRevision: this.applied, pools: this.options.stats() } });
+    Promise.resolve()
+      .then(() => this.options.stats())
+      .then(
+        (pools) => {
+          if (this.stream === stream) stream.write({ message: 'stats', stats: { atMs: Date.now(), appliedRevision: this.applied, pools } });
+        },
+        (err: Error) => this.log.warn({ err: err.message }, 'could not collect stats'),
+      );
   }
 }

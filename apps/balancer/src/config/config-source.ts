@@ -6,8 +6,11 @@
 import type { SwitchboardConfig } from '#config';
 
 export interface ConfigSink {
-  /** Applies a revision, or throws (and keeps the current one) when it cannot. */
-  apply(config: SwitchboardConfig, revision: number): void;
+  /**
+   * Applies a revision, or throws or rejects (and keeps the current one) when it cannot. A
+   * multi-worker balancer resolves once every worker applied it.
+   */
+  apply(config: SwitchboardConfig, revision: number): void | Promise<void>;
   /** A revision the source could not offer (unreadable, invalid); the current one keeps serving. */
   reject(reason: string): void;
 }

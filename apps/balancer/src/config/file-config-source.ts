@@ -16,11 +16,7 @@ export class FileConfigSource implements ConfigSource {
   private sink: ConfigSink | null = null;
   private readonly onHup = (): void => {
     this.log.info({ file: this.file }, 'SIGHUP: re-reading the configuration file');
-    try {
-      this.load();
-    } catch (err) {
-      this.sink!.reject(`${(err as Error).message}`);
-    }
+    this.load().catch((err: Error) => this.sink!.reject(err.message));
   };
 
   constructor(
@@ -30,7 +26,7 @@ export class FileConfigSource implements ConfigSource {
 
   async start(sink: ConfigSink): Promise<void> {
     this.sink = sink;
-    this.load();
+    await this.load();
     process.on('SIGHUP', this.onHup);
   }
 
@@ -38,8 +34,8 @@ export class FileConfigSource implements ConfigSource {
     process.off('SIGHUP', this.onHup);
   }
 
-  /** Reads, validates and applies the file; throws ConfigFileError naming every bad field. */
-  load(): number {
+  /** Reads, validates and applies the file; rejects with ConfigFileError naming every bad field. */
+  async load(): Promise<number> {
     let text: string;
     try {
       text = readFileSync(this.file, 'utf8');
@@ -49,7 +45,7 @@ export class FileConfigSource implements ConfigSource {
     const result = parseConfigText(text);
     if (!result.ok) throw new ConfigFileError(`invalid configuration:\n${describeErrors(result.errors, this.file)}`);
     const revision = this.revision + 1;
-    this.sink!.apply(result.config, revision);
+    await this.sink!.apply(result.config, revision);
     this.revision = revision;
     return revision;
   }

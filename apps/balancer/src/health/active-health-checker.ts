@@ -24,6 +24,7 @@ export class ActiveHealthChecker {
     readonly policy: ActiveCheck,
     private readonly probe: HealthProbe,
     private readonly log: Logger,
+    private readonly changed: (b: Backend) => void = () => {},
   ) {}
 
   start(): void {
@@ -64,7 +65,7 @@ export class ActiveHealthChecker {
 
   private set(healthy: boolean, why: string): void {
     const b = this.backend;
-    b.setHealthy(healthy);
+    if (b.setHealthy(healthy)) this.changed(b);
     this.log.info({ pool: b.pool, backend: b.address, healthy, protocol: this.policy.protocol, reason: why }, healthy ? 'backend healthy' : 'backend unhealthy');
   }
 }

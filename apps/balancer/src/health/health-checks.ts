@@ -12,7 +12,11 @@ import { grpcProbe, tcpProbe } from './probes';
 export class HealthChecks {
   private readonly checkers = new Map<Backend, { key: string; checker: ActiveHealthChecker }>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** Told after a checker changed a backend's health. */
+    private readonly changed: (b: Backend) => void = () => {},
+  ) {}
 
   /** Brings the checkers in line with a newly applied runtime; `retired` backends lose theirs. */
   sync(runtime: Runtime, retired: readonly Backend[]): void {
@@ -30,7 +34,7 @@ export class HealthChecks {
           continue;
         }
         const probe = active.protocol === 'grpc' ? grpcProbe(b.address, active.service) : tcpProbe(b.address);
-        const checker = new ActiveHealthChecker(b, active, probe, this.log);
+        const checker = new ActiveHealthChecker(b, active, probe, this.log, this.changed);
         this.checkers.set(b, { key, checker });
         checker.start();
       }

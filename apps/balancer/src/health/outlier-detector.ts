@@ -25,7 +25,11 @@ interface Streak {
 export class OutlierDetector {
   private readonly streaks = new WeakMap<Backend, Streak>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** Told after a backend was ejected or readmitted. */
+    private readonly changed: (b: Backend) => void = () => {},
+  ) {}
 
   /** One finished call of `backend` in `pool`, whose policy is `policy`. */
   record(pool: Pool, backend: Backend, status: number, policy: PassiveCheck): void {
@@ -48,11 +52,13 @@ export class OutlierDetector {
     s.failures = 0;
     const ms = policy.baseEjectionMs * Math.min(s.ejections, MAX_EJECTION_MULTIPLIER);
     backend.eject();
+    this.changed(backend);
     this.log.warn({ pool: pool.name, backend: backend.address, ms, ejections: s.ejections }, 'backend ejected: consecutive failures');
     const streak = s;
     s.timer = setTimeout(() => {
       streak.timer = null;
       backend.readmit();
+      this.changed(backend);
       this.log.info({ pool: pool.name, backend: backend.address }, 'backend returned from ejection');
     }, ms);
     s.timer.unref();

@@ -32,10 +32,27 @@ export class CallStats {
 
   /** Percentiles since the last call, then starts a new window. */
   takeWindow(): CallWindow {
-    const h = this.window;
-    const ms = (p: number): number => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p) / 10) / 100);
-    const out = { p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99) };
-    h.reset();
+    const out = percentiles(this.window);
+    this.window.reset();
     return out;
   }
+
+  /** The window since the last call as an encoded histogram (for a primary to merge), then starts a new one. */
+  takeEncodedWindow(): string {
+    const out = hdr.encodeIntoCompressedBase64(this.window);
+    this.window.reset();
+    return out;
+  }
+}
+
+/** The percentiles of several workers' encoded windows taken together. */
+export function mergedWindow(encoded: readonly string[]): CallWindow {
+  const sum = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 2 });
+  for (const e of encoded) sum.add(hdr.decodeFromCompressedBase64(e));
+  return percentiles(sum);
+}
+
+function percentiles(h: hdr.Histogram): CallWindow {
+  const ms = (p: number): number => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p) / 10) / 100);
+  return { p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99) };
 }

@@ -33,19 +33,21 @@ export class BalancerMetrics {
     const eachBackend = (fn: (b: Backend) => void): void => {
       for (const pool of runtime().pools.values()) for (const b of pool.backends) fn(b);
     };
-    const backendGauge = (name: string, help: string, value: (b: Backend) => number): void => {
+    // `aggregator`: how a multi-worker balancer's primary combines its workers' values.
+    const backendGauge = (name: string, help: string, value: (b: Backend) => number, aggregator: 'sum' | 'max' = 'max'): void => {
       new Gauge({
         name,
         help,
         labelNames: ['pool', 'backend'],
         registers,
+        aggregator,
         collect() {
           this.reset();
           eachBackend((b) => this.set({ pool: b.pool, backend: b.address }, value(b)));
         },
       });
     };
-    backendGauge('switchboard_backend_active_streams', 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.', (b) => b.activeStreams);
+    backendGauge('switchboard_backend_active_streams', 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.', (b) => b.activeStreams, 'sum');
     backendGauge(
       'switchboard_backend_healthy',
       '1 when the backend may take new calls (healthy, not ejected, reachable, not draining), else 0.',
@@ -58,6 +60,7 @@ export class BalancerMetrics {
       help: '1 while fewer than panicThreshold percent of the pool are available and calls spread over every backend.',
       labelNames: ['pool'],
       registers,
+      aggregator: 'max',
       collect() {
         this.reset();
         for (const pool of runtime().pools.values()) this.set({ pool: pool.name }, pool.panic ? 1 : 0);
@@ -67,6 +70,7 @@ export class BalancerMetrics {
       name: 'switchboard_config_revision',
       help: 'Revision of the configuration the balancer is serving (0 before the first).',
       registers,
+      aggregator: 'min',
       collect() {
         this.set(runtime().revision);
       },
@@ -139,6 +143,7 @@ export class BalancerMetrics {
       help: 'The delay before a hedge, per pool with hedging (the adaptive percentile once it has enough samples).',
       labelNames: ['pool'],
       registers,
+      aggregator: 'max',
       collect() {
         this.reset();
         const now = performance.now();

@@ -1,9 +1,21 @@
 /** The stats a balancer reports to the admin: per pool and backend, read from the live runtime. */
 import type { PoolStats } from '#proto';
 import type { Runtime } from '../config/runtime';
+import type { WorkerPoolStats } from '../cluster/messages';
+import type { Backend } from '../pool/backend';
+import type { CallWindow } from './call-stats';
 
 /** Takes (and so restarts) each backend's latency window. */
 export function collectStats(runtime: Runtime): PoolStats[] {
+  return statsOf(runtime, (b) => b.calls.takeWindow());
+}
+
+/** A worker's stats: the same, with each window as an encoded histogram for the primary to merge. */
+export function collectWorkerStats(runtime: Runtime): WorkerPoolStats[] {
+  return statsOf(runtime, (b) => ({ p50Ms: 0, p90Ms: 0, p99Ms: 0, window: b.calls.takeEncodedWindow() }));
+}
+
+function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) => W): (PoolStats & { backends: (PoolStats['backends'][number] & W)[] })[] {
   return [...runtime.pools.values()].map((pool) => ({
     name: pool.name,
     panic: pool.panic,
@@ -11,7 +23,7 @@ export function collectStats(runtime: Runtime): PoolStats[] {
       address: b.address,
       activeStreams: b.activeStreams,
       callsByCode: b.calls.callsByCode(),
-      ...b.calls.takeWindow(),
+      ...window(b),
       healthy: b.healthy,
       ejected: b.ejected,
       draining: b.draining,

@@ -1,0 +1,96 @@
+/**
+ * How a multi-worker balancer shows itself as one: its workers' `/state` and stats merged over
+ * the primary's view of the configuration and verdicts. Pure functions over plain documents.
+ *
+ * Per backend, counts add up (active streams, calls, sessions); health, ejection and draining
+ * are the primary's verdicts; reachability and availability hold if they hold on any worker;
+ * the latency estimate is the highest (the slowest view wins, as a picker would fear it).
+ */
+import type { PoolStats } from '#proto';
+import { mergedWindow } from '../ops/call-stats';
+import type { BackendState, BalancerState, PoolState } from '../ops/state';
+import type { WorkerPoolStats } from './messages';
+
+const key = (pool: string, address: string): string => `${pool}\0${address}`;
+
+export interface WorkersState {
+  count: number;
+  restarts: number;
+  pids: number[];
+}
+
+export function mergeStates(primary: BalancerState, workers: readonly BalancerState[], about: WorkersState): BalancerState & { workers: WorkersState } {
+  const backends = new Map<string, BackendState[]>();
+  const pools = new Map<string, PoolState[]>();
+  for (const w of workers) {
+    for (const p of w.pools) {
+      pools.set(p.name, [...(pools.get(p.name) ?? []), p]);
+      for (const b of p.backends) {
+        const k = key(p.name, b.address);
+        backends.set(k, [...(backends.get(k) ?? []), b]);
+      }
+    }
+  }
+  return {
+    revision: primary.revision,
+    workers: about,
+    pools: primary.pools.map((pool) => {
+      const shares = pools.get(pool.name) ?? [];
+      const budgets = shares.flatMap((s) => (s.retryBudget ? [s.retryBudget] : []));
+      const delays = shares.flatMap((s) => (s.hedgeDelayMs !== undefined ? [s.hedgeDelayMs] : []));
+      return {
+        ...pool,
+        panic: shares.length > 0 ? shares.some((s) => s.panic) : pool.panic,
+        available: shares.length > 0 ? Math.max(...shares.map((s) => s.available)) : pool.available,
+        ...(delays.length > 0 ? { hedgeDelayMs: Math.max(...delays) } : {}),
+        ...(budgets.length > 0 ? { retryBudget: { calls: sum(budgets, (b) => b.calls), retries: sum(budgets, (b) => b.retries), allowed: sum(budgets, (b) => b.allowed) } } : {}),
+        backends: pool.backends.map((b) => mergeBackend(b, backends.get(key(pool.name, b.address)) ?? [])),
+      };
+    }),
+  };
+}
+
+function mergeBackend(primary: BackendState, shares: readonly BackendState[]): BackendState {
+  if (shares.length === 0) return primary;
+  const latencies = shares.flatMap((s) => (s.latencyMs === null ? [] : [s.latencyMs]));
+  return {
+    ...primary,
+    effectiveWeight: Math.min(...shares.map((s) => s.effectiveWeight)),
+    activeStreams: sum(shares, (s) => s.activeStreams),
+    totalCalls: sum(shares, (s) => s.totalCalls),
+    failedCalls: sum(shares, (s) => s.failedCalls),
+    sessions: sum(shares, (s) => s.sessions),
+    reachable: shares.some((s) => s.reachable),
+    available: shares.some((s) => s.available),
+    lastError: shares.find((s) => s.lastError !== null)?.lastError ?? null,
+    latencyMs: latencies.length > 0 ? Math.max(...latencies) : null,
+  };
+}
+
+/** The stats a multi-worker balancer reports to the admin: the primary's pools, with every worker's calls. */
+export function mergeStats(primary: readonly PoolStats[], workers: readonly WorkerPoolStats[][]): PoolStats[] {
+  const shares = new Map<string, WorkerPoolStats['backends']>();
+  for (const w of workers) {
+    for (const p of w) {
+      for (const b of p.backends) {
+        const k = key(p.name, b.address);
+        shares.set(k, [...(shares.get(k) ?? []), b]);
+      }
+    }
+  }
+  return primary.map((pool) => ({
+    ...pool,
+    backends: pool.backends.map((b) => {
+      const mine = shares.get(key(pool.name, b.address)) ?? [];
+      const callsByCode: Record<string, number> = {};
+      for (const s of mine) for (const [code, n] of Object.entries(s.callsByCode)) callsByCode[code] = (callsByCode[code] ?? 0) + n;
+      return { ...b, activeStreams: sum(mine, (s) => s.activeStreams), callsByCode, ...mergedWindow(mine.map((s) => s.window)) };
+    }),
+  }));
+}
+
+function sum<T>(items: readonly T[], value: (item: T) => number): number {
+  let n = 0;
+  for (const i of items) n += value(i);
+  return n;
+}

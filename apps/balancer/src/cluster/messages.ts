@@ -1,0 +1,44 @@
+/**
+ * What a multi-worker balancer's primary and its workers say to each other over the cluster IPC
+ * channel. Nothing here is sent per call: outcomes for outlier detection go up in batches, and
+ * the ops endpoint's queries are per scrape.
+ */
+import type { SwitchboardConfig } from '#config';
+import type { PoolStats } from '#proto';
+import type { BalancerState } from '../ops/state';
+
+/** A backend's verdicts from the primary's health checks and outlier detection. */
+export type VerdictEntry = [pool: string, address: string, healthy: boolean, ejected: boolean];
+
+/**
+ * Outcomes of a pool's calls on one backend since the last batch, in order, run-length coded:
+ * n > 0 is n calls in a row that ended UNAVAILABLE, n < 0 is -n calls in a row that did not.
+ */
+export type OutcomeRuns = [pool: string, address: string, runs: number[]];
+
+export type Query = 'state' | 'metrics' | 'stats';
+
+/** A worker's stats: the admin's shape plus each backend's latency window as an encoded HDR histogram. */
+export type WorkerPoolStats = Omit<PoolStats, 'backends'> & { backends: (PoolStats['backends'][number] & { window: string })[] };
+
+export type ToWorker =
+  /** Sent once a worker says it booted: the revision to serve (config null: none yet), then listen. */
+  | { t: 'init'; config: SwitchboardConfig | null; revision: number; verdicts: VerdictEntry[] }
+  | { t: 'apply'; id: number; config: SwitchboardConfig; revision: number; verdicts: VerdictEntry[] }
+  | { t: 'verdict'; v: VerdictEntry }
+  | { t: 'query'; id: number; what: Query }
+  /** SIGHUP reached the primary: re-read certificate files. */
+  | { t: 'hup' }
+  /** Stop gracefully (the SIGTERM drain), then exit. */
+  | { t: 'drain' };
+
+export type FromWorker =
+  | { t: 'booted' }
+  | { t: 'listening'; host: string; port: number }
+  /** Could not start (a listen error): the worker exits after saying so. */
+  | { t: 'failed'; error: string }
+  | { t: 'reply'; id: number; ok: true; value: unknown }
+  | { t: 'reply'; id: number; ok: false; error: string }
+  | { t: 'outcomes'; runs: OutcomeRuns[] };
+
+export type QueryAnswer = { state: BalancerState; metrics: unknown[]; stats: WorkerPoolStats[] };

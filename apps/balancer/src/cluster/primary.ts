@@ -1,0 +1,295 @@
+/**
+ * The primary of a multi-worker balancer (`switchboard balancer --workers N`, N > 1): one
+ * balancer seen from outside, N data-plane processes inside.
+ *
+ * Workers are node:cluster processes; they share the data listener (the primary accepts and
+ * hands each connection to the next worker, round robin) and each balances the calls of its
+ * own connections by its own active-stream counts, as Envoy's workers do. Everything that must
+ * happen once per balancer happens here:
+ *  - the configuration source (file or admin): a revision is acknowledged only when every
+ *    worker applied it; one that any worker refuses is rolled back on all of them;
+ *  - health checks (each backend is probed once per interval) and outlier detection (on every
+ *    worker's outcomes, sent up in batches): verdicts go to every worker as they change;
+ *  - the ops endpoint: `/state`, `/metrics` and the admin's stats merge every worker's share;
+ *  - a worker that dies is replaced (its connections, and so its calls, end with it).
+ * Nothing crosses processes per call.
+ */
+import cluster from 'node:cluster';
+import type * as http from 'node:http';
+import type { Logger } from 'pino';
+import type { SwitchboardConfig } from '#config';
+import type { PoolStats } from '#proto';
+import type { HostPort } from '../balancer';
+import type { ConfigSink, ConfigSource } from '../config/config-source';
+import { buildRuntime, Runtime } from '../config/runtime';
+import { LocalVerdicts } from '../health/verdicts';
+import { closeOpsServer, startOpsServer } from '../ops/ops-server';
+import { describeState, type BalancerState } from '../ops/state';
+import { collectStats } from '../ops/stats-report';
+import type { Backend } from '../pool/backend';
+import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from '../upstream/upstream-sessions';
+import { mergeStates, mergeStats } from './merge';
+import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } from './messages';
+import { PrimaryMetrics } from './primary-metrics';
+import { WorkerGone, WorkerHandle } from './worker-handle';
+
+export interface PrimaryOptions {
+  workers: number;
+  ops: HostPort | null;
+  upstream?: Partial<UpstreamOptions>;
+  drainTimeoutMs: number;
+  logger: Logger;
+}
+
+const APPLY_TIMEOUT_MS = 30_000;
+const QUERY_TIMEOUT_MS = 2_000;
+/** A worker that dies sooner than this after starting is replaced after RESPAWN_DELAY_MS, not at once (a crash loop must not spin). */
+const SHORT_LIFE_MS = 5_000;
+const RESPAWN_DELAY_MS = 1_000;
+const UNAVAILABLE = 14;
+
+export class BalancerPrimary implements ConfigSink {
+  private runtime = Runtime.empty();
+  /** The revision every worker has applied (what /readyz, /state and the metrics report). */
+  private revision = 0;
+  private readonly verdicts: LocalVerdicts;
+  private readonly metrics: PrimaryMetrics;
+  private readonly workers = new Map<number, WorkerHandle>();
+  private readonly upstreamOptions: UpstreamOptions;
+  private readonly log: Logger;
+  private restarts = 0;
+  private source: ConfigSource | null = null;
+  private opsServer: http.Server | null = null;
+  private stopping: Promise<void> | null = null;
+  /** Revisions are applied one at a time, in the order offered. */
+  private applying: Promise<unknown> = Promise.resolve();
+  private backendIndex: { runtime: Runtime; byKey: Map<string, Backend> } | null = null;
+
+  constructor(private readonly options: PrimaryOptions) {
+    this.log = options.logger;
+    this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
+    this.verdicts = new LocalVerdicts(this.log, (b) => this.broadcastVerdict(b));
+    this.metrics = new PrimaryMetrics(() => this.workers.size);
+  }
+
+  get servingRevision(): number {
+    return this.revision;
+  }
+
+  /** Starts every worker (each listening on the shared data address), the ops endpoint, then the source. */
+  async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
+    cluster.setupPrimary({ serialization: 'advanced' });
+    let listen: HostPort;
+    try {
+      [listen] = (await Promise.all(Array.from({ length: this.options.workers }, () => this.fork()))) as [HostPort];
+    } catch (err) {
+      this.stopping = Promise.resolve();
+      for (const w of this.workers.values()) w.worker.process.kill('SIGKILL');
+      throw err;
+    }
+    let ops: HostPort | null = null;
+    if (this.options.ops) {
+      const started = await startOpsServer({ metrics: () => this.exposition(), ready: () => this.revision > 0, state: () => this.state() }, this.options.ops);
+      this.opsServer = started.server;
+      ops = started.address;
+    }
+    if (source) {
+      this.source = source;
+      await source.start(this);
+    }
+    return { listen, ops };
+  }
+
+  apply(config: SwitchboardConfig, revision: number): Promise<void> {
+    const done = this.applying.then(() => this.applyNow(config, revision));
+    this.applying = done.catch(() => {});
+    return done;
+  }
+
+  reject(reason: string): void {
+    this.metrics.reloads.inc({ result: 'rejected' });
+    this.log.error({ revision: this.revision, err: reason }, 'configuration rejected; the current revision keeps serving');
+  }
+
+  /** SIGHUP: every worker re-reads its certificate files. */
+  hup(): void {
+    for (const w of this.workers.values()) w.send({ t: 'hup' });
+  }
+
+  /** The stats for the admin: the primary's pools and verdicts with every worker's calls. */
+  async collectStats(): Promise<PoolStats[]> {
+    return mergeStats(collectStats(this.runtime), await this.queryAll<WorkerPoolStats[]>('stats'));
+  }
+
+  /** Graceful stop: every worker drains (GOAWAY, in-flight calls finish) and exits, then the primary. */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
+    this.source?.stop();
+    this.verdicts.stop();
+    const timeoutMs = this.options.drainTimeoutMs;
+    this.log.info({ timeoutMs, workers: this.workers.size }, 'draining: no new connections, waiting for in-flight calls');
+    await Promise.all(
+      [...this.workers.values()].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.worker.isDead()) return resolve();
+            const deadline = setTimeout(() => {
+              this.log.warn({ worker: w.worker.id }, 'worker did not stop in time: killing it');
+              w.worker.process.kill('SIGKILL');
+            }, timeoutMs + 2_000);
+            w.worker.once('exit', () => {
+              clearTimeout(deadline);
+              resolve();
+            });
+            w.send({ t: 'drain' });
+          }),
+      ),
+    );
+    if (this.opsServer) await closeOpsServer(this.opsServer);
+    this.log.info('stopped');
+  }
+
+  private async applyNow(config: SwitchboardConfig, revision: number): Promise<void> {
+    const previous = this.runtime;
+    // Everything that can refuse the revision here (TLS files, addresses) does so before a worker sees it.
+    const change = buildRuntime(config, revision, previous, this.upstreamOptions);
+    this.runtime = change.runtime;
+    try {
+      this.verdicts.sync(change.runtime, change.retired);
+    } catch (err) {
+      this.runtime = previous;
+      this.verdicts.sync(previous, []);
+      throw err;
+    }
+    const refused = await this.applyOnWorkers(config, revision);
+    if (refused !== null) {
+      this.runtime = previous;
+      this.verdicts.sync(previous, change.added);
+      if (previous.revision > 0) await this.applyOnWorkers(previous.config, previous.revision);
+      throw new Error(refused);
+    }
+    for (const b of change.retired) b.retire();
+    this.revision = revision;
+    this.metrics.reloads.inc({ result: 'applied' });
+    this.log.info(
+      { revision, pools: config.pools.length, backends: config.pools.reduce((n, p) => n + p.backends.length, 0), workers: this.workers.size },
+      'configuration applied on every worker',
+    );
+  }
+
+  /** Applies a revision on every worker that has one; null when all did, else why one refused. */
+  private async applyOnWorkers(config: SwitchboardConfig, revision: number): Promise<string | null> {
+    const verdicts = this.verdictTable();
+    const targets = [...this.workers.values()].filter((w) => w.initialised);
+    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'apply', config, revision, verdicts }, APPLY_TIMEOUT_MS)));
+    for (const [i, r] of results.entries()) {
+      if (r.status === 'rejected' && !(r.reason instanceof WorkerGone)) return `worker ${targets[i]!.worker.id}: ${(r.reason as Error).message}`;
+    }
+    return null;
+  }
+
+  private fork(): Promise<HostPort> {
+    const worker = cluster.fork();
+    const handle = new WorkerHandle(worker);
+    this.workers.set(worker.id, handle);
+    return new Promise<HostPort>((resolve, reject) => {
+      worker.on('message', (m: FromWorker) => {
+        switch (m.t) {
+          case 'booted':
+            handle.initialised = true;
+            handle.send({ t: 'init', config: this.runtime.revision > 0 ? this.runtime.config : null, revision: this.runtime.revision, verdicts: this.verdictTable() });
+            return;
+          case 'listening':
+            handle.listening = true;
+            resolve({ host: m.host, port: m.port });
+            return;
+          case 'failed':
+            reject(new Error(m.error));
+            return;
+          case 'reply':
+            handle.answered(m);
+            return;
+          case 'outcomes':
+            this.outcomes(m.runs);
+            return;
+        }
+      });
+      worker.on('exit', (code, signal) => {
+        handle.exited();
+        this.workers.delete(worker.id);
+        if (!handle.listening) reject(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before it listened`));
+        else this.died(handle, code, signal);
+      });
+    });
+  }
+
+  private died(handle: WorkerHandle, code: number | null, signal: string | null): void {
+    if (this.stopping) return;
+    this.restarts++;
+    this.metrics.restarts.inc();
+    const delay = Date.now() - handle.startedAt < SHORT_LIFE_MS ? RESPAWN_DELAY_MS : 0;
+    this.log.error({ worker: handle.worker.id, pid: handle.pid, code, signal, restartInMs: delay }, 'worker died: its connections closed; starting a replacement');
+    const timer = setTimeout(() => {
+      if (this.stopping) return;
+      this.fork().then(
+        () => this.log.info({ workers: this.workers.size }, 'replacement worker serving'),
+        (err: Error) => this.log.error({ err: err.message }, 'replacement worker failed to start'),
+      );
+    }, delay);
+    timer.unref();
+  }
+
+  /** Outcomes from a worker: outlier detection, as if the calls had ended here. */
+  private outcomes(batch: readonly OutcomeRuns[]): void {
+    const index = this.backends();
+    for (const [pool, address, runs] of batch) {
+      const p = this.runtime.pools.get(pool);
+      const b = index.get(`${pool}\0${address}`);
+      if (p === undefined || b === undefined) continue;
+      for (const n of runs) {
+        if (n < 0) this.verdicts.callEnded(p, b, 0);
+        else for (let i = 0; i < n; i++) this.verdicts.callEnded(p, b, UNAVAILABLE);
+      }
+    }
+  }
+
+  private backends(): Map<string, Backend> {
+    if (this.backendIndex?.runtime !== this.runtime) {
+      const byKey = new Map<string, Backend>();
+      for (const p of this.runtime.pools.values()) for (const b of p.backends) byKey.set(`${b.pool}\0${b.address}`, b);
+      this.backendIndex = { runtime: this.runtime, byKey };
+    }
+    return this.backendIndex.byKey;
+  }
+
+  private verdictTable(): VerdictEntry[] {
+    const out: VerdictEntry[] = [];
+    for (const p of this.runtime.pools.values()) for (const b of p.backends) out.push([b.pool, b.address, b.healthy, b.ejected]);
+    return out;
+  }
+
+  private broadcastVerdict(b: Backend): void {
+    for (const w of this.workers.values()) if (w.initialised) w.send({ t: 'verdict', v: [b.pool, b.address, b.healthy, b.ejected] });
+  }
+
+  /** Every serving worker's answer to `what`; a worker that does not answer in time is left out. */
+  private async queryAll<T>(what: Query): Promise<T[]> {
+    const targets = [...this.workers.values()].filter((w) => w.listening);
+    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'query', what }, QUERY_TIMEOUT_MS)));
+    return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value as T] : []));
+  }
+
+  private async state(): Promise<BalancerState> {
+    const own = { ...describeState(this.runtime), revision: this.revision };
+    const pids = [...this.workers.values()].map((w) => w.pid);
+    return mergeStates(own, await this.queryAll<BalancerState>('state'), { count: this.workers.size, restarts: this.restarts, pids });
+  }
+
+  private async exposition(): Promise<{ contentType: string; text: string }> {
+    return this.metrics.exposition(await this.queryAll<unknown[]>('metrics'));
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * A worker's side of a multi-worker balancer: a data plane (a Balancer whose verdicts come from
+ * the primary) driven by the primary over the cluster IPC channel. It serves only once it has
+ * the primary's current revision, answers the ops endpoint's queries with its own share, and
+ * stops when the primary says so (SIGTERM and SIGINT are the primary's to handle), or at once
+ * when the primary is gone.
+ */
+import type { Logger } from 'pino';
+import type { Balancer } from '../balancer';
+import type { FromWorker, Query, ToWorker } from './messages';
+import type { WorkerVerdicts } from './worker-verdicts';
+
+export interface WorkerHooks {
+  /** SIGHUP reached the primary: re-read certificate files. */
+  hup(): void;
+  /** Drain, then exit. */
+  stop(): void;
+}
+
+export class WorkerLink {
+  constructor(
+    private readonly balancer: Balancer,
+    private readonly verdicts: WorkerVerdicts,
+    private readonly hooks: WorkerHooks,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    process.on('message', (m: ToWorker) => this.on(m));
+    process.on('disconnect', () => {
+      this.log.error('the primary is gone: exiting');
+      process.exit(1);
+    });
+    // Signals sent to the whole process group (Ctrl-C) reach the workers too: the primary
+    // orchestrates the drain, so a worker waits for its word instead of stopping on its own.
+    process.on('SIGINT', () => {});
+    process.on('SIGTERM', () => {});
+    process.on('SIGHUP', () => {});
+    this.send({ t: 'booted' });
+  }
+
+  static send(message: FromWorker): void {
+    if (process.connected) process.send!(message);
+  }
+
+  private send(message: FromWorker): void {
+    WorkerLink.send(message);
+  }
+
+  private on(m: ToWorker): void {
+    switch (m.t) {
+      case 'init':
+        try {
+          if (m.config !== null) {
+            this.verdicts.setAll(m.verdicts);
+            this.balancer.apply(m.config, m.revision);
+          }
+        } catch (err) {
+          this.log.error({ err: (err as Error).message, revision: m.revision }, 'worker cannot apply the running revision');
+        }
+        this.balancer.start(null).then(
+          ({ listen }) => this.send({ t: 'listening', host: listen.host, port: listen.port }),
+          (err: Error) => {
+            this.send({ t: 'failed', error: err.message });
+            setTimeout(() => process.exit(1), 100);
+          },
+        );
+        return;
+      case 'apply':
+        try {
+          this.verdicts.setAll(m.verdicts);
+          this.balancer.apply(m.config, m.revision);
+          this.send({ t: 'reply', id: m.id, ok: true, value: null });
+        } catch (err) {
+          this.send({ t: 'reply', id: m.id, ok: false, error: (err as Error).message });
+        }
+        return;
+      case 'verdict':
+        this.verdicts.update(m.v);
+        return;
+      case 'query':
+        this.answer(m.id, m.what).then(
+          (value) => this.send({ t: 'reply', id: m.id, ok: true, value }),
+          (err: Error) => this.send({ t: 'reply', id: m.id, ok: false, error: err.message }),
+        );
+        return;
+      case 'hup':
+        this.hooks.hup();
+        return;
+      case 'drain':
+        this.hooks.stop();
+        return;
+    }
+  }
+
+  private async answer(id: number, what: Query): Promise<unknown> {
+    switch (what) {
+      case 'state':
+        return this.balancer.describe();
+      case 'metrics':
+        return this.balancer.metricsJson();
+      case 'stats':
+        return this.balancer.collectWorkerStats();
+    }
+  }
+}
