@@ -7,17 +7,13 @@
  * Prints µs of CPU per call for each, and the ratio to the first.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { cpuMicros } from './cpu';
 import { h2load, h2loadAvailable } from './h2load';
 import { awaitLine, killAll, spawnBackend, writeTempConfig, poolConfig } from '../test/support/processes';
 
 const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
 
-function cpuMicros(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
-}
 
 async function main(): Promise<void> {
   if (!h2loadAvailable()) throw new Error('h2load is not installed (apt-get install nghttp2-client)');

@@ -20,12 +20,12 @@ export interface NginxProcess {
   stop(): Promise<void>;
 }
 
-export async function startNginx(port: number, backends: string[], algorithm: 'least_conn' | 'round_robin'): Promise<NginxProcess> {
+export async function startNginx(port: number, backends: string[], algorithm: 'least_conn' | 'round_robin', workers = 1): Promise<NginxProcess> {
   const prefix = mkdtempSync(path.join(tmpdir(), 'switchboard-nginx-'));
   mkdirSync(path.join(prefix, 'logs'));
   const conf = `
 daemon off;
-worker_processes 1;
+worker_processes ${workers};
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/logs/error.log warn;
 events { worker_connections 8192; }

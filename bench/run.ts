@@ -19,19 +19,23 @@
  * 6. Scale (issue 15, so far): PUT/PATCH latency, bytes per change and RSS at 1k pools x 10
  *    backends, on SQLite and PostgreSQL (bench/scale.ts).
  *
- * `--only stall|death|overhead|propagation|admin|tls|tail|scale` runs one scenario.
+ * 7. Workers (issue 13): h2load calls/s and CPU per call for --workers 1 and 2, the naive
+ *    node:http2 relay and NGINX, and the long-streams spread with 2 workers (bench/workers.ts).
+ *
+ * `--only stall|death|overhead|propagation|admin|tls|tail|scale|workers` runs one scenario.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import { freePort, poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { adminLatencyScenario, propagationScenario, type AdminLatencyResult, type PropagationResult } from './control-plane';
 import { closedLoop, openLoop, SLOW_MS, type LoadResult } from './load-generator';
+import { cpuMicros } from './cpu';
 import { h2load, h2loadAvailable } from './h2load';
 import { nginxAvailable, startNginx } from './nginx';
 import { tlsCostScenario, type TlsCostResult } from './tls-cost';
 import { tailScenarios, tailTable, type TailRow } from './tail';
 import { scaleScenario, scaleTable, type ScaleResult } from './scale';
+import { workersScenario, workersTable, type WorkersResult } from './workers';
 
 const quick = process.argv.includes('--quick');
 /** `--only stall|death|overhead|propagation|admin|tls` runs one scenario. */
@@ -56,15 +60,6 @@ const rows: Row[] = [];
 const hasNginx = nginxAvailable();
 const hasH2load = h2loadAvailable();
 const H2LOAD_CALLS = quick ? 20_000 : 60_000;
-
-/** User + system CPU time of a process and its children (NGINX workers), in microseconds (Linux /proc). */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  let ticks = Number(fields[11]) + Number(fields[12]);
-  const children = spawnSync('pgrep', ['-P', String(pid)]).stdout?.toString().trim().split('\n').filter(Boolean) ?? [];
-  for (const child of children) ticks += cpuMicros(Number(child)) / 1e4;
-  return ticks * 1e4;
-}
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -286,7 +281,13 @@ async function main(): Promise<void> {
     log('scale: 1k pools x 10 backends on SQLite and PostgreSQL');
     scale = await scaleScenario(quick, log);
   }
+  let workers: WorkersResult | undefined;
+  if (runs('workers') && hasH2load) {
+    log('workers: h2load through --workers 1 and 2, the naive relay and NGINX');
+    workers = await workersScenario(H2LOAD_CALLS, quick ? 2 : 3, log);
+  }
   let out = rows.length > 0 ? table() : '';
+  if (workers) out += `\n\n${workersTable(workers)}`;
   if (tail) out += `\n\n${tailTable(tail, tailSeconds)}`;
   if (scale) out += `\n\n${scaleTable(scale, quick)}`;
   if (tlsCost) {
@@ -311,7 +312,7 @@ async function main(): Promise<void> {
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, scale }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, scale, workers }, null, 2),
   );
   log(`\nresults: ${file}`);
 }

@@ -14,7 +14,8 @@ const MiB = 1 << 20;
 
 it('relays a 500 MiB server stream to a pausing client with the balancer under 200 MiB RSS', async () => {
   const backend = await startEchoBackend({ name: 'firehose' });
-  const lb = await startBalancer(poolConfig([backend.address]));
+  // One process: the bound is on what one data-plane process buffers (each worker has its own).
+  const lb = await startBalancer(poolConfig([backend.address]), ['--workers', '1']);
   const client = echoClient(lb.listen);
   const rss = async (): Promise<number> => Number(/^process_resident_memory_bytes (\d+)/m.exec(await lb.metrics())![1]);
   const samples: number[] = [await rss()];

@@ -41,8 +41,9 @@ describe('per-stream least_conn', () => {
       // The balancer's own view agrees with the backends'.
       const state = await lb.state();
       expect(state.pools[0]!.backends.map((b) => b.activeStreams)).toEqual(counts);
-      // Two client connections, and one upstream session per backend: the spread is per stream.
-      expect(state.pools[0]!.backends.map((b) => b.sessions)).toEqual([1, 1, 1]);
+      // Two client connections, and one upstream session per backend (per data-plane worker): the spread is per stream.
+      const workers = (state as { workers?: { count: number } }).workers?.count ?? 1;
+      expect(state.pools[0]!.backends.map((b) => b.sessions)).toEqual([workers, workers, workers]);
     } finally {
       for (const c of calls) c.cancel();
       clients.forEach((c) => c.close());

@@ -227,7 +227,8 @@ describe('floods and odd frames', () => {
 
 describe('limits', () => {
   it('--max-connections closes connections past the cap; --max-streams answers RESOURCE_EXHAUSTED past it', async () => {
-    const small = await startBalancer({ pools: [{ name: 'echo', match: { services: ['*'] }, backends: [{ address: echo.address }] }] }, ['--max-connections', '3', '--max-streams', '2']);
+    // One process, so that both caps are whole (with workers each enforces its share: workers.e2e-spec.ts).
+    const small = await startBalancer({ pools: [{ name: 'echo', match: { services: ['*'] }, backends: [{ address: echo.address }] }] }, ['--max-connections', '3', '--max-streams', '2', '--workers', '1']);
     const conns = Array.from({ length: 6 }, () => new RawH2Connection(small.listen));
     await Promise.all(conns.map((c) => c.connected.catch(() => undefined)));
     await Promise.race([Promise.all(conns.slice(3).map((c) => c.done)), sleep(3000)]);

@@ -137,14 +137,14 @@ export function balancerCommand(): Command {
 }
 
 /** The data-plane settings every process that serves calls takes from the flags. */
-function dataPlaneOptions(flags: BalancerFlags, tls: TlsMaterial | undefined): { listen: HostPort; dataPlane: Partial<DataPlaneOptions> } {
+function dataPlaneOptions(flags: BalancerFlags, tls: TlsMaterial | undefined, share: (limit: number) => number = (n) => n): { listen: HostPort; dataPlane: Partial<DataPlaneOptions> } {
   return {
     listen: parseHostPort(flags.listen, '--listen'),
     dataPlane: {
       maxConcurrentStreams: positiveInt(flags.maxConcurrentStreams, '--max-concurrent-streams'),
       keepaliveIntervalMs: positiveInt(flags.keepaliveMs, '--keepalive-ms', true),
-      maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
-      maxStreams: positiveInt(flags.maxStreams, '--max-streams'),
+      maxConnections: share(positiveInt(flags.maxConnections, '--max-connections')),
+      maxStreams: share(positiveInt(flags.maxStreams, '--max-streams')),
       firstStreamTimeoutMs: positiveInt(flags.firstStreamTimeoutMs, '--first-stream-timeout-ms'),
       maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
       ...(tls ? { tls: { cert: tls.cert!, key: tls.key!, ca: tls.ca } } : {}),
@@ -155,9 +155,13 @@ function dataPlaneOptions(flags: BalancerFlags, tls: TlsMaterial | undefined): {
 /**
  * One worker of a multi-worker balancer: a Balancer without ops endpoint or config source, whose
  * health and ejection verdicts come from the primary (see apps/balancer/src/cluster).
- * --max-connections and --max-streams apply per worker.
+ * --max-connections and --max-streams are the balancer's totals: each worker enforces its share
+ * (the primary hands connections out round robin, so the shares fill alike).
  */
 async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeoutMs: number): Promise<void> {
+  const workers = positiveInt(flags.workers, '--workers');
+  const slot = Number(process.env.SWITCHBOARD_WORKER_SLOT ?? 0);
+  const share = (limit: number): number => Math.max(1, Math.floor(limit / workers) + (slot < limit % workers ? 1 : 0));
   const log = logger.log;
   const [{ Balancer }, { WorkerLink }, { WorkerVerdicts }] = await Promise.all([
     import('../../balancer/src/balancer.js'),
@@ -169,7 +173,7 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
     ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
     : null;
   const verdicts = new WorkerVerdicts((runs) => WorkerLink.send({ t: 'outcomes', runs }));
-  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material), ops: null, drainTimeoutMs, logger: log, verdicts });
+  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), ops: null, drainTimeoutMs, logger: log, verdicts });
   balancerRef = balancer;
   const stop = (): void => {
     balancer.stop().then(

@@ -13,13 +13,19 @@ import type { WorkerPoolStats } from './messages';
 
 const key = (pool: string, address: string): string => `${pool}\0${address}`;
 
+/** A worker's share of `/state`, with its process id. */
+export type WorkerState = BalancerState & { pid: number };
+
 export interface WorkersState {
+  /** Workers serving now. */
   count: number;
+  /** Workers that died and were replaced since the start. */
   restarts: number;
-  pids: number[];
+  /** Each worker that answered: its process and the calls in flight on it (how evenly connections spread). */
+  processes: { pid: number; activeStreams: number }[];
 }
 
-export function mergeStates(primary: BalancerState, workers: readonly BalancerState[], about: WorkersState): BalancerState & { workers: WorkersState } {
+export function mergeStates(primary: BalancerState, workers: readonly WorkerState[], about: { count: number; restarts: number }): BalancerState & { workers: WorkersState } {
   const backends = new Map<string, BackendState[]>();
   const pools = new Map<string, PoolState[]>();
   for (const w of workers) {
@@ -33,7 +39,10 @@ export function mergeStates(primary: BalancerState, workers: readonly BalancerSt
   }
   return {
     revision: primary.revision,
-    workers: about,
+    workers: {
+      ...about,
+      processes: workers.map((w) => ({ pid: w.pid, activeStreams: sum(w.pools, (p) => sum(p.backends, (b) => b.activeStreams)) })),
+    },
     pools: primary.pools.map((pool) => {
       const shares = pools.get(pool.name) ?? [];
       const budgets = shares.flatMap((s) => (s.retryBudget ? [s.retryBudget] : []));

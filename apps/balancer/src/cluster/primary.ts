@@ -28,7 +28,7 @@ import { describeState, type BalancerState } from '../ops/state';
 import { collectStats } from '../ops/stats-report';
 import type { Backend } from '../pool/backend';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from '../upstream/upstream-sessions';
-import { mergeStates, mergeStats } from './merge';
+import { mergeStates, mergeStats, type WorkerState } from './merge';
 import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } from './messages';
 import { PrimaryMetrics } from './primary-metrics';
 import { WorkerGone, WorkerHandle } from './worker-handle';
@@ -81,7 +81,7 @@ export class BalancerPrimary implements ConfigSink {
     cluster.setupPrimary({ serialization: 'advanced' });
     let listen: HostPort;
     try {
-      [listen] = (await Promise.all(Array.from({ length: this.options.workers }, () => this.fork()))) as [HostPort];
+      [listen] = (await Promise.all(Array.from({ length: this.options.workers }, (_, slot) => this.fork(slot)))) as [HostPort];
     } catch (err) {
       this.stopping = Promise.resolve();
       for (const w of this.workers.values()) w.worker.process.kill('SIGKILL');
@@ -192,9 +192,10 @@ export class BalancerPrimary implements ConfigSink {
     return null;
   }
 
-  private fork(): Promise<HostPort> {
-    const worker = cluster.fork();
-    const handle = new WorkerHandle(worker);
+  /** Starts the worker of `slot` (0..N-1: its share of the limits; a replacement takes the dead one's slot). */
+  private fork(slot: number): Promise<HostPort> {
+    const worker = cluster.fork({ SWITCHBOARD_WORKER_SLOT: String(slot) });
+    const handle = new WorkerHandle(worker, slot);
     this.workers.set(worker.id, handle);
     return new Promise<HostPort>((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
@@ -235,7 +236,7 @@ export class BalancerPrimary implements ConfigSink {
     this.log.error({ worker: handle.worker.id, pid: handle.pid, code, signal, restartInMs: delay }, 'worker died: its connections closed; starting a replacement');
     const timer = setTimeout(() => {
       if (this.stopping) return;
-      this.fork().then(
+      this.fork(handle.slot).then(
         () => this.log.info({ workers: this.workers.size }, 'replacement worker serving'),
         (err: Error) => this.log.error({ err: err.message }, 'replacement worker failed to start'),
       );
@@ -285,8 +286,7 @@ export class BalancerPrimary implements ConfigSink {
 
   private async state(): Promise<BalancerState> {
     const own = { ...describeState(this.runtime), revision: this.revision };
-    const pids = [...this.workers.values()].map((w) => w.pid);
-    return mergeStates(own, await this.queryAll<BalancerState>('state'), { count: this.workers.size, restarts: this.restarts, pids });
+    return mergeStates(own, await this.queryAll<WorkerState>('state'), { count: this.workers.size, restarts: this.restarts });
   }
 
   private async exposition(): Promise<{ contentType: string; text: string }> {

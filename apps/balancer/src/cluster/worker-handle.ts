@@ -15,14 +15,34 @@ export class WorkerHandle {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(readonly worker: Worker) {}
+  constructor(
+    readonly worker: Worker,
+    readonly slot: number,
+  ) {
+    // A send to a worker that is dying fails asynchronously with an 'error' event: without a
+    // listener that would take the primary down with it.
+    worker.on('error', (err: Error) => this.lost(err));
+  }
 
   get pid(): number {
     return this.worker.process.pid ?? 0;
   }
 
+  /** Sends unless the worker is gone (a message to a dying worker is lost, as its calls are). */
   send(message: ToWorker): void {
-    if (this.worker.isConnected()) this.worker.send(message);
+    if (!this.worker.isConnected()) return;
+    try {
+      this.worker.send(message, (err: Error | null) => {
+        if (err) this.lost(err);
+      });
+    } catch (err) {
+      this.lost(err as Error);
+    }
+  }
+
+  /** The IPC channel broke (the worker is dying): nothing it was asked will be answered. */
+  private lost(_err: Error): void {
+    this.exited();
   }
 
   /** Sends a message with a fresh id and resolves with the worker's reply to it. */

@@ -40,7 +40,7 @@ export class WorkerLink {
   }
 
   static send(message: FromWorker): void {
-    if (process.connected) process.send!(message);
+    if (process.connected) process.send!(message, undefined, {}, () => {}); // a failed send: the primary is gone ('disconnect' follows)
   }
 
   private send(message: FromWorker): void {
@@ -96,7 +96,7 @@ export class WorkerLink {
   private async answer(id: number, what: Query): Promise<unknown> {
     switch (what) {
       case 'state':
-        return this.balancer.describe();
+        return { ...this.balancer.describe(), pid: process.pid };
       case 'metrics':
         return this.balancer.metricsJson();
       case 'stats':

@@ -2,7 +2,8 @@
  * A worker's health and ejection verdicts, as its primary decides them: the primary probes each
  * backend once per interval and runs outlier detection on every worker's outcomes, and tells
  * each worker what it concluded. This side applies those verdicts to its own Backends and sends
- * the outcomes of the pools that have a passive policy up in batches (never a message per call).
+ * the outcomes of the pools that have a passive policy up in batches: successes every 50 ms,
+ * failures at the end of the event-loop turn they happen in (never a message per call).
  */
 import type { Runtime } from '../config/runtime';
 import type { Backend } from '../pool/backend';
@@ -21,6 +22,7 @@ export class WorkerVerdicts implements Verdicts {
   /** Outcomes since the last flush, run-length coded (see OutcomeRuns). */
   private runs = new Map<Backend, number[]>();
   private timer: NodeJS.Timeout | null = null;
+  private soon = false;
 
   constructor(
     private readonly send: (runs: OutcomeRuns[]) => void,
@@ -64,7 +66,14 @@ export class WorkerVerdicts implements Verdicts {
     const last = runs.length - 1;
     if (last >= 0 && runs[last]! > 0 === failed) runs[last]! += failed ? 1 : -1;
     else runs.push(failed ? 1 : -1);
-    if (this.timer === null) {
+    if (failed) {
+      // A failure may complete an ejection streak: it goes up at the end of this turn of the
+      // event loop (with whatever else ended in it), not after the batching delay. Successes wait.
+      if (!this.soon) {
+        this.soon = true;
+        setImmediate(() => this.flush());
+      }
+    } else if (this.timer === null) {
       this.timer = setTimeout(() => this.flush(), this.flushMs);
       this.timer.unref();
     }
@@ -77,6 +86,7 @@ export class WorkerVerdicts implements Verdicts {
   private flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.soon = false;
     if (this.runs.size === 0) return;
     const out: OutcomeRuns[] = [];
     for (const [b, runs] of this.runs) out.push([b.pool, b.address, runs]);

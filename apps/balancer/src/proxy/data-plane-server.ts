@@ -10,6 +10,7 @@
  * open without ever starting a call (`firstStreamTimeoutMs`). No exception thrown while starting
  * a call escapes: the call gets INTERNAL and its slot back.
  */
+import cluster from 'node:cluster';
 import * as http2 from 'node:http2';
 import type { Logger } from 'pino';
 import type { Runtime } from '../config/runtime';
@@ -72,6 +73,7 @@ export class DataPlaneServer {
   /** Calls started and not yet ended, across every connection. */
   private inFlight = 0;
   private readonly prematureResets: PrematureResets;
+  private readonly capAtSession: boolean;
 
   constructor(
     private readonly options: DataPlaneOptions,
@@ -104,8 +106,14 @@ export class DataPlaneServer {
         })
       : http2.createServer(serverOptions);
     if (tls) this.server.on('tlsClientError', (err: Error) => hooks.tlsFailed(err.message));
-    this.server.maxConnections = options.maxConnections;
-    this.server.on('drop', () => hooks.rejected('connection_limit'));
+    // In a node:cluster worker, net's maxConnections refuses a connection back to the primary,
+    // which hands it to the next worker, round and round while all are full: the connection is
+    // never closed. There the cap is enforced when the session starts instead.
+    this.capAtSession = cluster.isWorker;
+    if (!this.capAtSession) {
+      this.server.maxConnections = options.maxConnections;
+      this.server.on('drop', () => hooks.rejected('connection_limit'));
+    }
     this.server.on('session', (session) => this.onSession(session));
     this.server.on('sessionError', (err) => this.log.debug({ err }, 'client session error'));
     this.prematureResets = new PrematureResets(options.maxPrematureResets, () => hooks.rejected('premature_resets'));
@@ -143,6 +151,12 @@ export class DataPlaneServer {
   }
 
   private onSession(session: http2.ServerHttp2Session): void {
+    if (this.capAtSession && this.sessions.size >= this.options.maxConnections) {
+      this.hooks.rejected('connection_limit');
+      session.on('error', noop);
+      session.destroy();
+      return;
+    }
     this.sessions.add(session);
     this.hooks.connections(1);
     session.on('error', noop);
