@@ -284,7 +284,7 @@ async function main(): Promise<void> {
   let workers: WorkersResult | undefined;
   if (runs('workers') && hasH2load) {
     log('workers: h2load through --workers 1 and 2, the naive relay and NGINX');
-    workers = await workersScenario(H2LOAD_CALLS, quick ? 2 : 3, log);
+    workers = await workersScenario(H2LOAD_CALLS, quick ? 2 : 3, WINDOW_S, log);
   }
   let out = rows.length > 0 ? table() : '';
   if (workers) out += `\n\n${workersTable(workers)}`;

@@ -15,6 +15,7 @@ import { echoClient } from '../test/fixtures/echo-proto';
 import { awaitLine, poolConfig, spawnBackend, startBalancer, waitFor, type BackendProcess } from '../test/support/processes';
 import { cpuMicros } from './cpu';
 import { h2load } from './h2load';
+import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
 import { freePort } from '../test/support/processes';
 
@@ -32,6 +33,8 @@ export interface WorkersResult {
   rows: WorkersRow[];
   /** 300 long-lived streams from 2 client connections through --workers 2. */
   spread: { backends: number[]; workers: number[] };
+  /** The seed stall scenario (least_conn) with 1 and 2 workers: per-worker counting must keep its tail. */
+  stall: { workers: number; result: LoadResult }[];
 }
 
 interface Target {
@@ -43,7 +46,7 @@ interface Target {
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-export async function workersScenario(calls: number, rounds: number, log: (line: string) => void): Promise<WorkersResult> {
+export async function workersScenario(calls: number, rounds: number, stallSeconds: number, log: (line: string) => void): Promise<WorkersResult> {
   const backends = await Promise.all(['fast-1', 'fast-2'].map((n) => spawnBackend(n)));
   const addresses = backends.map((b) => b.address);
   const targets: Target[] = [];
@@ -77,9 +80,29 @@ export async function workersScenario(calls: number, rounds: number, log: (line:
         log(`workers round ${r + 1}: ${t.label.padEnd(36)} ${h.callsPerS} calls/s, ${row.cpuUsPerCall.at(-1)} µs CPU/call, ${row.cores.at(-1)} cores`);
       }
     }
-    return { calls, rounds, rows, spread: await spread(log) };
+    return { calls, rounds, rows, spread: await spread(log), stall: await stall(stallSeconds, log) };
   } finally {
     for (const t of targets) await t.stop();
+    await Promise.all(backends.map((b) => b.kill('SIGKILL')));
+  }
+}
+
+/** One of three backends (4 slots x 20 ms) freezes 400 ms every 2 s; open loop at 420 calls/s (70%) over 4 client connections. */
+async function stall(seconds: number, log: (line: string) => void): Promise<WorkersResult['stall']> {
+  const args = ['--service-ms', '20', '--concurrency', '4'];
+  const backends = await Promise.all([spawnBackend('steady-1', args), spawnBackend('steady-2', args), spawnBackend('stalling', [...args, '--stall-every-ms', '2000', '--stall-ms', '400'])]);
+  const out: WorkersResult['stall'] = [];
+  try {
+    for (const workers of [1, 2]) {
+      const lb = await startBalancer(poolConfig(backends.map((b) => b.address)), ['--workers', String(workers)]);
+      await openLoop(lb.listen, 420, 1);
+      const result = await openLoop(lb.listen, 420, seconds);
+      out.push({ workers, result });
+      log(`workers stall: --workers ${workers} least_conn p99 ${result.p99Ms} ms, p99.9 ${result.p999Ms} ms, errors ${result.errors}`);
+      await lb.stop();
+    }
+    return out;
+  } finally {
     await Promise.all(backends.map((b) => b.kill('SIGKILL')));
   }
 }
@@ -134,5 +157,11 @@ export function workersTable(r: WorkersResult): string {
   if (one && floor) lines.push(`CPU per call --workers 1 / naive relay = **${(median(one.cpuUsPerCall) / median(floor.cpuUsPerCall)).toFixed(2)}**`);
   lines.push('');
   lines.push(`300 long-lived streams over 2 client connections, --workers 2: backends **${r.spread.backends.join('/')}**, per worker ${r.spread.workers.join('/')}`);
+  lines.push('');
+  lines.push('Seed stall scenario (one of three backends freezes 400 ms every 2 s; least_conn; open loop at 420 calls/s over 4 client connections):');
+  lines.push('');
+  lines.push('| workers | calls | errors | p50 ms | p99 ms | p99.9 ms | max ms |');
+  lines.push('|---:|---:|---:|---:|---:|---:|---:|');
+  for (const { workers, result: x } of r.stall) lines.push(`| ${workers} | ${x.calls} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} | ${x.p999Ms} | ${x.maxMs} |`);
   return lines.join('\n');
 }
