@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { echoClient } from '../test/fixtures/echo-proto';
 import { awaitLine, poolConfig, spawnBackend, startBalancer, waitFor, type BackendProcess } from '../test/support/processes';
-import { cpuMicros } from './cpu';
+import { cpuMicros, ownCpuMicros } from './cpu';
 import { h2load } from './h2load';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
@@ -25,6 +25,8 @@ export interface WorkersRow {
   cpuUsPerCall: number[];
   /** CPU seconds per wall second of the proxy (and its children) during the run: how many cores it used. */
   cores: number[];
+  /** CPU per call of the parent process alone (a multi-worker balancer's primary; NGINX's master). */
+  parentUsPerCall: number[];
 }
 
 export interface WorkersResult {
@@ -65,41 +67,49 @@ export async function workersScenario(calls: number, rounds: number, stallSecond
       }
     }
     for (const t of targets) h2load(t.address, 5_000); // warm-up: connections, JIT
-    const rows: WorkersRow[] = targets.map((t) => ({ target: t.label, callsPerS: [], cpuUsPerCall: [], cores: [] }));
+    const rows: WorkersRow[] = targets.map((t) => ({ target: t.label, callsPerS: [], cpuUsPerCall: [], cores: [], parentUsPerCall: [] }));
     for (let r = 0; r < rounds; r++) {
       for (const [i, t] of targets.entries()) {
         const c0 = cpuMicros(t.pid);
+        const own0 = ownCpuMicros(t.pid);
         const t0 = performance.now();
         const h = h2load(t.address, calls);
         const wallUs = (performance.now() - t0) * 1000;
         const cpu = cpuMicros(t.pid) - c0;
         const row = rows[i]!;
+        row.parentUsPerCall.push(Math.round(((ownCpuMicros(t.pid) - own0) / h.calls) * 10) / 10);
         row.callsPerS.push(h.callsPerS);
         row.cpuUsPerCall.push(Math.round((cpu / h.calls) * 10) / 10);
         row.cores.push(Math.round((cpu / wallUs) * 100) / 100);
         log(`workers round ${r + 1}: ${t.label.padEnd(36)} ${h.callsPerS} calls/s, ${row.cpuUsPerCall.at(-1)} µs CPU/call, ${row.cores.at(-1)} cores`);
       }
     }
-    return { calls, rounds, rows, spread: await spread(log), stall: await stall(stallSeconds, log) };
+    return { calls, rounds, rows, spread: await spread(log), stall: await stall(stallSeconds, rounds, log) };
   } finally {
     for (const t of targets) await t.stop();
     await Promise.all(backends.map((b) => b.kill('SIGKILL')));
   }
 }
 
-/** One of three backends (4 slots x 20 ms) freezes 400 ms every 2 s; open loop at 420 calls/s (70%) over 4 client connections. */
-async function stall(seconds: number, log: (line: string) => void): Promise<WorkersResult['stall']> {
+/**
+ * One of three backends (4 slots x 20 ms) freezes 400 ms every 2 s; open loop at 420 calls/s
+ * (70%) over 4 client connections; `rounds` rounds with 1 and 2 workers interleaved (the p99 of
+ * this scenario moves a lot between runs on a shared machine).
+ */
+async function stall(seconds: number, rounds: number, log: (line: string) => void): Promise<WorkersResult['stall']> {
   const args = ['--service-ms', '20', '--concurrency', '4'];
   const backends = await Promise.all([spawnBackend('steady-1', args), spawnBackend('steady-2', args), spawnBackend('stalling', [...args, '--stall-every-ms', '2000', '--stall-ms', '400'])]);
   const out: WorkersResult['stall'] = [];
   try {
-    for (const workers of [1, 2]) {
-      const lb = await startBalancer(poolConfig(backends.map((b) => b.address)), ['--workers', String(workers)]);
-      await openLoop(lb.listen, 420, 1);
-      const result = await openLoop(lb.listen, 420, seconds);
-      out.push({ workers, result });
-      log(`workers stall: --workers ${workers} least_conn p99 ${result.p99Ms} ms, p99.9 ${result.p999Ms} ms, errors ${result.errors}`);
-      await lb.stop();
+    for (let r = 0; r < rounds; r++) {
+      for (const workers of [1, 2]) {
+        const lb = await startBalancer(poolConfig(backends.map((b) => b.address)), ['--workers', String(workers)]);
+        await openLoop(lb.listen, 420, 1);
+        const result = await openLoop(lb.listen, 420, seconds);
+        out.push({ workers, result });
+        log(`workers stall round ${r + 1}: --workers ${workers} least_conn p99 ${result.p99Ms} ms, p99.9 ${result.p999Ms} ms, errors ${result.errors}`);
+        await lb.stop();
+      }
     }
     return out;
   } finally {
@@ -140,11 +150,11 @@ export function workersTable(r: WorkersResult): string {
   const lines = [
     `### Workers (issue 13): h2load, ${r.calls} unary calls x ${r.rounds} rounds, 4 connections x 32 streams, rounds interleaved; 2 echo backends`,
     '',
-    '| proxy | calls/s (median; rounds) | CPU µs/call (median; rounds) | cores used (median) |',
-    '|---|---|---|---:|',
+    '| proxy | calls/s (median; rounds) | CPU µs/call (median; rounds) | of which the parent process | cores used (median) |',
+    '|---|---|---|---:|---:|',
   ];
   for (const row of r.rows) {
-    lines.push(`| ${row.target} | ${median(row.callsPerS)} (${row.callsPerS.join(', ')}) | ${median(row.cpuUsPerCall)} (${row.cpuUsPerCall.join(', ')}) | ${median(row.cores)} |`);
+    lines.push(`| ${row.target} | ${median(row.callsPerS)} (${row.callsPerS.join(', ')}) | ${median(row.cpuUsPerCall)} (${row.cpuUsPerCall.join(', ')}) | ${median(row.parentUsPerCall)} | ${median(row.cores)} |`);
   }
   const one = r.rows.find((x) => x.target === 'switchboard --workers 1');
   const two = r.rows.find((x) => x.target === 'switchboard --workers 2');
@@ -163,5 +173,7 @@ export function workersTable(r: WorkersResult): string {
   lines.push('| workers | calls | errors | p50 ms | p99 ms | p99.9 ms | max ms |');
   lines.push('|---:|---:|---:|---:|---:|---:|---:|');
   for (const { workers, result: x } of r.stall) lines.push(`| ${workers} | ${x.calls} | ${x.errors} | ${x.p50Ms} | ${x.p99Ms} | ${x.p999Ms} | ${x.maxMs} |`);
+  const p99 = (w: number): number => median(r.stall.filter((x) => x.workers === w).map((x) => x.result.p99Ms));
+  if (r.stall.length > 0) lines.push('', `median p99 --workers 2 / --workers 1 = **${(p99(2) / p99(1)).toFixed(2)}** (${p99(2)} / ${p99(1)} ms)`);
   return lines.join('\n');
 }

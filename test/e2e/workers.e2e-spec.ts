@@ -7,9 +7,12 @@ import * as grpc from '@grpc/grpc-js';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { echoClient } from '../fixtures/echo-proto';
 import { collect, unary, type EchoClient } from '../support/grpc';
-import { killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor, type BalancerProcess, type BalancerStateDoc } from '../support/processes';
+import { killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor, writeTempConfig, type BalancerProcess, type BalancerStateDoc } from '../support/processes';
 import { steadyTraffic } from '../support/traffic';
 import { RawH2Connection } from '../support/h2-frames';
+import { runCli } from '../support/cli';
+import { spawnSync } from 'node:child_process';
+import * as net from 'node:net';
 
 const WORKERS = ['--workers', '2'];
 
@@ -269,6 +272,32 @@ describe('--workers 2: counts, health and ejection decided once', () => {
       clients.forEach((c) => c.close());
       await lb.stop();
       await only.stop();
+    }
+  });
+});
+
+describe('--workers: bad values and a start that cannot listen', () => {
+  it('refuses 0, non-numbers and absurd counts before forking anything', async () => {
+    const config = writeTempConfig(poolConfig(['127.0.0.1:1']));
+    for (const bad of ['0', '-2', 'two', '1.5', '100000']) {
+      const r = await runCli(['balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', config, '--workers', bad]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/--workers must be/);
+    }
+  });
+
+  it('fails to start with the listen error when the port is taken, leaving no worker behind', async () => {
+    const taken = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => taken.once('listening', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const r = await runCli(['balancer', '--listen', `127.0.0.1:${port}`, '--ops', '127.0.0.1:0', '--config', writeTempConfig(poolConfig(['127.0.0.1:1'])), '--workers', '2']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/EADDRINUSE/);
+      // The workers went with the primary.
+      await waitFor('no process left on the port', () => spawnSync('pgrep', ['-f', `--listen 127.0.0.1:${port}`]).stdout.toString().trim() === '', 5000);
+    } finally {
+      taken.close();
     }
   });
 });

@@ -78,6 +78,7 @@ export function balancerCommand(): Command {
       if (Boolean(flags.adminCert) !== Boolean(flags.adminKey)) throw new Error('--admin-cert and --admin-key go together');
       if ((flags.adminCert || flags.adminServerName) && !flags.adminCa) throw new Error('--admin-cert, --admin-key and --admin-server-name need --admin-ca (TLS to the admin)');
       const workers = positiveInt(flags.workers, '--workers');
+      if (workers > MAX_WORKERS) throw new Error(`--workers must be at most ${MAX_WORKERS} (one per core is the useful most), got ${workers}`);
       const drainTimeoutMs = positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true);
       // A worker of a multi-worker balancer: the data plane only, driven by its primary.
       if (cluster.isWorker) return runWorker(flags, logger, drainTimeoutMs);
@@ -194,6 +195,9 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
     log,
   ).start();
 }
+
+/** More worker processes than this is a typo, not a machine: refused before forking anything. */
+const MAX_WORKERS = 256;
 
 function positiveInt(value: string, name: string, zeroOk = false): number {
   const n = Number(value);
