@@ -21,7 +21,7 @@ function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) =>
     panic: pool.panic,
     backends: pool.backends.map((b) => ({
       address: b.address,
-      activeStreams: b.activeStreams,
+      activeStreams: b.ownStreams,
       callsByCode: b.calls.callsByCode(),
       ...window(b),
       healthy: b.healthy,
