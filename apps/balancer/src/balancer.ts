@@ -128,11 +128,6 @@ export class Balancer implements ConfigSink {
     return this.runtime.revision;
   }
 
-  /** The revision being served (a worker's load sharing reads its backends). */
-  get serving(): Runtime {
-    return this.runtime;
-  }
-
   /** Starts listening, then loads the first revision from `source` (if any). */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
     const listen = await this.dataPlane.listen(this.options.listen.host, this.options.listen.port);

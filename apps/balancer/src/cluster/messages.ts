@@ -1,8 +1,7 @@
 /**
  * What a multi-worker balancer's primary and its workers say to each other over the cluster IPC
- * channel (structured clone). Nothing here is sent per call: outcomes for outlier detection go up
- * in batches, active-stream counts on a 10 ms beat when they change, and the ops endpoint's
- * queries are per scrape.
+ * channel. Nothing here is sent per call: outcomes for outlier detection go up in batches, and
+ * the ops endpoint's queries are per scrape.
  */
 import type { SwitchboardConfig } from '#config';
 import type { PoolStats } from '#proto';
@@ -28,8 +27,6 @@ export type ToWorker =
   | { t: 'apply'; id: number; config: SwitchboardConfig; revision: number; verdicts: VerdictEntry[] }
   | { t: 'verdict'; v: VerdictEntry }
   | { t: 'query'; id: number; what: Query }
-  /** Every worker's active streams per backend, summed (cluster/load-share). */
-  | { t: 'loads'; revision: number; totals: Int32Array }
   /** SIGHUP reached the primary: re-read certificate files. */
   | { t: 'hup' }
   /** Stop gracefully (the SIGTERM drain), then exit. */
@@ -42,8 +39,6 @@ export type FromWorker =
   | { t: 'failed'; error: string }
   | { t: 'reply'; id: number; ok: true; value: unknown }
   | { t: 'reply'; id: number; ok: false; error: string }
-  | { t: 'outcomes'; runs: OutcomeRuns[] }
-  /** This worker's active streams per backend of `revision`, in the revision's order. */
-  | { t: 'load'; revision: number; counts: Int32Array };
+  | { t: 'outcomes'; runs: OutcomeRuns[] };
 
 export type QueryAnswer = { state: BalancerState; metrics: unknown[]; stats: WorkerPoolStats[] };

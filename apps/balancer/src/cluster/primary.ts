@@ -4,8 +4,8 @@
  *
  * Workers are node:cluster processes; they share the data listener (the primary accepts and
  * hands each connection to the next worker, round robin) and each balances the calls of its
- * own connections by its own active-stream counts plus the other workers' (summed here on a
- * 10 ms beat, see load-share). Everything that must happen once per balancer happens here:
+ * own connections by its own active-stream counts, as Envoy's workers do. Everything that must
+ * happen once per balancer happens here:
  *  - the configuration source (file or admin): a revision is acknowledged only when every
  *    worker applied it; one that any worker refuses is rolled back on all of them;
  *  - health checks (each backend is probed once per interval) and outlier detection (on every
@@ -28,7 +28,6 @@ import { describeState, type BalancerState } from '../ops/state';
 import { collectStats } from '../ops/stats-report';
 import type { Backend } from '../pool/backend';
 import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from '../upstream/upstream-sessions';
-import { LOAD_SHARE_MS, LoadTotals } from './load-share';
 import { mergeStates, mergeStats, type WorkerState } from './merge';
 import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } from './messages';
 import { PrimaryMetrics } from './primary-metrics';
@@ -65,9 +64,6 @@ export class BalancerPrimary implements ConfigSink {
   /** Revisions are applied one at a time, in the order offered. */
   private applying: Promise<unknown> = Promise.resolve();
   private backendIndex: { runtime: Runtime; byKey: Map<string, Backend> } | null = null;
-  /** Every worker's active streams per backend, summed on each beat and sent back to all. */
-  private readonly loads = new LoadTotals();
-  private beat: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: PrimaryOptions) {
     this.log = options.logger;
@@ -83,8 +79,6 @@ export class BalancerPrimary implements ConfigSink {
   /** Starts every worker (each listening on the shared data address), the ops endpoint, then the source. */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
     cluster.setupPrimary({ serialization: 'advanced' });
-    this.beat = setInterval(() => this.shareLoads(), LOAD_SHARE_MS);
-    this.beat.unref();
     let listen: HostPort;
     try {
       [listen] = (await Promise.all(Array.from({ length: this.options.workers }, (_, slot) => this.fork(slot)))) as [HostPort];
@@ -134,7 +128,6 @@ export class BalancerPrimary implements ConfigSink {
   }
 
   private async stopNow(): Promise<void> {
-    if (this.beat) clearInterval(this.beat);
     this.source?.stop();
     this.verdicts.stop();
     const timeoutMs = this.options.drainTimeoutMs;
@@ -224,15 +217,11 @@ export class BalancerPrimary implements ConfigSink {
           case 'outcomes':
             this.outcomes(m.runs);
             return;
-          case 'load':
-            this.loads.report(worker.id, m.revision, m.counts);
-            return;
         }
       });
       worker.on('exit', (code, signal) => {
         handle.exited();
         this.workers.delete(worker.id);
-        this.loads.forget(worker.id);
         if (!handle.listening) reject(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before it listened`));
         else this.died(handle, code, signal);
       });
@@ -253,13 +242,6 @@ export class BalancerPrimary implements ConfigSink {
       );
     }, delay);
     timer.unref();
-  }
-
-  /** The beat: if a worker's counts changed, every worker gets the new totals. */
-  private shareLoads(): void {
-    const totals = this.loads.take(this.runtime.revision);
-    if (totals === null) return;
-    for (const w of this.workers.values()) if (w.listening) w.send({ t: 'loads', revision: this.runtime.revision, totals });
   }
 
   /** Outcomes from a worker: outlier detection, as if the calls had ended here. */

@@ -9,7 +9,6 @@ import type { Logger } from 'pino';
 import type { Balancer } from '../balancer';
 import type { FromWorker, Query, ToWorker } from './messages';
 import type { WorkerVerdicts } from './worker-verdicts';
-import { WorkerLoadShare } from './load-share';
 
 export interface WorkerHooks {
   /** SIGHUP reached the primary: re-read certificate files. */
@@ -19,8 +18,6 @@ export interface WorkerHooks {
 }
 
 export class WorkerLink {
-  private loads: WorkerLoadShare | null = null;
-
   constructor(
     private readonly balancer: Balancer,
     private readonly verdicts: WorkerVerdicts,
@@ -29,10 +26,6 @@ export class WorkerLink {
   ) {}
 
   start(): void {
-    this.loads = new WorkerLoadShare(
-      () => this.balancer.serving,
-      (revision, counts) => this.send({ t: 'load', revision, counts }),
-    );
     process.on('message', (m: ToWorker) => this.on(m));
     process.on('disconnect', () => {
       this.log.error('the primary is gone: exiting');
@@ -85,9 +78,6 @@ export class WorkerLink {
       case 'verdict':
         this.verdicts.update(m.v);
         return;
-      case 'loads':
-        this.loads?.totals(m.revision, m.totals);
-        return;
       case 'query':
         this.answer(m.id, m.what).then(
           (value) => this.send({ t: 'reply', id: m.id, ok: true, value }),
@@ -98,7 +88,6 @@ export class WorkerLink {
         this.hooks.hup();
         return;
       case 'drain':
-        this.loads?.stop();
         this.hooks.stop();
         return;
     }

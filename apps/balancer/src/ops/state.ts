@@ -60,7 +60,7 @@ export function describeState(runtime: Runtime): BalancerState {
             address: b.address,
             weight: b.configuredWeight,
             effectiveWeight: Math.round(b.weight * 1000) / 1000,
-            activeStreams: b.ownStreams,
+            activeStreams: b.activeStreams,
             healthy: b.healthy,
             ejected: b.ejected,
             draining: b.draining,

@@ -21,7 +21,7 @@ function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) =>
     panic: pool.panic,
     backends: pool.backends.map((b) => ({
       address: b.address,
-      activeStreams: b.ownStreams,
+      activeStreams: b.activeStreams,
       callsByCode: b.calls.callsByCode(),
       ...window(b),
       healthy: b.healthy,

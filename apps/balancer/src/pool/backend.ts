@@ -16,16 +16,15 @@ import type { EndpointLoad } from '../picker';
 import { sameTls, UpstreamSessions, type UpstreamOptions, type UpstreamTls } from '../upstream/upstream-sessions';
 
 export class Backend implements EndpointLoad {
-  private weightNow: number;
-  private configured: number;
+  /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
+  weight: number;
+  configuredWeight: number;
   /** Slow-start window of the pool (0: off). */
   private slowStartMs = 0;
   private ramp: NodeJS.Timeout | null = null;
   private drainingNow: boolean;
   /** Streams sent here that have not ended: one callStarted and one callReleased per attempt. */
   private active = 0;
-  /** Other workers' streams here (0 in a single-process balancer). */
-  private remote = 0;
   /** Attempts sent here that have no response headers yet, and since when none has had any. */
   private awaiting = 0;
   private silentSince = 0;
@@ -52,33 +51,14 @@ export class Backend implements EndpointLoad {
     /** Told of each failed TLS handshake with this backend. */
     onTlsFailure: (backend: Backend, reason: string) => void = () => {},
   ) {
-    this.weightNow = config.weight;
-    this.configured = config.weight;
+    this.weight = config.weight;
+    this.configuredWeight = config.weight;
     this.drainingNow = config.drain;
     this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange(), tls, (reason) => onTlsFailure(this, reason));
   }
 
-  /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
-  get weight(): number {
-    return this.weightNow;
-  }
-  get configuredWeight(): number {
-    return this.configured;
-  }
-  /**
-   * Streams on this backend as pickers and caps count them: this process's, plus those the other
-   * workers of a multi-worker balancer had at their last report (see cluster/load-share).
-   */
   get activeStreams(): number {
-    return this.active + this.remote;
-  }
-  /** Streams this process sent here that have not ended (what its ops figures add up). */
-  get ownStreams(): number {
     return this.active;
-  }
-  /** The other workers' streams here, as the primary last summed them. */
-  setRemoteStreams(n: number): void {
-    this.remote = n;
   }
   get totalCalls(): number {
     return this.total;
@@ -194,9 +174,9 @@ export class Backend implements EndpointLoad {
 
   /** Applies a new revision's settings; returns true when that changes availability or weight. */
   reconfigure(config: BackendConfig): boolean {
-    const changed = this.configured !== config.weight || this.drainingNow !== config.drain;
-    this.configured = config.weight;
-    if (this.ramp === null) this.weightNow = config.weight;
+    const changed = this.configuredWeight !== config.weight || this.drainingNow !== config.drain;
+    this.configuredWeight = config.weight;
+    if (this.ramp === null) this.weight = config.weight;
     this.drainingNow = config.drain;
     return changed;
   }
@@ -213,7 +193,7 @@ export class Backend implements EndpointLoad {
     const start = Date.now();
     const step = (): void => {
       const f = Math.min(1, 0.1 + (0.9 * (Date.now() - start)) / this.slowStartMs);
-      this.weightNow = this.configured * f;
+      this.weight = this.configuredWeight * f;
       if (f >= 1 && this.ramp) {
         clearInterval(this.ramp);
         this.ramp = null;

@@ -85,15 +85,6 @@ export class Pool {
     while (this.waiting.length > 0) if (this.waiting.shift()!()) return;
   }
 
-  /** Slots freed elsewhere (other workers' streams ended): wake waiting calls until one finds none. */
-  wakeWhileFree(): void {
-    let before: number;
-    do {
-      before = this.waiting.length;
-      this.wakeOne();
-    } while (this.waiting.length > 0 && this.waiting.length < before);
-  }
-
   /** Why backends cannot be reached (their last connection errors, TLS verification included), for a status message; '' if none says. */
   unavailableReasons(): string {
     const reasons: string[] = [];
