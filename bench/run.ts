@@ -22,7 +22,10 @@
  * 7. Workers (issue 13): h2load calls/s and CPU per call for --workers 1 and 2, the naive
  *    node:http2 relay and NGINX, and the long-streams spread with 2 workers (bench/workers.ts).
  *
- * `--only stall|death|overhead|propagation|admin|tls|tail|scale|workers` runs one scenario.
+ * 8. Fleet (issue 15): propagation to 100 balancers, on SQLite (1 admin) and PostgreSQL (2
+ *    admins), with `--only scale` or alone with `--only fleet` (bench/fleet.ts).
+ *
+ * `--only stall|death|overhead|propagation|admin|tls|tail|scale|fleet|workers` runs one scenario.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -36,6 +39,7 @@ import { tlsCostScenario, type TlsCostResult } from './tls-cost';
 import { tailScenarios, tailTable, type TailRow } from './tail';
 import { scaleScenario, scaleTable, type ScaleResult } from './scale';
 import { workersScenario, workersTable, type WorkersResult } from './workers';
+import { fleetScenario, fleetTable, type FleetResult } from './fleet';
 
 const quick = process.argv.includes('--quick');
 /** `--only stall|death|overhead|propagation|admin|tls` runs one scenario. */
@@ -281,6 +285,11 @@ async function main(): Promise<void> {
     log('scale: 1k pools x 10 backends on SQLite and PostgreSQL');
     scale = await scaleScenario(quick, log);
   }
+  let fleet: FleetResult[] | undefined;
+  if (runs('scale') || only === 'fleet') {
+    log('fleet: propagation to balancers on the control plane, SQLite (1 admin) and PostgreSQL (2 admins)');
+    fleet = await fleetScenario(quick ? 20 : 100, quick ? 10 : 50, log);
+  }
   let workers: WorkersResult | undefined;
   if (runs('workers') && hasH2load) {
     log('workers: h2load through --workers 1 and 2, the naive relay and NGINX');
@@ -290,6 +299,7 @@ async function main(): Promise<void> {
   if (workers) out += `\n\n${workersTable(workers)}`;
   if (tail) out += `\n\n${tailTable(tail, tailSeconds)}`;
   if (scale) out += `\n\n${scaleTable(scale, quick)}`;
+  if (fleet) out += `\n\n${fleetTable(fleet)}`;
   if (tlsCost) {
     const t = tlsCost;
     out += `\n\n### 4. TLS to the backends (${t.tool}, ${t.calls} calls x ${t.rounds} rounds, interleaved; clients in cleartext)\n\n| upstream | balancer CPU µs/call | calls/s |\n|---|---|---|\n`;
@@ -312,7 +322,7 @@ async function main(): Promise<void> {
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, scale, workers }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, scale, workers, fleet }, null, 2),
   );
   log(`\nresults: ${file}`);
 }

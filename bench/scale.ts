@@ -6,7 +6,8 @@
  * - bytes stored per single-backend change (SQLite: file + WAL growth; PostgreSQL: the
  *   Revision table's growth);
  * - the admin's RSS afterwards.
- * Not yet measured here: propagation to 100 balancers on 2 admins, event-loop delay.
+ * Propagation to 100 balancers on 2 admins is bench/fleet.ts (run after this one); event-loop
+ * delay is not measured yet.
  */
 import { statSync, existsSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
