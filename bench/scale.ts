@@ -6,8 +6,8 @@
  * - bytes stored per single-backend change (SQLite: file + WAL growth; PostgreSQL: the
  *   Revision table's growth);
  * - the admin's RSS afterwards.
- * Propagation to 100 balancers on 2 admins is bench/fleet.ts (run after this one); event-loop
- * delay is not measured yet.
+ * - the admin's longest event-loop delay during those writes.
+ * Propagation to 100 balancers on 2 admins is bench/fleet.ts (run after this one).
  */
 import { statSync, existsSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
@@ -23,6 +23,15 @@ export interface ScaleResult {
   patchMs: { p50: number; p99: number; max: number };
   bytesPerChange: number;
   adminRssMiB: number;
+  /** The admin's longest event-loop delay during the PUTs and PATCHes (prom-client's monitor, reset at each scrape). */
+  eventLoopMaxMs: number;
+}
+
+/** The admin's event-loop delay maximum since its previous scrape, in ms. */
+async function eventLoopMaxMs(admin: AdminProcess): Promise<number> {
+  const text = await (await fetch(`${admin.url}/metrics`)).text();
+  const m = /^switchboard_admin_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+  return m ? Math.round(Number(m[1]) * 1000) : NaN;
 }
 
 const POOLS = 1000;
@@ -45,6 +54,7 @@ const summary = (h: hdr.Histogram) => ({ p50: Math.round(h.getValueAtPercentile(
 async function measure(label: string, admin: AdminProcess, storedBytes: () => Promise<number>, puts: number, patches: number): Promise<ScaleResult> {
   const first = await admin.api('PUT', '/v1/config', config(() => 1));
   if (first.status !== 200) throw new Error(`PUT /v1/config: ${first.status} ${JSON.stringify(first.body).slice(0, 300)}`);
+  await eventLoopMaxMs(admin); // starts the window
   const put = hdr.build();
   for (let i = 0; i < puts; i++) {
     const t0 = performance.now();
@@ -60,8 +70,9 @@ async function measure(label: string, admin: AdminProcess, storedBytes: () => Pr
     patch.recordValue(Math.max(1, performance.now() - t0));
     if (r.status !== 200) throw new Error(`PATCH: ${r.status}`);
   }
+  const loopMs = await eventLoopMaxMs(admin);
   const after = await storedBytes();
-  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rssMiB(admin.proc.pid!).rss };
+  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rssMiB(admin.proc.pid!).rss, eventLoopMaxMs: loopMs };
 }
 
 export async function scaleScenario(quick: boolean, log: (line: string) => void): Promise<ScaleResult[]> {
@@ -108,9 +119,9 @@ export function scaleTable(results: ScaleResult[], quick: boolean): string {
   const lines = [
     `### Scale: one admin holding ${POOLS} pools x ${PER_POOL} backends (${quick ? 5 : 20} whole-config PUTs, ${quick ? 20 : 50} single-backend PATCHes)`,
     '',
-    '| database | PUT p50 ms | PUT p99 ms | PATCH p50 ms | PATCH p99 ms | PATCH max ms | bytes stored per change | admin RSS MiB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${r.db} | ${r.putMs.p50} | ${r.putMs.p99} | ${r.patchMs.p50} | ${r.patchMs.p99} | ${r.patchMs.max} | ${r.bytesPerChange} | ${r.adminRssMiB} |`),
+    '| database | PUT p50 ms | PUT p99 ms | PATCH p50 ms | PATCH p99 ms | PATCH max ms | bytes stored per change | admin RSS MiB | event-loop delay max ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.db} | ${r.putMs.p50} | ${r.putMs.p99} | ${r.patchMs.p50} | ${r.patchMs.p99} | ${r.patchMs.max} | ${r.bytesPerChange} | ${r.adminRssMiB} | ${r.eventLoopMaxMs} |`),
   ];
   return lines.join('\n');
 }
