@@ -220,3 +220,34 @@ describe('the size a balancer can receive', () => {
     expect(revisions).toBe(config.pools.length); // one revision per accepted pool, none for the refused one
   }, 60_000);
 });
+
+describe('--revision-retention', () => {
+  it('keeps the newest N revisions: older ones answer 404 (also to rollback), numbering goes on without reuse', async () => {
+    const kept = await startAdmin({ args: ['--revision-retention', '3'] });
+    try {
+      for (let w = 1; w <= 6; w++) {
+        const r = await kept.api('PUT', '/v1/config', { pools: [{ name: 'r', match: { services: ['*'] }, backends: [{ address: '127.0.0.1:5000', weight: w }] }] });
+        expect(r.status).toBe(200);
+      }
+      const list = await kept.api('GET', '/v1/revisions');
+      expect(list.body.items.map((r: { number: number }) => r.number)).toEqual([6, 5, 4]);
+      const gone = await kept.api('GET', '/v1/revisions/3');
+      expect(gone.status).toBe(404);
+      expect(gone.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      expect((await kept.api('POST', '/v1/revisions/2/rollback')).status).toBe(404);
+      // The oldest kept one still rolls back exactly; the new revision is 7 and 4 goes.
+      const rollback = await kept.api('POST', '/v1/revisions/4/rollback');
+      expect(rollback.status).toBe(200);
+      expect(rollback.body.revision).toBe(7);
+      expect((await kept.api('GET', '/v1/config')).body.pools[0].backends[0].weight).toBe(4);
+      expect((await kept.api('GET', '/v1/revisions')).body.items.map((r: { number: number }) => r.number)).toEqual([7, 6, 5]);
+    } finally {
+      await kept.stop();
+    }
+  });
+
+  it('refuses a negative or non-numeric retention at start', async () => {
+    await expect(startAdmin({ args: ['--revision-retention', '-1'] })).rejects.toThrow(/--revision-retention must be a whole number/);
+    await expect(startAdmin({ args: ['--revision-retention', 'all'] })).rejects.toThrow(/--revision-retention must be a whole number/);
+  });
+});

@@ -37,6 +37,8 @@ export interface AdminOptions {
   adminToken?: string;
   /** How long a disconnected balancer stays in /v1/nodes (default one hour). */
   nodeRetentionMs?: number;
+  /** Revisions kept (0: all). */
+  revisionRetention?: number;
   /** HTTPS on `http` and TLS on `grpc`; with `clientCa`, balancers must present a certificate it signed. */
   tls?: { cert: string; key: string; clientCa?: string | undefined };
   /** Failed authentications per client address and minute before 429 (default 60). */
@@ -64,7 +66,7 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   const migrated = database.kind === 'sqlite' ? applyMigrations(database.file, migrationsDir) : await applyPostgresMigrations(database.url, migrationsDir);
   log.info({ db: describeDatabase(database), applied: migrated.applied, migrations: migrated.total }, 'database ready');
 
-  const settings: AdminSettings = { http: options.http, grpc: options.grpc, database, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}), ...(options.nodeRetentionMs !== undefined ? { nodeRetentionMs: options.nodeRetentionMs } : {}) };
+  const settings: AdminSettings = { http: options.http, grpc: options.grpc, database, dataDir, migrationsDir, logger: log, ...(options.adminToken ? { adminToken: options.adminToken } : {}), ...(options.nodeRetentionMs !== undefined ? { nodeRetentionMs: options.nodeRetentionMs } : {}), ...(options.revisionRetention ? { revisionRetention: options.revisionRetention } : {}) };
   const metrics = new AdminMetrics();
   // TLS: the REST API's HTTPS server and the control plane's gRPC server share the certificate;
   // both pick up rotated files (SIGHUP, or a change on disk) for new handshakes.

@@ -15,6 +15,8 @@ export interface AdminSettings {
   migrationsDir: string;
   /** How long a disconnected balancer stays in /v1/nodes (default one hour). */
   nodeRetentionMs?: number;
+  /** Revisions kept: each commit deletes those older than the newest N (0: keep every one). */
+  revisionRetention?: number;
   logger: Logger;
 }
 

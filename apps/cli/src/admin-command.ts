@@ -12,6 +12,7 @@ interface AdminFlags {
   grpc: string;
   db: string;
   nodeRetentionMs: string;
+  revisionRetention: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
@@ -28,6 +29,7 @@ export function adminCommand(): Command {
     .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
     .addOption(flag('--tls-client-ca <file>', 'balancers must present a client certificate signed by this CA on --grpc (mTLS)', 'TLS_CLIENT_CA'))
     .addOption(flag('--node-retention-ms <ms>', 'how long a disconnected balancer stays listed in /v1/nodes', 'NODE_RETENTION_MS').default('3600000'))
+    .addOption(flag('--revision-retention <n>', 'revisions kept: each change deletes those older than the newest N (0 = keep every one)', 'REVISION_RETENTION').default('0'))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'LOG_LEVEL').default('info'))
     .addHelpText('after', '\nThe bootstrap admin token is SWITCHBOARD_ADMIN_TOKEN, or generated on first start into <db folder>/admin-token.\n\nExample:\n  switchboard admin --http 127.0.0.1:8080 --db file:./data/switchboard.db\n')
     .action(async (flags: AdminFlags) => {
@@ -42,6 +44,7 @@ export function adminCommand(): Command {
         grpc: parseHostPort(flags.grpc, '--grpc'),
         db: flags.db,
         nodeRetentionMs: nonNegativeInt(flags.nodeRetentionMs, '--node-retention-ms'),
+        revisionRetention: nonNegativeInt(flags.revisionRetention, '--revision-retention'),
         ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey, clientCa: flags.tlsClientCa } } : {}),
         logger: log,
         ...(process.env.SWITCHBOARD_ADMIN_TOKEN ? { adminToken: process.env.SWITCHBOARD_ADMIN_TOKEN } : {}),

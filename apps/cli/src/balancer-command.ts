@@ -97,7 +97,13 @@ export function balancerCommand(): Command {
       const listenerTls = flags.tlsCert ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => single?.setListenerTls(m)) : null;
       const balancer =
         workers > 1
-          ? new BalancerPrimary({ workers, ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log })
+          ? new BalancerPrimary({
+              workers,
+              ops: parseHostPort(flags.ops, '--ops'),
+              drainTimeoutMs,
+              logger: log,
+              output: { stdout: (chunk) => logger.write(chunk), stderr: (chunk) => void process.stderr.write(chunk) },
+            })
           : (single = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.watch().material), ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log }));
       const nodeId = flags.nodeId ?? hostname();
       const source = flags.admin

@@ -18,6 +18,8 @@ export interface ProcessLogger {
   log: Logger;
   /** Waits up to `timeoutMs` for buffered lines to be written. */
   flush(timeoutMs: number): Promise<void>;
+  /** Writes already-formatted log lines (a worker's) the same way: non-blocking, bounded, off after EPIPE. */
+  write(text: string): void;
 }
 
 export function processLogger(app: string, level: string): ProcessLogger {
@@ -32,9 +34,11 @@ export function processLogger(app: string, level: string): ProcessLogger {
     // EPIPE or another write failure: nobody can read the log any more; stop writing to it.
     broken = true;
   });
-  const log = pino({ level, base: { app } }, { write: (line: string) => void (broken || dest.write(line)) });
+  const write = (line: string): void => void (broken || dest.write(line));
+  const log = pino({ level, base: { app } }, { write });
   return {
     log,
+    write,
     flush: (timeoutMs) =>
       new Promise<void>((resolve) => {
         if (broken) return resolve();

@@ -2,7 +2,8 @@
  * Storage of the configuration: the current resources in the HealthPolicy, Pool and Backend
  * tables, plus one Revision row per committed change holding the whole resulting config and
  * its diff. `commit` writes both in one SQLite transaction, so after a crash (even kill -9
- * mid-write) the tables and the newest revision always agree.
+ * mid-write) the tables and the newest revision always agree. With --revision-retention N the
+ * same transaction deletes the revisions older than the newest N (their numbers are not reused).
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
@@ -32,12 +33,15 @@ const TRANSACTION_TIMEOUT_MS = 120_000;
 @Injectable()
 export class ConfigRepository {
   private readonly log: Logger;
+  /** Revisions kept (0: all). */
+  private readonly retention: number;
 
   constructor(
     private readonly prisma: PrismaService,
     @Inject(ADMIN_SETTINGS) settings: AdminSettings,
   ) {
     this.log = settings.logger;
+    this.retention = settings.revisionRetention ?? 0;
   }
 
   /** The current configuration from the tables, and the newest revision number (0: none yet). */
@@ -116,6 +120,8 @@ export class ConfigRepository {
         },
       }),
     );
+    // History bounded by --revision-retention: in the same transaction, so a crash cannot leave more.
+    if (this.retention > 0) ops.push(this.prisma.revision.deleteMany({ where: { number: { lte: number - this.retention } } }));
     // A whole-config write of thousands of rows takes more than the 5 s default on PostgreSQL (one round trip each).
     await this.prisma.$transaction(ops, { timeout: TRANSACTION_TIMEOUT_MS, maxWait: TRANSACTION_TIMEOUT_MS });
     return createdAt;

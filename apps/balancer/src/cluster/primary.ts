@@ -39,6 +39,12 @@ export interface PrimaryOptions {
   upstream?: Partial<UpstreamOptions>;
   drainTimeoutMs: number;
   logger: Logger;
+  /**
+   * Where the workers' standard output and error go. Workers do not share the primary's stdout:
+   * Node resets a shared pipe to blocking mode when a process exits, and a blocking write to a
+   * full pipe would then hang the primary's exit (see apps/cli/src/process-logger.ts).
+   */
+  output: { stdout(chunk: string): void; stderr(chunk: string): void };
 }
 
 const APPLY_TIMEOUT_MS = 30_000;
@@ -78,7 +84,7 @@ export class BalancerPrimary implements ConfigSink {
 
   /** Starts every worker (each listening on the shared data address), the ops endpoint, then the source. */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
-    cluster.setupPrimary({ serialization: 'advanced' });
+    cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let listen: HostPort;
     try {
       [listen] = (await Promise.all(Array.from({ length: this.options.workers }, (_, slot) => this.fork(slot)))) as [HostPort];
@@ -196,6 +202,8 @@ export class BalancerPrimary implements ConfigSink {
   private fork(slot: number): Promise<HostPort> {
     const worker = cluster.fork({ SWITCHBOARD_WORKER_SLOT: String(slot) });
     const handle = new WorkerHandle(worker, slot);
+    relayLines(worker.process.stdout, this.options.output.stdout);
+    relayLines(worker.process.stderr, this.options.output.stderr);
     this.workers.set(worker.id, handle);
     return new Promise<HostPort>((resolve, reject) => {
       worker.on('message', (m: FromWorker) => {
@@ -292,4 +300,24 @@ export class BalancerPrimary implements ConfigSink {
   private async exposition(): Promise<{ contentType: string; text: string }> {
     return this.metrics.exposition(await this.queryAll<unknown[]>('metrics'));
   }
+}
+
+/** Passes a worker's output on in whole lines, so that they never interleave with the primary's mid-line. */
+function relayLines(stream: NodeJS.ReadableStream | null, write: (text: string) => void): void {
+  if (stream === null) return;
+  let rest = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const text = rest + chunk;
+    const end = text.lastIndexOf('\n') + 1;
+    if (end > 0) write(text.slice(0, end));
+    rest = text.slice(end);
+    if (rest.length > 1 << 20) {
+      write(`${rest}\n`); // a line without end past 1 MiB: out as it is
+      rest = '';
+    }
+  });
+  stream.on('end', () => {
+    if (rest) write(`${rest}\n`);
+  });
 }
