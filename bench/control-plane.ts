@@ -32,6 +32,17 @@ export interface AdminLatencyResult {
   maxMs: number;
 }
 
+/** When a balancer's `logs` say it applied `revision` (ms, its clock), if they do yet. */
+export function appliedAt(logs: string[], revision: number): number | undefined {
+  for (let i = logs.length - 1; i >= 0; i--) {
+    const line = logs[i]!;
+    if (!line.includes('configuration applied')) continue;
+    const o = JSON.parse(line) as { revision: number; time: number };
+    if (o.revision === revision) return o.time;
+  }
+  return undefined;
+}
+
 const summary = (h: hdr.Histogram) => ({ p50Ms: h.getValueAtPercentile(50), p99Ms: h.getValueAtPercentile(99), maxMs: h.maxValue });
 
 export async function propagationScenario(writes = 100, balancers = 5): Promise<PropagationResult> {
@@ -43,15 +54,6 @@ export async function propagationScenario(writes = 100, balancers = 5): Promise<
     const fromResponse = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000, numberOfSignificantValueDigits: 3 });
     const fromRequest = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000, numberOfSignificantValueDigits: 3 });
     let before = 0;
-    const appliedAt = (logs: string[], revision: number): number | undefined => {
-      for (let i = logs.length - 1; i >= 0; i--) {
-        const line = logs[i]!;
-        if (!line.includes('configuration applied')) continue;
-        const o = JSON.parse(line) as { revision: number; time: number };
-        if (o.revision === revision) return o.time;
-      }
-      return undefined;
-    };
     for (let i = 0; i < writes; i++) {
       const sent = Date.now();
       const res = await admin.api('PUT', '/v1/pools/bench/backends/127.0.0.1:1', { weight: 2 + (i % 500) });

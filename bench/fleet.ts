@@ -12,6 +12,7 @@
  */
 import * as hdr from 'hdr-histogram-js';
 import { ADMIN_TOKEN, startAdmin, type AdminProcess } from '../test/support/admin';
+import { appliedAt } from './control-plane';
 import { createDatabase, startPostgres } from '../test/support/postgres';
 import { killAll, sleep, startNode, type BalancerProcess } from '../test/support/processes';
 
@@ -27,17 +28,6 @@ export interface FleetResult {
 }
 
 const summary = (h: hdr.Histogram) => ({ p50Ms: h.getValueAtPercentile(50) - 1, p99Ms: h.getValueAtPercentile(99) - 1, maxMs: h.maxValue - 1 });
-
-/** When `logs` say revision `revision` was applied (ms, the process's clock), if they do yet. */
-function appliedAt(logs: string[], revision: number): number | undefined {
-  for (let i = logs.length - 1; i >= 0; i--) {
-    const line = logs[i]!;
-    if (!line.includes('configuration applied')) continue;
-    const o = JSON.parse(line) as { revision: number; time: number };
-    if (o.revision === revision) return o.time;
-  }
-  return undefined;
-}
 
 async function run(db: string, admins: AdminProcess[], balancers: number, writes: number, log: (line: string) => void): Promise<FleetResult> {
   const nodes: BalancerProcess[] = [];

@@ -11,7 +11,7 @@ import type { ConfigSink, ConfigSource } from './config/config-source';
 import { buildRuntime, Runtime, upstreamTlsOf } from './config/runtime';
 import type { Backend } from './pool/backend';
 import type { UpstreamTls } from './upstream/upstream-sessions';
-import { LocalVerdicts, type Verdicts } from './health/verdicts';
+import { LocalVerdicts, syncVerdicts, type Verdicts } from './health/verdicts';
 import { BalancerMetrics } from './ops/metrics';
 import { closeOpsServer, startOpsServer } from './ops/ops-server';
 import { describeState, type BalancerState } from './ops/state';
@@ -166,14 +166,8 @@ export class Balancer implements ConfigSink {
     );
     // Everything that can refuse the revision happens before it serves: a revision that throws
     // (and is NACKed) leaves the previous one serving.
+    syncVerdicts(this.verdicts, change, previous);
     this.runtime = change.runtime;
-    try {
-      this.verdicts.sync(change.runtime, change.retired);
-    } catch (err) {
-      this.runtime = previous;
-      this.verdicts.sync(previous, []);
-      throw err;
-    }
     this.upstreamFiles.set(config.pools.flatMap((p) => (p.tls ? [p.tls.caFile, p.tls.certFile, p.tls.keyFile].filter((f): f is string => f !== undefined) : [])));
     for (const b of change.retired) b.retire();
     for (const b of change.added) {

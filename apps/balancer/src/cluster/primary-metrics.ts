@@ -4,6 +4,7 @@
  * worker's, combined by each metric's `aggregator` (counters and histograms add up).
  */
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { reloadsCounter } from '../ops/metrics';
 
 /** Counted by the primary only: a worker's own count of the same would count each revision N times. */
 const PRIMARY_OWNED = new Set(['switchboard_config_reloads_total']);
@@ -16,12 +17,7 @@ export class PrimaryMetrics {
   constructor(workers: () => number) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.reloads = new Counter({
-      name: 'switchboard_config_reloads_total',
-      help: 'Configuration revisions offered to the balancer, by result (applied or rejected).',
-      labelNames: ['result'],
-      registers,
-    });
+    this.reloads = reloadsCounter(registers);
     this.restarts = new Counter({
       name: 'switchboard_worker_restarts_total',
       help: 'Data-plane workers that died and were replaced (their calls ended UNAVAILABLE).',

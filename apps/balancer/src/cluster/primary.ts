@@ -22,7 +22,7 @@ import type { PoolStats } from '#proto';
 import type { HostPort } from '../balancer';
 import type { ConfigSink, ConfigSource } from '../config/config-source';
 import { buildRuntime, Runtime } from '../config/runtime';
-import { LocalVerdicts } from '../health/verdicts';
+import { LocalVerdicts, syncVerdicts } from '../health/verdicts';
 import { closeOpsServer, startOpsServer } from '../ops/ops-server';
 import { describeState, type BalancerState } from '../ops/state';
 import { collectStats } from '../ops/stats-report';
@@ -163,14 +163,8 @@ export class BalancerPrimary implements ConfigSink {
     const previous = this.runtime;
     // Everything that can refuse the revision here (TLS files, addresses) does so before a worker sees it.
     const change = buildRuntime(config, revision, previous, this.upstreamOptions);
+    syncVerdicts(this.verdicts, change, previous);
     this.runtime = change.runtime;
-    try {
-      this.verdicts.sync(change.runtime, change.retired);
-    } catch (err) {
-      this.runtime = previous;
-      this.verdicts.sync(previous, []);
-      throw err;
-    }
     const refused = await this.applyOnWorkers(config, revision);
     if (refused !== null) {
       this.runtime = previous;

@@ -21,7 +21,7 @@ export class WorkerHandle {
   ) {
     // A send to a worker that is dying fails asynchronously with an 'error' event: without a
     // listener that would take the primary down with it.
-    worker.on('error', (err: Error) => this.lost(err));
+    worker.on('error', () => this.exited());
   }
 
   get pid(): number {
@@ -33,16 +33,11 @@ export class WorkerHandle {
     if (!this.worker.isConnected()) return;
     try {
       this.worker.send(message, (err: Error | null) => {
-        if (err) this.lost(err);
+        if (err) this.exited(); // the channel broke: the worker is dying, nothing it was asked will be answered
       });
-    } catch (err) {
-      this.lost(err as Error);
+    } catch {
+      this.exited();
     }
-  }
-
-  /** The IPC channel broke (the worker is dying): nothing it was asked will be answered. */
-  private lost(_err: Error): void {
-    this.exited();
   }
 
   /** Sends a message with a fresh id and resolves with the worker's reply to it. */

@@ -79,7 +79,7 @@ export class WorkerLink {
         this.verdicts.update(m.v);
         return;
       case 'query':
-        this.answer(m.id, m.what).then(
+        this.answer(m.what).then(
           (value) => this.send({ t: 'reply', id: m.id, ok: true, value }),
           (err: Error) => this.send({ t: 'reply', id: m.id, ok: false, error: err.message }),
         );
@@ -93,7 +93,7 @@ export class WorkerLink {
     }
   }
 
-  private async answer(id: number, what: Query): Promise<unknown> {
+  private async answer(what: Query): Promise<unknown> {
     switch (what) {
       case 'state':
         return { ...this.balancer.describe(), pid: process.pid };

@@ -5,7 +5,7 @@
  * which probes each backend once and ejects on every worker's outcomes (cluster/worker-verdicts).
  */
 import type { Logger } from 'pino';
-import type { Runtime } from '../config/runtime';
+import type { Runtime, RuntimeChange } from '../config/runtime';
 import type { Backend } from '../pool/backend';
 import type { Pool } from '../pool/pool';
 import { HealthChecks } from './health-checks';
@@ -17,6 +17,20 @@ export interface Verdicts {
   /** A call ended on `backend` with gRPC `status` (the data plane's per-call path: keep it cheap). */
   callEnded(pool: Pool, backend: Backend, status: number): void;
   stop(): void;
+}
+
+/**
+ * Brings `verdicts` in line with a revision being applied. If that throws (the revision is
+ * refused), they go back in line with `previous`, dropping the checks started for the added
+ * backends, and the error goes on to the caller.
+ */
+export function syncVerdicts(verdicts: Verdicts, change: RuntimeChange, previous: Runtime): void {
+  try {
+    verdicts.sync(change.runtime, change.retired);
+  } catch (err) {
+    verdicts.sync(previous, change.added);
+    throw err;
+  }
 }
 
 export class LocalVerdicts implements Verdicts {

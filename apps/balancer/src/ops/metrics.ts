@@ -11,6 +11,16 @@ import { codeName } from '../proxy/grpc-status';
 type CounterChild = ReturnType<Counter<'pool' | 'backend' | 'code'>['labels']>;
 type HistogramChild = ReturnType<Histogram<'pool'>['labels']>;
 
+/** Revisions applied or rejected: a single process's, or a multi-worker balancer's primary's. */
+export function reloadsCounter(registers: Registry[]): Counter<'result'> {
+  return new Counter({
+    name: 'switchboard_config_reloads_total',
+    help: 'Configuration revisions offered to the balancer, by result (applied or rejected).',
+    labelNames: ['result'],
+    registers,
+  });
+}
+
 export class BalancerMetrics {
   readonly registry = new Registry();
   private readonly calls: Counter<'pool' | 'backend' | 'code'>;
@@ -88,12 +98,7 @@ export class BalancerMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.reloads = new Counter({
-      name: 'switchboard_config_reloads_total',
-      help: 'Configuration revisions offered to the balancer, by result (applied or rejected).',
-      labelNames: ['result'],
-      registers,
-    });
+    this.reloads = reloadsCounter(registers);
     this.downstreamConnections = new Gauge({
       name: 'switchboard_downstream_connections',
       help: 'Open client HTTP/2 connections.',
