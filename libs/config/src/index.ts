@@ -4,3 +4,4 @@ export * from './canonical';
 export * from './diff';
 export * from './address';
 export * from './grpc-codes';
+export * from './patch';
