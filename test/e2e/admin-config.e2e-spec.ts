@@ -3,6 +3,7 @@
  * round trips, all-or-nothing apply, revisions with rollback, and concurrent writers.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import Database from 'libsql';
 import { parse } from 'yaml';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 
@@ -221,6 +222,53 @@ describe('the size a balancer can receive', () => {
   }, 60_000);
 });
 
+describe('history stored as patches between checkpoints', () => {
+  it('every revision reads back and rolls back exactly, across checkpoints and a restart; a single-backend change stores a patch of that backend', async () => {
+    const own = await startAdmin();
+    try {
+      const backends = Array.from({ length: 20 }, (_, i) => ({ address: `127.0.0.1:${7000 + i}` }));
+      expect((await own.api('PUT', '/v1/config', { pools: [{ name: 'h', match: { services: ['*'] }, backends }, { name: 'other', match: { authority: 'o' }, backends }] })).status).toBe(200);
+      // Revisions 2..71: one backend's weight each, so revision n has 127.0.0.1:7000+(n % 20) at weight n.
+      const expected = new Map<number, unknown>([[1, (await own.api('GET', '/v1/config')).body]]);
+      for (let n = 2; n <= 71; n++) {
+        const res = await own.api('PUT', `/v1/pools/h/backends/127.0.0.1:${7000 + (n % 20)}`, { weight: n });
+        expect(res.status).toBe(200);
+        expected.set(n, (await own.api('GET', '/v1/config')).body);
+      }
+      const check = async (label: string) => {
+        for (const n of [1, 2, 3, 40, 63, 64, 65, 66, 70, 71]) {
+          const rev = await own.api('GET', `/v1/revisions/${n}`);
+          expect({ label, n, status: rev.status, config: rev.body.config }).toEqual({ label, n, status: 200, config: expected.get(n) });
+        }
+      };
+      await check('before restart');
+      if (own.dbFile !== '') {
+        const db = new Database(own.dbFile, { readonly: true });
+        try {
+          const rows = db.prepare('SELECT number, config IS NOT NULL AS checkpoint, length(patch) AS patchBytes FROM Revision ORDER BY number').all() as { number: number; checkpoint: number; patchBytes: number | null }[];
+          expect(rows.filter((r) => r.checkpoint === 1).map((r) => r.number)).toEqual([1, 65]);
+          expect(Math.max(...rows.map((r) => r.patchBytes ?? 0))).toBeLessThan(200);
+        } finally {
+          db.close();
+        }
+      }
+      await own.stop();
+      const again = await startAdmin({ dataDir: own.dataDir, db: own.db });
+      try {
+        // The restarted admin knows its newest checkpoint and reads the same history.
+        const roll = await again.api('POST', '/v1/revisions/40/rollback');
+        expect(roll.status).toBe(200);
+        expect((await again.api('GET', '/v1/config')).body).toEqual(expected.get(40));
+        expect((await again.api('GET', `/v1/revisions/${roll.body.revision}`)).body.config).toEqual(expected.get(40));
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await own.stop();
+    }
+  }, 90_000);
+});
+
 describe('--revision-retention', () => {
   it('keeps the newest N revisions: older ones answer 404 (also to rollback), numbering goes on without reuse', async () => {
     const kept = await startAdmin({ args: ['--revision-retention', '3'] });
@@ -241,6 +289,21 @@ describe('--revision-retention', () => {
       expect(rollback.body.revision).toBe(7);
       expect((await kept.api('GET', '/v1/config')).body.pools[0].backends[0].weight).toBe(4);
       expect((await kept.api('GET', '/v1/revisions')).body.items.map((r: { number: number }) => r.number)).toEqual([7, 6, 5]);
+      // Single-backend changes are patches: the rows kept go back to the oldest kept one's checkpoint, no further.
+      for (let w = 8; w <= 80; w++) expect((await kept.api('PUT', '/v1/pools/r/backends/127.0.0.1:5000', { weight: w })).status).toBe(200);
+      expect((await kept.api('GET', '/v1/revisions')).body.items.map((r: { number: number }) => r.number)).toEqual([80, 79, 78]);
+      expect((await kept.api('GET', '/v1/revisions/78')).body.config.pools[0].backends[0].weight).toBe(78);
+      expect((await kept.api('GET', '/v1/revisions/77')).status).toBe(404);
+      if (kept.dbFile !== '') {
+        const db = new Database(kept.dbFile, { readonly: true });
+        try {
+          const { rows, oldest } = db.prepare('SELECT count(*) AS rows, min(number) AS oldest FROM Revision').get() as { rows: number; oldest: number };
+          expect(rows).toBeLessThanOrEqual(3 + 63);
+          expect(oldest).toBeGreaterThan(7);
+        } finally {
+          db.close();
+        }
+      }
     } finally {
       await kept.stop();
     }

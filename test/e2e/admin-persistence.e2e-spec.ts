@@ -20,8 +20,8 @@ describe('persistence', () => {
     try {
       expect((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode).toBe('wal');
       const migrations = db.prepare('SELECT migration_name, finished_at FROM _prisma_migrations').all() as { migration_name: string; finished_at: unknown }[];
-      expect(migrations.map((m) => m.migration_name)).toEqual(['20261125000000_init']);
-      expect(migrations[0]!.finished_at).not.toBeNull();
+      expect(migrations.map((m) => m.migration_name)).toEqual(['20261125000000_init', '20261201000000_revision_patches']);
+      expect(migrations.every((m) => m.finished_at !== null)).toBe(true);
     } finally {
       db.close();
     }

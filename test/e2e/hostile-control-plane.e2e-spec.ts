@@ -6,7 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { controlPlane, type ConnectStream, type ControlMessage } from '#proto';
+import { controlPlane, type ConnectStream, type ControlMessage, type Snapshot } from '#proto';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 import { rssMiB } from '../support/counting-backend';
 import { sleep, waitFor } from '../support/processes';
@@ -17,14 +17,18 @@ const said = (what: string): void => {
 
 afterAll(() => killAdmins());
 
-function connect(admin: AdminProcess, token: string | null): { client: grpc.Client; stream: ConnectStream; status: Promise<grpc.StatusObject>; snapshots: ControlMessage[] } {
+function connect(admin: AdminProcess, token: string | null): { client: grpc.Client; stream: ConnectStream; status: Promise<grpc.StatusObject>; snapshots: Snapshot[] } {
   const { Client } = controlPlane();
   const client = new Client(admin.grpc, grpc.credentials.createInsecure());
   const md = new grpc.Metadata();
   if (token) md.set('authorization', `Bearer ${token}`);
   const stream = client.Connect(md);
-  const snapshots: ControlMessage[] = [];
-  stream.on('data', (m: ControlMessage) => snapshots.push(m));
+  // A client that does not say it takes deltas gets whole snapshots only.
+  const snapshots: Snapshot[] = [];
+  stream.on('data', (m: ControlMessage) => {
+    if (m.message !== 'snapshot') throw new Error(`a ${m.message} to a client without deltas`);
+    snapshots.push(m.snapshot);
+  });
   stream.on('error', () => {});
   const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
   return { client, stream, status, snapshots };
@@ -120,9 +124,9 @@ describe('control-plane abuse', () => {
       // The node that reads again gets what was in flight and the latest revision, not one snapshot per commit.
       const seen = slow[0]!.snapshots.length;
       slow[0]!.stream.resume();
-      await waitFor('latest snapshot', () => slow[0]!.snapshots.some((m) => m.snapshot.revision === commits + 1), 10_000);
+      await waitFor('latest snapshot', () => slow[0]!.snapshots.some((m) => m.revision === commits + 1), 10_000);
       await sleep(300);
-      const delivered = slow[0]!.snapshots.slice(seen).map((m) => m.snapshot.revision);
+      const delivered = slow[0]!.snapshots.slice(seen).map((m) => m.revision);
       said(`after it resumed, the slow node received revisions ${delivered.join(', ')} (of ${commits} committed meanwhile)`);
       // Before coalescing: all 60. Now: what the kernel's socket buffers took before the window
       // closed (a few), the one in flight and the latest.

@@ -41,5 +41,10 @@ export function stableStringify(value: unknown): string {
 
 /** A strong HTTP entity tag for a value: a hash of its stable serialisation. */
 export function entityTag(value: unknown): string {
-  return `"${createHash('sha256').update(stableStringify(value)).digest('base64url').slice(0, 22)}"`;
+  return entityTagOf(stableStringify(value));
+}
+
+/** entityTag of the value whose stableStringify is `stable` (for a caller that has it already). */
+export function entityTagOf(stable: string): string {
+  return `"${createHash('sha256').update(stable).digest('base64url').slice(0, 22)}"`;
 }

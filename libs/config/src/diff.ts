@@ -54,6 +54,27 @@ export function diffFields(before: object | undefined, after: object | undefined
   return fields;
 }
 
+/** Equal as JSON values (object keys in any order; undefined members count as absent). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => sameJson(x, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  let count = 0;
+  for (const k in ao) {
+    if (ao[k] === undefined) continue;
+    count++;
+    if (!sameJson(ao[k], bo[k])) return false;
+  }
+  for (const k in bo) if (bo[k] !== undefined) count--;
+  return count === 0;
+}
+
 function diffByKey<T>(
   before: readonly T[],
   after: readonly T[],
@@ -65,6 +86,8 @@ function diffByKey<T>(
   const next = new Map(after.map((t) => [key(t), t]));
   for (const [name, is] of next) {
     const was = old.get(name);
+    // Most resources are unchanged: an equality check is far cheaper than listing their fields.
+    if (was !== undefined && (was === is || sameJson(body(was), body(is)))) continue;
     const fields = diffFields(was ? body(was) : undefined, body(is));
     if (!was) emit('create', name, fields);
     else if (fields.length > 0) emit('update', name, fields);

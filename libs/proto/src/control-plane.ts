@@ -12,10 +12,21 @@ export interface Hello {
   nodeId: string;
   appliedRevision: number;
   version: string;
+  /** Takes Delta messages and snapshots in parts. */
+  deltas?: boolean;
 }
 export interface Snapshot {
   revision: number;
   configJson: string;
+  /** With parts > 1, configJson is piece `part` of `parts` (0: whole). */
+  part?: number;
+  parts?: number;
+}
+export interface Delta {
+  baseRevision: number;
+  revision: number;
+  patchJson: string;
+  configHash: string;
 }
 export interface Ack {
   revision: number;
@@ -23,6 +34,8 @@ export interface Ack {
 export interface Nack {
   revision: number;
   reason: string;
+  /** Could not apply a Delta: asks for a snapshot (not a rejection of the config). */
+  resync?: boolean;
 }
 export interface BackendStats {
   address: string;
@@ -52,7 +65,7 @@ export type NodeMessage =
   | { message: 'nack'; nack: Nack }
   | { message: 'stats'; stats: StatsReport };
 
-export type ControlMessage = { message: 'snapshot'; snapshot: Snapshot };
+export type ControlMessage = { message: 'snapshot'; snapshot: Snapshot } | { message: 'delta'; delta: Delta };
 
 export type ConnectStream = grpc.ClientDuplexStream<NodeMessage, ControlMessage>;
 export interface ControlPlaneClient extends grpc.Client {

@@ -12,7 +12,7 @@
  * database. One admin process owns a database file.
  */
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { canonicalConfig, diffConfigs, validateConfig, type ConfigDiff, type ConfigError, type SwitchboardConfig } from '#config';
+import { applyPatch, canonicalConfig, diffConfigs, entityTag, patchFromDiff, validateConfig, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { CommitNotifier } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
@@ -39,7 +39,20 @@ export interface CommitOptions {
   errorPath?: (error: ConfigError) => string;
 }
 
-export type CommitListener = (state: ConfigState, diff: ConfigDiff) => void;
+/** A committed change as the control plane pushes it: the whole new config, or the patch from `base`. */
+export interface CommitEvent {
+  state: ConfigState;
+  diff: ConfigDiff;
+  /** The revision `patch` applies to (the one before, or older when another admin's commits are caught up with at once). */
+  base: number;
+  patch: ConfigPatch;
+  /** JSON of `state.config`, made once per commit for every balancer. */
+  json: string;
+  /** entityTag of `state.config` (made on first call): a balancer checks the config a patch gave it against this. */
+  hash(): string;
+}
+
+export type CommitListener = (event: CommitEvent) => void;
 
 /** The largest configuration a balancer can receive in one snapshot: gRPC's 4 MiB message limit, less room for the envelope. */
 export const MAX_PUSHED_CONFIG_BYTES = 4 * 1024 * 1024 - 64 * 1024;
@@ -101,12 +114,28 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     if (latest <= this.state.revision) return;
     // The revision row holds the whole config it made: one consistent read (the resource tables,
     // read table by table, could mix two commits made meanwhile).
-    const stored = await this.repository.revision(latest);
-    if (stored === undefined) return;
-    const next = { revision: latest, config: canonicalConfig(stored.config) };
-    const diff = diffConfigs(this.state.config, next.config);
-    this.state = next;
-    for (const listener of this.listeners) listener(this.state, diff);
+    // What others committed is the patches after this admin's revision (unless one was a checkpoint).
+    const patches = this.state.revision > 0 ? await this.repository.patches(this.state.revision, latest) : undefined;
+    let config: SwitchboardConfig | undefined;
+    if (patches !== undefined) {
+      config = this.state.config;
+      for (const p of patches) config = applyPatch(config, p);
+    } else {
+      const stored = await this.repository.config(latest);
+      if (stored === undefined) return;
+      config = canonicalConfig(stored);
+    }
+    const base = this.state.revision;
+    const diff = diffConfigs(this.state.config, config);
+    this.publish(base, { revision: latest, config }, diff, patches?.length === 1 ? patches[0]! : patchFromDiff(config, diff), JSON.stringify(config));
+  }
+
+  private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch, json: string): void {
+    this.state = state;
+    if (this.listeners.size === 0) return;
+    let hash: string | undefined;
+    const event: CommitEvent = { state, diff, base, patch, json, hash: () => (hash ??= entityTag(state.config)) };
+    for (const listener of this.listeners) listener(event);
   }
 
   current(): ConfigState {
@@ -133,7 +162,8 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       const next = this.validate(change(before), options.errorPath);
       const diff = diffConfigs(before.config, next);
       if (diff.changes.length === 0) return { state: before, diff, changed: false };
-      const bytes = Buffer.byteLength(JSON.stringify(next));
+      const json = JSON.stringify(next);
+      const bytes = Buffer.byteLength(json);
       if (bytes > MAX_PUSHED_CONFIG_BYTES) {
         // A revision no balancer can receive (gRPC's 4 MiB message limit) must not be committed.
         throw new ProblemException(
@@ -145,9 +175,10 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
         );
       }
       const revision = before.revision + 1;
+      const patch = patchFromDiff(next, diff);
       const message = typeof options.message === 'function' ? options.message() : options.message;
       try {
-        await this.repository.commit(revision, next, diff, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
+        await this.repository.commit(revision, { next, json, diff, patch }, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
       } catch (err) {
         // Another admin committed this revision number first (the whole transaction rolled back).
         if (this.notifier !== null && (err as { code?: string }).code === 'P2002') {
@@ -156,8 +187,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
         }
         throw err;
       }
-      this.state = { revision, config: next };
-      for (const listener of this.listeners) listener(this.state, diff);
+      this.publish(before.revision, { revision, config: next }, diff, patch, json);
       void this.notifier?.notify(revision);
       return { state: this.state, diff, changed: true };
     });

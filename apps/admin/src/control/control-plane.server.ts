@@ -4,19 +4,26 @@
  * scope (or `admin`) and say Hello first. It gets the current snapshot at once and every new
  * revision as it is committed; its Acks, Nacks and stats reports go to NodesService.
  *
- * A node that stops reading costs at most one snapshot in flight and one waiting: a snapshot is
- * written only once the previous one was taken by the transport, and commits made meanwhile
- * only replace the waiting one (the latest wins: every snapshot is the whole config). A node
- * that has not taken a snapshot for SLOW_NODE_MS is disconnected with RESOURCE_EXHAUSTED.
+ * A balancer that says it takes deltas (Hello.deltas) gets each commit as the patch from the
+ * revision it runs, with the hash of the config the patch must give; its snapshots go in parts of
+ * at most SNAPSHOT_PART_CHARS characters, so no config size meets gRPC's 4 MiB message limit. On
+ * connecting at the current revision it gets an empty delta (the hash alone checks its config);
+ * a Nack with `resync` (another base, or another result) gets it a snapshot.
+ *
+ * A node that stops reading costs a bounded queue: a message is written only once the previous
+ * one was taken by the transport; up to MAX_QUEUED_DELTAS deltas wait, beyond that (or for a
+ * balancer without deltas) the queue is replaced by one snapshot of the latest revision. A node
+ * that has not taken a message for SLOW_NODE_MS is disconnected with RESOURCE_EXHAUSTED.
  */
 import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '#common';
+import { entityTag } from '#config';
 import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
 import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
-import { ConfigService, type ConfigState } from '../config/config.service';
+import { ConfigService, type CommitEvent, type ConfigState } from '../config/config.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { NodesService } from './nodes.service';
 
@@ -26,15 +33,33 @@ const NODE_ID = /^[A-Za-z0-9._-]{1,128}$/;
 /** How long a node may leave a snapshot unread before it is disconnected. */
 export const SLOW_NODE_MS = 60_000;
 
+/** A snapshot's JSON goes in pieces of at most this many characters (at most 3 MiB of UTF-8). */
+export const SNAPSHOT_PART_CHARS = Number(process.env.SWITCHBOARD_SNAPSHOT_PART_CHARS) || 1024 * 1024;
+/** Deltas that may wait for a slow node before they are replaced by one snapshot. */
+const MAX_QUEUED_DELTAS = 16;
+
 /** What is being sent to one node. */
 interface Outbox {
   nodeId: string;
-  /** A snapshot is with the transport (its write callback has not run yet), since this time. */
+  /** The balancer takes deltas and snapshots in parts. */
+  deltas: boolean;
+  /** A message is with the transport (its write callback has not run yet), since this time. */
   writingSince: number | null;
-  /** The newest state not yet written, if a write is in flight. */
-  waiting: ConfigState | null;
+  /** Messages not yet written: deltas in order, or the parts of one snapshot. */
+  queue: ControlMessage[];
+  /** The revision the node runs once the queue is written and applied. */
+  head: number;
   /** Disconnected for not reading. */
   dropped: boolean;
+}
+
+/** The newest commit, as every node's messages are made from it. */
+interface Latest {
+  state: ConfigState;
+  json: string;
+  hash: () => string;
+  /** The patch from `base`, as JSON (made once for every node). */
+  delta: { base: number; patchJson: string } | null;
 }
 
 @Injectable()
@@ -50,9 +75,27 @@ export class ControlPlaneServer implements OnModuleDestroy {
     @Inject(ADMIN_SETTINGS) settings: AdminSettings,
   ) {
     this.log = settings.logger.child({ component: 'control-plane' });
-    config.onCommit((state) => {
-      for (const [stream, outbox] of this.streams) this.send(stream, outbox, state);
+    config.onCommit((event) => {
+      this.latest = latestOf(event);
+      // After the write's response: a hash and thousands of writes are no part of its latency.
+      const latest = this.latest;
+      setImmediate(() => {
+        for (const [stream, outbox] of this.streams) this.enqueue(stream, outbox, latest);
+      });
     });
+  }
+
+  private latest: Latest | null = null;
+
+  /** The current revision's messages source (made from the config service's state before any commit here). */
+  private current(): Latest {
+    const state = this.config.current();
+    if (this.latest?.state !== state) {
+      const json = JSON.stringify(state.config);
+      let hash: string | undefined;
+      this.latest = { state, json, hash: () => (hash ??= entityTag(state.config)), delta: null };
+    }
+    return this.latest;
   }
 
   /** Listens on `address`: TLS with `credentials`, else cleartext. */
@@ -120,16 +163,27 @@ export class ControlPlaneServer implements OnModuleDestroy {
         if (certName !== undefined && certName !== claimed) this.log.info({ nodeId: claimed, certificate: certName }, 'balancer\'s node id differs from its certificate\'s name');
         nodeId = claimed;
         session = this.nodes.connected(nodeId, msg.hello.appliedRevision);
-        const outbox: Outbox = { nodeId, writingSince: null, waiting: null, dropped: false };
+        const outbox: Outbox = { nodeId, deltas: msg.hello.deltas === true, writingSince: null, queue: [], head: 0, dropped: false };
         this.streams.set(stream, outbox);
-        this.log.info({ nodeId, peer, token: principal.name, appliedRevision: msg.hello.appliedRevision }, 'balancer connected');
-        this.send(stream, outbox, this.config.current());
+        this.log.info({ nodeId, peer, token: principal.name, appliedRevision: msg.hello.appliedRevision, deltas: outbox.deltas }, 'balancer connected');
+        const latest = this.current();
+        if (latest.state.revision === 0) return;
+        if (outbox.deltas && msg.hello.appliedRevision === latest.state.revision) {
+          // It runs this revision already (its stored snapshot): the hash checks the content.
+          const revision = latest.state.revision;
+          this.replace(stream, outbox, [{ message: 'delta', delta: { baseRevision: revision, revision, patchJson: '{}', configHash: latest.hash() } }], revision);
+        } else this.replace(stream, outbox, this.snapshotOf(latest, outbox), latest.state.revision);
         return;
       }
       if (nodeId === undefined) return refuse(grpc.status.FAILED_PRECONDITION, `${msg.message} before hello: unknown node`);
       if (msg.message === 'ack') {
         this.nodes.acked(nodeId, msg.ack.revision);
         this.log.debug({ nodeId, revision: msg.ack.revision }, 'balancer applied revision');
+      } else if (msg.message === 'nack' && msg.nack.resync) {
+        this.log.info({ nodeId, revision: msg.nack.revision, reason: msg.nack.reason }, 'balancer asks for a snapshot');
+        const latest = this.current();
+        const outbox = this.streams.get(stream);
+        if (outbox !== undefined) this.replace(stream, outbox, this.snapshotOf(latest, outbox), latest.state.revision);
       } else if (msg.message === 'nack') {
         this.nodes.nacked(nodeId, msg.nack.revision, msg.nack.reason);
         this.log.warn({ nodeId, revision: msg.nack.revision, reason: msg.nack.reason }, 'balancer rejected revision');
@@ -146,26 +200,59 @@ export class ControlPlaneServer implements OnModuleDestroy {
     stream.on('close', closed);
   }
 
-  private send(stream: Stream, outbox: Outbox, state: ConfigState): void {
-    if (state.revision === 0 || outbox.dropped) return; // nothing configured yet, or on its way out
+  /** A commit for one node: a delta if it will run the patch's base and few wait, else a snapshot. */
+  private enqueue(stream: Stream, outbox: Outbox, latest: Latest): void {
+    if (outbox.dropped || this.streams.get(stream) !== outbox) return;
+    const revision = latest.state.revision;
+    if (revision <= outbox.head) return; // it gets this one already (connected after the commit)
+    const d = latest.delta;
+    if (outbox.deltas && d !== null && d.base === outbox.head && outbox.queue.length < MAX_QUEUED_DELTAS && outbox.queue.every((m) => m.message === 'delta')) {
+      outbox.queue.push({ message: 'delta', delta: { baseRevision: d.base, revision, patchJson: d.patchJson, configHash: latest.hash() } });
+      outbox.head = revision;
+      this.pump(stream, outbox);
+    } else this.replace(stream, outbox, this.snapshotOf(latest, outbox), revision);
+  }
+
+  /** The whole config: in parts for a balancer that takes them, else in one message. */
+  private snapshotOf(latest: Latest, outbox: Outbox): ControlMessage[] {
+    const { json } = latest;
+    const revision = latest.state.revision;
+    if (!outbox.deltas || json.length <= SNAPSHOT_PART_CHARS) return [{ message: 'snapshot', snapshot: { revision, configJson: json, part: 0, parts: 1 } }];
+    const parts = Math.ceil(json.length / SNAPSHOT_PART_CHARS);
+    return Array.from({ length: parts }, (_, part) => ({
+      message: 'snapshot' as const,
+      snapshot: { revision, configJson: json.slice(part * SNAPSHOT_PART_CHARS, (part + 1) * SNAPSHOT_PART_CHARS), part, parts },
+    }));
+  }
+
+  /** Whatever waited is replaced by `messages` (the latest wins: a snapshot is the whole config). */
+  private replace(stream: Stream, outbox: Outbox, messages: ControlMessage[], head: number): void {
+    outbox.queue = messages;
+    outbox.head = head;
+    this.pump(stream, outbox);
+  }
+
+  private pump(stream: Stream, outbox: Outbox): void {
+    if (outbox.dropped || outbox.queue.length === 0) return;
     if (outbox.writingSince !== null) {
-      outbox.waiting = state; // the latest replaces whatever waited: each snapshot is the whole config
       if (Date.now() - outbox.writingSince > SLOW_NODE_MS) {
         this.log.warn({ nodeId: outbox.nodeId, waitedMs: Date.now() - outbox.writingSince }, 'control plane: balancer is not reading its snapshots; disconnecting it');
         outbox.dropped = true;
-        outbox.waiting = null;
+        outbox.queue = [];
         stream.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `no snapshot taken for ${SLOW_NODE_MS} ms` });
       }
       return;
     }
     outbox.writingSince = Date.now();
-    stream.write({ message: 'snapshot', snapshot: { revision: state.revision, configJson: JSON.stringify(state.config) } }, () => {
+    stream.write(outbox.queue.shift()!, () => {
       outbox.writingSince = null;
-      const next = outbox.waiting;
-      outbox.waiting = null;
-      if (next !== null && this.streams.get(stream) === outbox) this.send(stream, outbox, next);
+      if (this.streams.get(stream) === outbox) this.pump(stream, outbox);
     });
   }
+}
+
+function latestOf(event: CommitEvent): Latest {
+  return { state: event.state, json: event.json, hash: event.hash, delta: { base: event.base, patchJson: JSON.stringify(event.patch) } };
 }
 
 /** The common name of the client certificate a balancer presented (mTLS), if any. */

@@ -1,13 +1,22 @@
 /**
  * Storage of the configuration: the current resources in the HealthPolicy, Pool and Backend
- * tables, plus one Revision row per committed change holding the whole resulting config and
- * its diff. `commit` writes both in one SQLite transaction, so after a crash (even kill -9
- * mid-write) the tables and the newest revision always agree. With --revision-retention N the
- * same transaction deletes the revisions older than the newest N (their numbers are not reused).
+ * tables, plus one Revision row per committed change with its diff and either the whole
+ * resulting config (a checkpoint) or the patch from the revision before. `commit` writes both in
+ * one transaction, so after a crash (even kill -9 mid-write) the tables and the newest revision
+ * always agree.
+ *
+ * Checkpoints: the first revision, then every CHECKPOINT_EVERY-th, and any change whose patch
+ * would be a large part of the config (a whole-config PUT). A revision's config is its nearest
+ * checkpoint at or before it with the patches after it applied: at most CHECKPOINT_EVERY - 1 of
+ * them, and the result is exact (patches are whole resources, see libs/config/src/patch.ts).
+ *
+ * With --revision-retention N only the newest N revisions are served (older ones answer 404);
+ * the same transaction deletes the rows no kept revision needs, i.e. those before the newest
+ * checkpoint at or before the oldest kept revision. Numbers are never reused.
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { canonicalConfig, validateConfig, type ConfigDiff, type SwitchboardConfig } from '#config';
+import { applyPatch, canonicalConfig, validateConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
 import type { Prisma } from '../generated/prisma/client';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from './prisma.service';
@@ -29,12 +38,25 @@ export interface RevisionPage {
 
 /** The longest a commit's transaction may take (Prisma's default is 5 s). */
 const TRANSACTION_TIMEOUT_MS = 120_000;
+/** A checkpoint at least every this many revisions: what reading an old revision replays at most. */
+export const CHECKPOINT_EVERY = 64;
+
+/** What a commit stores besides the tables. */
+export interface CommitContent {
+  next: SwitchboardConfig;
+  /** JSON of `next` (already made for the size check). */
+  json: string;
+  diff: ConfigDiff;
+  patch: ConfigPatch;
+}
 
 @Injectable()
 export class ConfigRepository {
   private readonly log: Logger;
   /** Revisions kept (0: all). */
   private readonly retention: number;
+  /** The newest checkpoint this admin knows of (others sharing the database may have made newer ones). */
+  private lastCheckpoint = 0;
 
   constructor(
     private readonly prisma: PrismaService,
@@ -46,11 +68,13 @@ export class ConfigRepository {
 
   /** The current configuration from the tables, and the newest revision number (0: none yet). */
   async loadCurrent(): Promise<{ revision: number; config: SwitchboardConfig }> {
-    const [policies, pools, newest] = await Promise.all([
+    const [policies, pools, newest, checkpoint] = await Promise.all([
       this.prisma.healthPolicy.findMany(),
       this.prisma.pool.findMany({ include: { backends: true } }),
       this.prisma.revision.findFirst({ orderBy: { number: 'desc' }, select: { number: true } }),
+      this.prisma.revision.findFirst({ where: { config: { not: null } }, orderBy: { number: 'desc' }, select: { number: true } }),
     ]);
+    this.lastCheckpoint = checkpoint?.number ?? 0;
     const raw = {
       healthPolicies: policies.map((p) => ({ name: p.name, ...(JSON.parse(p.spec) as object) })),
       pools: pools.map((p) => ({
@@ -75,7 +99,8 @@ export class ConfigRepository {
   }
 
   /** Writes the changed resources and revision `number` atomically. */
-  async commit(number: number, next: SwitchboardConfig, diff: ConfigDiff, meta: { author: string; message?: string; rollbackOf?: number }): Promise<Date> {
+  async commit(number: number, content: CommitContent, meta: { author: string; message?: string; rollbackOf?: number }): Promise<Date> {
+    const { next, diff } = content;
     const ops: Prisma.PrismaPromise<unknown>[] = [];
     const pools = new Map(next.pools.map((p) => [p.name, p]));
     const policies = new Map(next.healthPolicies.map((p) => [p.name, p]));
@@ -107,6 +132,9 @@ export class ConfigRepository {
       ops.push(this.prisma.backend.upsert({ where: { poolName_address: { poolName, address: b.address } }, create: { poolName, address: b.address, ...row }, update: row }));
     }
     const createdAt = new Date();
+    const patch = JSON.stringify(content.patch);
+    // A patch a quarter the size of the config or more (a whole-config PUT) is stored as the config itself.
+    const checkpoint = number === 1 || number - this.lastCheckpoint >= CHECKPOINT_EVERY || patch.length * 4 >= content.json.length;
     ops.push(
       this.prisma.revision.create({
         data: {
@@ -115,27 +143,71 @@ export class ConfigRepository {
           author: meta.author,
           message: meta.message ?? null,
           rollbackOf: meta.rollbackOf ?? null,
-          config: JSON.stringify(next),
+          config: checkpoint ? content.json : null,
+          patch: checkpoint ? null : patch,
           diff: JSON.stringify(diff),
         },
       }),
     );
     // History bounded by --revision-retention: in the same transaction, so a crash cannot leave more.
-    if (this.retention > 0) ops.push(this.prisma.revision.deleteMany({ where: { number: { lte: number - this.retention } } }));
+    if (this.retention > 0) {
+      const oldestKept = number - this.retention + 1;
+      // The rows before the checkpoint the oldest kept revision is read from.
+      const base = checkpoint && number <= oldestKept ? number : (await this.checkpointAtOrBefore(oldestKept))?.number;
+      if (base !== undefined) ops.push(this.prisma.revision.deleteMany({ where: { number: { lt: base } } }));
+    }
     // A whole-config write of thousands of rows takes more than the 5 s default on PostgreSQL (one round trip each).
     await this.prisma.$transaction(ops, { timeout: TRANSACTION_TIMEOUT_MS, maxWait: TRANSACTION_TIMEOUT_MS });
+    if (checkpoint) this.lastCheckpoint = number;
     return createdAt;
   }
 
+  private checkpointAtOrBefore(number: number): Promise<{ number: number; config: string | null } | null> {
+    return this.prisma.revision.findFirst({ where: { number: { lte: number }, config: { not: null } }, orderBy: { number: 'desc' }, select: { number: true, config: true } });
+  }
+
+  /** The oldest revision served: all with no retention, else the newest N. */
+  private async floor(): Promise<number> {
+    return this.retention > 0 ? (await this.latestRevision()) - this.retention + 1 : 1;
+  }
+
   async revision(number: number): Promise<StoredRevision | undefined> {
+    if (number < (await this.floor())) return undefined;
     const row = await this.prisma.revision.findUnique({ where: { number } });
-    return row ? { ...row, config: JSON.parse(row.config) as SwitchboardConfig, diff: JSON.parse(row.diff) as ConfigDiff } : undefined;
+    if (!row) return undefined;
+    const { patch: _patch, ...meta } = row;
+    return { ...meta, config: row.config !== null ? (JSON.parse(row.config) as SwitchboardConfig) : await this.rebuild(number), diff: JSON.parse(row.diff) as ConfigDiff };
+  }
+
+  /** The config of revision `number`: its checkpoint with the patches after it applied in order. */
+  async config(number: number): Promise<SwitchboardConfig | undefined> {
+    const row = await this.prisma.revision.findUnique({ where: { number }, select: { config: true } });
+    if (!row) return undefined;
+    return row.config !== null ? (JSON.parse(row.config) as SwitchboardConfig) : this.rebuild(number);
+  }
+
+  /** The patches that take revision `from` to `to` (from < to), in order; undefined when one is a checkpoint or gone. */
+  async patches(from: number, to: number): Promise<ConfigPatch[] | undefined> {
+    const rows = await this.prisma.revision.findMany({ where: { number: { gt: from, lte: to } }, orderBy: { number: 'asc' }, select: { number: true, patch: true } });
+    if (rows.length !== to - from || rows.some((r) => r.patch === null)) return undefined;
+    return rows.map((r) => JSON.parse(r.patch!) as ConfigPatch);
+  }
+
+  private async rebuild(number: number): Promise<SwitchboardConfig> {
+    const checkpoint = await this.checkpointAtOrBefore(number);
+    if (checkpoint === null) throw new Error(`revision ${number} has no checkpoint before it`);
+    const patches = await this.patches(checkpoint.number, number);
+    if (patches === undefined) throw new Error(`revisions ${checkpoint.number + 1}..${number} are incomplete`);
+    let config = canonicalConfig(JSON.parse(checkpoint.config!) as SwitchboardConfig);
+    for (const p of patches) config = applyPatch(config, p);
+    return config;
   }
 
   /** Newest first; `before` is the cursor (a revision number). */
   async revisions(limit: number, before?: number): Promise<RevisionPage> {
+    const floor = await this.floor();
     const rows = await this.prisma.revision.findMany({
-      where: before !== undefined ? { number: { lt: before } } : {},
+      where: { number: { gte: floor, ...(before !== undefined ? { lt: before } : {}) } },
       orderBy: { number: 'desc' },
       take: limit + 1,
       select: { number: true, createdAt: true, author: true, message: true, rollbackOf: true, diff: true },

@@ -8,13 +8,18 @@
  * a balancer whose admin is down keeps serving its last good config, also across its own
  * restart (static stability). A lost stream is retried with exponential backoff and full
  * jitter. Stats go up the same stream at a fixed interval.
+ *
+ * The balancer says it takes deltas: a change comes as the patch from the revision it runs, and
+ * the config it gives must have the hash the admin sent; when it cannot be applied (another base,
+ * another result) the Nack asks for a snapshot (`resync`). Snapshots may come in parts, which are
+ * put together in order before anything is parsed.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { describeErrors, stableStringify, validateConfig } from '#config';
-import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type PoolStats, type Snapshot } from '#proto';
+import { applyPatch, canonicalConfig, describeErrors, entityTagOf, stableStringify, validateConfig, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type Delta, type PoolStats, type Snapshot } from '#proto';
 import type { TlsMaterial } from '#common';
 import type { ConfigSink, ConfigSource } from './config-source';
 
@@ -40,6 +45,9 @@ interface StoredSnapshot {
   config: unknown;
 }
 
+/** The most characters a snapshot in parts may add up to, so a broken admin cannot grow the balancer without bound. */
+const MAX_SNAPSHOT_CHARS = 64 * 1024 * 1024;
+
 export class AdminConfigSource implements ConfigSource {
   private sink: ConfigSink | null = null;
   private client: ControlPlaneClient | null = null;
@@ -47,6 +55,10 @@ export class AdminConfigSource implements ConfigSource {
   private applied = 0;
   /** The applied config, serialised stably: a snapshot with the same revision but other content (a rebuilt admin database) is applied. */
   private appliedContent = '';
+  /** The applied config (canonical): what deltas apply to. */
+  private appliedConfig: SwitchboardConfig | null = null;
+  /** The parts of a snapshot received so far. */
+  private parts: { revision: number; parts: number; pieces: string[]; chars: number } | null = null;
   private attempt = 0;
   private stopped = false;
   private clientStale = false;
@@ -123,8 +135,7 @@ export class AdminConfigSource implements ConfigSource {
       return;
     }
     await this.sink!.apply(result.config, stored.revision);
-    this.applied = stored.revision;
-    this.appliedContent = stableStringify(result.config);
+    this.setApplied(stored.revision, result.config);
     this.log.info({ revision: stored.revision, file: this.file }, 'serving the stored snapshot until the admin answers');
   }
 
@@ -140,15 +151,19 @@ export class AdminConfigSource implements ConfigSource {
     const stream = this.client!.Connect(metadata);
     this.stream = stream;
     let answered = false;
-    stream.write({ message: 'hello', hello: { nodeId: this.options.nodeId, appliedRevision: this.applied, version: '' } });
+    this.parts = null;
+    stream.write({ message: 'hello', hello: { nodeId: this.options.nodeId, appliedRevision: this.applied, version: '', deltas: true } });
     stream.on('data', (msg: ControlMessage) => {
       if (!answered) {
         answered = true;
         this.attempt = 0;
-        this.log.info({ admin: this.clientAddress, revision: msg.snapshot?.revision }, 'connected to the admin');
+        this.log.info({ admin: this.clientAddress, revision: msg.message === 'snapshot' ? msg.snapshot.revision : msg.delta.revision }, 'connected to the admin');
       }
-      // Snapshots are applied one at a time, in order (a multi-worker apply takes a moment).
-      if (msg.message === 'snapshot') this.snapshots = this.snapshots.then(() => this.onSnapshot(stream, msg.snapshot));
+      // Snapshots and deltas are applied one at a time, in order (a multi-worker apply takes a moment).
+      if (msg.message === 'snapshot') {
+        const whole = this.assemble(stream, msg.snapshot);
+        if (whole !== null) this.snapshots = this.snapshots.then(() => this.onSnapshot(stream, whole));
+      } else if (msg.message === 'delta') this.snapshots = this.snapshots.then(() => this.onDelta(stream, msg.delta));
     });
     this.statsTimer = setInterval(() => this.report(stream), this.options.statsIntervalMs);
     this.statsTimer.unref();
@@ -181,34 +196,97 @@ export class AdminConfigSource implements ConfigSource {
     return Math.round(initialMs / 2 + Math.random() * Math.max(0, cap - initialMs / 2));
   }
 
+  /** A whole snapshot: this one, or the last of its parts; null while parts are missing. */
+  private assemble(stream: ConnectStream, snapshot: Snapshot): Snapshot | null {
+    const parts = snapshot.parts ?? 0;
+    if (parts <= 1) {
+      this.parts = null;
+      return snapshot;
+    }
+    const part = snapshot.part ?? 0;
+    if (part === 0) this.parts = { revision: snapshot.revision, parts, pieces: [], chars: 0 };
+    const p = this.parts;
+    if (p === null || p.revision !== snapshot.revision || p.parts !== parts || p.pieces.length !== part) {
+      // A part out of order (never sent so by the admin): drop what came and ask again.
+      this.parts = null;
+      this.resync(stream, snapshot.revision, `snapshot part ${part} of ${parts} out of order`);
+      return null;
+    }
+    p.chars += snapshot.configJson.length;
+    if (p.chars > MAX_SNAPSHOT_CHARS) {
+      this.parts = null;
+      stream.write({ message: 'nack', nack: { revision: snapshot.revision, reason: `snapshot larger than ${MAX_SNAPSHOT_CHARS} characters` } });
+      this.sink!.reject(`revision ${snapshot.revision} from the admin: snapshot larger than ${MAX_SNAPSHOT_CHARS} characters`);
+      return null;
+    }
+    p.pieces.push(snapshot.configJson);
+    if (p.pieces.length < parts) return null;
+    this.parts = null;
+    return { revision: snapshot.revision, configJson: p.pieces.join(''), part: 0, parts: 1 };
+  }
+
+  /** Not a rejection: this delta cannot be applied here, so the admin sends a snapshot. */
+  private resync(stream: ConnectStream, revision: number, reason: string): void {
+    this.log.info({ revision, reason }, 'asking the admin for a snapshot');
+    stream.write({ message: 'nack', nack: { revision, reason, resync: true } });
+  }
+
+  private async onDelta(stream: ConnectStream, delta: Delta): Promise<void> {
+    if (this.appliedConfig === null || delta.baseRevision !== this.applied) {
+      return this.resync(stream, delta.revision, `the delta applies to revision ${delta.baseRevision}; this balancer runs ${this.appliedConfig === null ? 'none' : this.applied}`);
+    }
+    let config: SwitchboardConfig;
+    try {
+      const patched = validateConfig(applyPatch(this.appliedConfig, JSON.parse(delta.patchJson) as ConfigPatch));
+      if (!patched.ok) throw new Error(describeErrors(patched.errors, `revision ${delta.revision}`).replace(/\n/g, '; '));
+      config = canonicalConfig(patched.config);
+    } catch (err) {
+      return this.resync(stream, delta.revision, `the delta does not apply: ${(err as Error).message}`);
+    }
+    const content = stableStringify(config);
+    if (entityTagOf(content) !== delta.configHash) return this.resync(stream, delta.revision, 'the delta gives another config than the admin\'s (hash differs)');
+    await this.applyChecked(stream, delta.revision, config, content);
+  }
+
   private async onSnapshot(stream: ConnectStream, snapshot: Snapshot): Promise<void> {
-    const nack = (reason: string): void => {
-      stream.write({ message: 'nack', nack: { revision: snapshot.revision, reason } });
-      this.sink!.reject(`revision ${snapshot.revision} from the admin: ${reason}`);
-    };
     let raw: unknown;
     try {
       raw = JSON.parse(snapshot.configJson);
     } catch (err) {
-      return nack(`not JSON: ${(err as Error).message}`);
+      return this.nack(stream, snapshot.revision, `not JSON: ${(err as Error).message}`);
     }
     const result = validateConfig(raw);
-    if (!result.ok) return nack(describeErrors(result.errors, `revision ${snapshot.revision}`).replace(/\n/g, '; '));
-    const content = stableStringify(result.config);
-    if (snapshot.revision === this.applied && content === this.appliedContent) {
+    if (!result.ok) return this.nack(stream, snapshot.revision, describeErrors(result.errors, `revision ${snapshot.revision}`).replace(/\n/g, '; '));
+    const config = canonicalConfig(result.config);
+    await this.applyChecked(stream, snapshot.revision, config, stableStringify(config));
+  }
+
+  private nack(stream: ConnectStream, revision: number, reason: string): void {
+    stream.write({ message: 'nack', nack: { revision, reason } });
+    this.sink!.reject(`revision ${revision} from the admin: ${reason}`);
+  }
+
+  /** Applies a validated config (unless it runs already) and answers. */
+  private async applyChecked(stream: ConnectStream, revision: number, config: SwitchboardConfig, content: string): Promise<void> {
+    if (revision === this.applied && content === this.appliedContent) {
       // Already running it (the stored snapshot, or a reconnect): acknowledge without re-applying.
-      stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
+      stream.write({ message: 'ack', ack: { revision } });
       return;
     }
     try {
-      await this.sink!.apply(result.config, snapshot.revision);
+      await this.sink!.apply(config, revision);
     } catch (err) {
-      return nack((err as Error).message);
+      return this.nack(stream, revision, (err as Error).message);
     }
-    this.applied = snapshot.revision;
+    this.setApplied(revision, config, content);
+    stream.write({ message: 'ack', ack: { revision } });
+    this.store({ revision, config });
+  }
+
+  private setApplied(revision: number, config: SwitchboardConfig, content = stableStringify(canonicalConfig(config))): void {
+    this.applied = revision;
+    this.appliedConfig = canonicalConfig(config);
     this.appliedContent = content;
-    stream.write({ message: 'ack', ack: { revision: snapshot.revision } });
-    this.store({ revision: snapshot.revision, config: result.config });
   }
 
   private store(snapshot: StoredSnapshot): void {
