@@ -199,8 +199,8 @@ describe('the size a balancer can receive', () => {
     await own?.stop();
   });
 
-  it('refuses with 413, changing nothing, a write that would make the config larger than one snapshot can carry (4 MiB)', async () => {
-    // Each pool is under the 1 MiB body limit; together they pass 4 MiB.
+  it('refuses with 413, changing nothing, a write that would make the config larger than the admin keeps (16 MiB)', async () => {
+    // Each pool is under the 1 MiB body limit; together they pass 16 MiB.
     const labels = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, 'v'.repeat(250)]));
     const pool = (n: number) => ({
       name: `big-${n}`,
@@ -208,13 +208,13 @@ describe('the size a balancer can receive', () => {
       backends: Array.from({ length: 330 }, (_, i) => ({ address: `127.0.0.1:${10_000 + n * 1000 + i}`, labels })),
     });
     let refused: { status: number; body: { detail: string; limit: number } } | undefined;
-    for (let n = 0; n < 8 && refused === undefined; n++) {
+    for (let n = 0; n < 24 && refused === undefined; n++) {
       const res = await own.api('PUT', `/v1/pools/big-${n}`, pool(n));
       if (res.status === 413) refused = res;
       else expect(res.status).toBeLessThan(300);
     }
     expect(refused).toBeDefined();
-    expect(refused!.body.detail).toMatch(/balancers receive at most \d+ bytes per snapshot/);
+    expect(refused!.body.detail).toMatch(/the admin keeps configurations of at most \d+ bytes/);
     const config = (await own.api('GET', '/v1/config')).body;
     expect(Buffer.byteLength(JSON.stringify(config))).toBeLessThanOrEqual(refused!.body.limit);
     const revisions = (await own.api('GET', '/v1/revisions?limit=1')).body.items[0].number;

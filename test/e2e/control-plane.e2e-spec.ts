@@ -6,6 +6,8 @@
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import Database from 'libsql';
 import { controlPlane } from '#proto';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
@@ -242,6 +244,89 @@ describe('hot reload from the admin', () => {
     } finally {
       clients.forEach((c) => c.close());
       await Promise.all(nodes.map((n) => n.stop()));
+      await admin.stop();
+    }
+  }, 60_000);
+});
+
+describe('deltas', () => {
+  const pushed = async (admin: AdminProcess) => {
+    const text = (await admin.api('GET', '/metrics', undefined, { token: null })).body as string;
+    const value = (name: string, kind: string) => Number(new RegExp(`^${name}\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return {
+      snapshots: value('switchboard_admin_config_pushes_total', 'snapshot'),
+      deltas: value('switchboard_admin_config_pushes_total', 'delta'),
+      deltaBytes: value('switchboard_admin_config_pushed_bytes_total', 'delta'),
+    };
+  };
+
+  it('a one-backend change reaches the balancer as a delta of that backend, giving the admin\'s config exactly; same revision with other content is resynced whole', async () => {
+    const [a] = await echoBackends('d-a');
+    const admin = await startAdmin();
+    // A second pool of 300 backends nobody calls (loopback ports that refuse): the config is big, the change is not.
+    const bulk = { name: 'bulk', match: { services: ['bulk.Nobody'] }, backends: Array.from({ length: 300 }, (_, i) => ({ address: `127.0.0.1:${21_000 + i}` })) };
+    expect((await admin.api('PUT', '/v1/config', { pools: [pool([a!.address]), bulk] })).status).toBe(200);
+    const node = await startNode(admin.grpc, { nodeId: 'delta-1', token: ADMIN_TOKEN });
+    const client = echoClient(node.listen);
+    try {
+      await waitFor('revision 1 applied', async () => (await nodeState(admin, 'delta-1'))?.appliedRevision === 1);
+      const before = await pushed(admin);
+      expect(before).toMatchObject({ snapshots: 1, deltas: 0 });
+
+      const put = await admin.api('PUT', '/v1/pools/bulk/backends/127.0.0.1:21007', { weight: 5 });
+      expect(put.body.revision).toBe(2);
+      await waitFor('revision 2 applied', async () => (await nodeState(admin, 'delta-1'))?.appliedRevision === 2);
+      const after = await pushed(admin);
+      expect(after.snapshots).toBe(1);
+      expect(after.deltas).toBe(1);
+      expect(after.deltaBytes).toBeLessThan(200);
+      // What the delta gave equals the admin's config: the balancer's stored snapshot and its state.
+      const stored = JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { revision: number; config: unknown };
+      expect(stored.revision).toBe(2);
+      expect(stored.config).toEqual((await admin.api('GET', '/v1/config')).body);
+      expect((await node.state()).pools.find((p) => p.name === 'bulk')!.backends.find((b) => b.address === '127.0.0.1:21007')!.weight).toBe(5);
+      expect((await unary(client, {})).response?.backend).toBe('d-a');
+
+      // A new admin database whose revision 2 says something else: the number matches, the hash does not.
+      await admin.stop();
+      const other = await startAdmin({ args: ['--grpc', admin.grpc] });
+      try {
+        expect((await other.api('PUT', '/v1/config', { pools: [pool([a!.address])] })).status).toBe(200);
+        expect((await other.api('PUT', '/v1/pools/echo', pool([a!.address], { algorithm: 'round_robin' }))).body.revision).toBe(2);
+        await waitFor('the other revision 2 applied', async () => (await node.state()).pools.length === 1, 15_000);
+        expect((await node.state()).revision).toBe(2);
+        expect(node.logs.some((l) => l.includes('asking the admin for a snapshot') && l.includes('hash differs'))).toBe(true);
+        const resynced = await pushed(other);
+        expect(resynced).toMatchObject({ snapshots: 1, deltas: 1 }); // the empty delta (hash check), then the snapshot it asked for
+        expect((await unary(client, {})).response?.backend).toBe('d-a');
+      } finally {
+        await other.stop();
+      }
+    } finally {
+      client.close();
+      await node.stop();
+    }
+  }, 60_000);
+
+  it('a snapshot travels in parts of a bounded size (so no config meets gRPC\'s 4 MiB message limit), put together exactly', async () => {
+    const [a] = await echoBackends('d-big');
+    // Parts of 64 KiB here, so a modest config travels in many of them.
+    const admin = await startAdmin({ env: { SWITCHBOARD_SNAPSHOT_PART_CHARS: String(64 * 1024) } });
+    const labels = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`k${i}`, 'v'.repeat(60)]));
+    const bulk = { name: 'bulk', match: { services: ['bulk.Nobody'] }, backends: Array.from({ length: 400 }, (_, i) => ({ address: `127.0.0.1:${22_000 + i}`, labels })) };
+    expect((await admin.api('PUT', '/v1/config', { pools: [pool([a!.address]), bulk] })).status).toBe(200);
+    const size = Buffer.byteLength(JSON.stringify((await admin.api('GET', '/v1/config')).body));
+    const node = await startNode(admin.grpc, { nodeId: 'parts-1', token: ADMIN_TOKEN });
+    const client = echoClient(node.listen);
+    try {
+      await waitFor('revision 1 applied', async () => (await nodeState(admin, 'parts-1'))?.appliedRevision === 1);
+      expect((await pushed(admin)).snapshots).toBe(Math.ceil(size / (64 * 1024)));
+      const stored = JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { config: unknown };
+      expect(stored.config).toEqual((await admin.api('GET', '/v1/config')).body);
+      expect((await unary(client, {})).response?.backend).toBe('d-big');
+    } finally {
+      client.close();
+      await node.stop();
       await admin.stop();
     }
   }, 60_000);

@@ -101,6 +101,10 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   app.get(OpenApiDocument).document = document;
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json', customSiteTitle: 'Switchboard admin API' });
   app.get(ConfigService).onCommit(() => metrics.revision.inc());
+  app.get(ControlPlaneServer).onPush((kind, bytes) => {
+    metrics.pushes.inc({ kind });
+    metrics.pushedBytes.inc({ kind }, bytes);
+  });
 
   const nodes = app.get(NodesService);
   metrics.exposeStats(() => app.get(StatsService).view(), () => nodes.list().filter((n) => n.connected).length);

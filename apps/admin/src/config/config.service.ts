@@ -54,8 +54,11 @@ export interface CommitEvent {
 
 export type CommitListener = (event: CommitEvent) => void;
 
-/** The largest configuration a balancer can receive in one snapshot: gRPC's 4 MiB message limit, less room for the envelope. */
-export const MAX_PUSHED_CONFIG_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+/**
+ * The largest configuration the admin keeps. Balancers get it in parts (no gRPC message limit
+ * applies), so this bounds memory: the admin and every balancer hold it, parsed, and its JSON.
+ */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 /**
  * How often an admin on a shared (PostgreSQL) database looks for revisions committed by the
@@ -164,14 +167,13 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       if (diff.changes.length === 0) return { state: before, diff, changed: false };
       const json = JSON.stringify(next);
       const bytes = Buffer.byteLength(json);
-      if (bytes > MAX_PUSHED_CONFIG_BYTES) {
-        // A revision no balancer can receive (gRPC's 4 MiB message limit) must not be committed.
+      if (bytes > MAX_CONFIG_BYTES) {
         throw new ProblemException(
           413,
           'config-too-large',
           'Configuration too large',
-          `the configuration would be ${bytes} bytes; balancers receive at most ${MAX_PUSHED_CONFIG_BYTES} bytes per snapshot, so this change is refused and nothing changed`,
-          { bytes, limit: MAX_PUSHED_CONFIG_BYTES },
+          `the configuration would be ${bytes} bytes; the admin keeps configurations of at most ${MAX_CONFIG_BYTES} bytes (16 MiB), so this change is refused and nothing changed`,
+          { bytes, limit: MAX_CONFIG_BYTES },
         );
       }
       const revision = before.revision + 1;

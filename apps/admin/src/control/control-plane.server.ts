@@ -86,6 +86,12 @@ export class ControlPlaneServer implements OnModuleDestroy {
   }
 
   private latest: Latest | null = null;
+  private pushed: (kind: 'snapshot' | 'delta', bytes: number) => void = () => {};
+
+  /** Told of every config message written to a balancer (for the metrics). */
+  onPush(listener: (kind: 'snapshot' | 'delta', bytes: number) => void): void {
+    this.pushed = listener;
+  }
 
   /** The current revision's messages source (made from the config service's state before any commit here). */
   private current(): Latest {
@@ -186,6 +192,9 @@ export class ControlPlaneServer implements OnModuleDestroy {
         if (outbox !== undefined) this.replace(stream, outbox, this.snapshotOf(latest, outbox), latest.state.revision);
       } else if (msg.message === 'nack') {
         this.nodes.nacked(nodeId, msg.nack.revision, msg.nack.reason);
+        // It keeps running what it had, which no delta is made from: the next change goes whole.
+        const outbox = this.streams.get(stream);
+        if (outbox !== undefined && outbox.head === msg.nack.revision) outbox.head = 0;
         this.log.warn({ nodeId, revision: msg.nack.revision, reason: msg.nack.reason }, 'balancer rejected revision');
       } else if (msg.message === 'stats') {
         this.nodes.reported(nodeId, msg.stats);
@@ -244,7 +253,10 @@ export class ControlPlaneServer implements OnModuleDestroy {
       return;
     }
     outbox.writingSince = Date.now();
-    stream.write(outbox.queue.shift()!, () => {
+    const message = outbox.queue.shift()!;
+    if (message.message === 'snapshot') this.pushed('snapshot', Buffer.byteLength(message.snapshot.configJson));
+    else this.pushed('delta', Buffer.byteLength(message.delta.patchJson));
+    stream.write(message, () => {
       outbox.writingSince = null;
       if (this.streams.get(stream) === outbox) this.pump(stream, outbox);
     });

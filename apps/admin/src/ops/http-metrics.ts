@@ -18,6 +18,9 @@ export class AdminMetrics {
     registers: [this.registry],
   });
   readonly revision = new Counter({ name: 'switchboard_admin_revisions_total', help: 'Revisions committed since start', registers: [this.registry] });
+  /** What the control plane wrote to balancers, by message kind (snapshot, snapshot part, delta). */
+  readonly pushes = new Counter({ name: 'switchboard_admin_config_pushes_total', help: 'Config messages written to balancers, by kind (snapshot, delta)', labelNames: ['kind'], registers: [this.registry] });
+  readonly pushedBytes = new Counter({ name: 'switchboard_admin_config_pushed_bytes_total', help: 'Bytes of config JSON written to balancers, by message kind (snapshot, delta)', labelNames: ['kind'], registers: [this.registry] });
   readonly tlsFailures = new Counter({ name: 'switchboard_admin_tls_handshake_failures_total', help: 'Failed TLS handshakes of clients on the admin\'s HTTPS listener', labelNames: ['listener'], registers: [this.registry] });
 
   constructor() {
