@@ -7,14 +7,17 @@
  *   Revision table's growth);
  * - the admin's RSS afterwards.
  * - the admin's longest event-loop delay during those writes.
+ * - bytes pushed to a balancer per single-backend change (2 balancers connected after the
+ *   timed writes, so their applying does not share the 2 cores with them).
  * Propagation to 100 balancers on 2 admins is bench/fleet.ts (run after this one).
  */
 import { statSync, existsSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
 import { Client } from 'pg';
-import { startAdmin, type AdminProcess } from '../test/support/admin';
+import { ADMIN_TOKEN, startAdmin, type AdminProcess } from '../test/support/admin';
 import { rssMiB } from '../test/support/counting-backend';
 import { createDatabase, startPostgres } from '../test/support/postgres';
+import { startNode, waitFor } from '../test/support/processes';
 
 export interface ScaleResult {
   db: string;
@@ -25,6 +28,39 @@ export interface ScaleResult {
   adminRssMiB: number;
   /** The admin's longest event-loop delay during the PUTs and PATCHes (prom-client's monitor, reset at each scrape). */
   eventLoopMaxMs: number;
+  /** Config bytes the admin wrote to one balancer per single-backend change (deltas), and for its first snapshot. */
+  pushedBytesPerChange: number;
+  snapshotBytes: number;
+}
+
+/** The admin's config bytes pushed so far, by kind. */
+async function pushedBytes(admin: AdminProcess): Promise<{ snapshot: number; delta: number }> {
+  const text = await (await fetch(`${admin.url}/metrics`)).text();
+  const of = (kind: string) => Number(new RegExp(`^switchboard_admin_config_pushed_bytes_total\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { snapshot: of('snapshot'), delta: of('delta') };
+}
+
+/** Two balancers join; then `changes` single-backend PATCHes: bytes pushed per change and balancer. */
+async function pushes(admin: AdminProcess, changes: number): Promise<{ perChange: number; snapshot: number }> {
+  const nodes = await Promise.all([0, 1].map((i) => startNode(admin.grpc, { nodeId: `scale-${i}`, token: ADMIN_TOKEN, statsIntervalMs: 10_000, extraArgs: ['--workers', '1'] })));
+  try {
+    const converged = async (revision: number) =>
+      waitFor(`revision ${revision} on both balancers`, async () => ((await admin.api('GET', '/v1/nodes')).body.items as { appliedRevision: number | null }[]).filter((n) => n.appliedRevision === revision).length === 2, 60_000);
+    const current = (await admin.api('GET', '/v1/revisions?limit=1')).body.items[0].number as number;
+    await converged(current);
+    const before = await pushedBytes(admin);
+    let revision = current;
+    for (let i = 0; i < changes; i++) {
+      const r = await admin.api('PATCH', `/v1/pools/p-${(i * 7) % POOLS}/backends/127.0.0.1%3A20002`, { weight: 7 + i });
+      if (r.status !== 200) throw new Error(`PATCH: ${r.status}`);
+      revision = r.body.revision as number;
+      await converged(revision);
+    }
+    const after = await pushedBytes(admin);
+    return { perChange: Math.round((after.delta + after.snapshot - before.delta - before.snapshot) / (changes * nodes.length)), snapshot: Math.round(before.snapshot / nodes.length) };
+  } finally {
+    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+  }
 }
 
 /** The admin's event-loop delay maximum since its previous scrape, in ms. */
@@ -72,7 +108,9 @@ async function measure(label: string, admin: AdminProcess, storedBytes: () => Pr
   }
   const loopMs = await eventLoopMaxMs(admin);
   const after = await storedBytes();
-  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rssMiB(admin.proc.pid!).rss, eventLoopMaxMs: loopMs };
+  const rss = rssMiB(admin.proc.pid!).rss;
+  const pushed = await pushes(admin, 10);
+  return { db: label, backends: POOLS * PER_POOL, putMs: summary(put), patchMs: summary(patch), bytesPerChange: Math.round((after - before) / patches), adminRssMiB: rss, eventLoopMaxMs: loopMs, pushedBytesPerChange: pushed.perChange, snapshotBytes: pushed.snapshot };
 }
 
 export async function scaleScenario(quick: boolean, log: (line: string) => void): Promise<ScaleResult[]> {
@@ -83,7 +121,7 @@ export async function scaleScenario(quick: boolean, log: (line: string) => void)
   try {
     const r = await measure('sqlite', sqlite, async () => fileBytes(sqlite.dbFile) + fileBytes(`${sqlite.dbFile}-wal`), puts, patches);
     results.push(r);
-    log(`scale sqlite: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB`);
+    log(`scale sqlite: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB; loop max ${r.eventLoopMaxMs} ms; pushed ${r.pushedBytesPerChange} B/change`);
   } finally {
     await sqlite.stop();
   }
@@ -106,7 +144,7 @@ export async function scaleScenario(quick: boolean, log: (line: string) => void)
     try {
       const r = await measure('postgresql', admin, size, puts, patches);
       results.push(r);
-      log(`scale postgresql: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB`);
+      log(`scale postgresql: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB; loop max ${r.eventLoopMaxMs} ms; pushed ${r.pushedBytesPerChange} B/change`);
     } finally {
       await admin.stop();
       pg.stop();
@@ -119,9 +157,9 @@ export function scaleTable(results: ScaleResult[], quick: boolean): string {
   const lines = [
     `### Scale: one admin holding ${POOLS} pools x ${PER_POOL} backends (${quick ? 5 : 20} whole-config PUTs, ${quick ? 20 : 50} single-backend PATCHes)`,
     '',
-    '| database | PUT p50 ms | PUT p99 ms | PATCH p50 ms | PATCH p99 ms | PATCH max ms | bytes stored per change | admin RSS MiB | event-loop delay max ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${r.db} | ${r.putMs.p50} | ${r.putMs.p99} | ${r.patchMs.p50} | ${r.patchMs.p99} | ${r.patchMs.max} | ${r.bytesPerChange} | ${r.adminRssMiB} | ${r.eventLoopMaxMs} |`),
+    '| database | PUT p50 ms | PUT p99 ms | PATCH p50 ms | PATCH p99 ms | PATCH max ms | bytes stored per change | admin RSS MiB | event-loop delay max ms | bytes pushed per change and balancer | first snapshot bytes |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.db} | ${r.putMs.p50} | ${r.putMs.p99} | ${r.patchMs.p50} | ${r.patchMs.p99} | ${r.patchMs.max} | ${r.bytesPerChange} | ${r.adminRssMiB} | ${r.eventLoopMaxMs} | ${r.pushedBytesPerChange} | ${r.snapshotBytes} |`),
   ];
   return lines.join('\n');
 }

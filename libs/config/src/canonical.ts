@@ -19,7 +19,16 @@ export function canonicalBackend(b: BackendConfig): BackendConfig {
   return withoutEmptyLabels(b);
 }
 
+const hasEmptyLabels = (item: { labels?: Record<string, string> | undefined }): boolean => item.labels !== undefined && Object.keys(item.labels).length === 0;
+
+/** The pool itself when it is canonical already (so a pool no write touched stays the same object). */
 export function canonicalPool(p: PoolConfig): PoolConfig {
+  let canonical = !hasEmptyLabels(p);
+  for (let i = 0; canonical && i < p.backends.length; i++) {
+    const b = p.backends[i]!;
+    if (hasEmptyLabels(b) || (i > 0 && !(p.backends[i - 1]!.address < b.address))) canonical = false;
+  }
+  if (canonical) return p;
   return withoutEmptyLabels({ ...p, backends: p.backends.map(canonicalBackend).sort(byKey((b) => b.address)) });
 }
 

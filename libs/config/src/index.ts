@@ -5,3 +5,4 @@ export * from './diff';
 export * from './address';
 export * from './grpc-codes';
 export * from './patch';
+export * from './validate-steps';

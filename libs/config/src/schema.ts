@@ -169,40 +169,51 @@ export const configShapeSchema = z.strictObject({
   pools: described(z.array(poolSchema), 'Pools of backends and the calls they serve.', []).default([]),
 });
 
-export const configSchema = configShapeSchema
-  .superRefine((cfg, ctx) => {
-    const policies = new Set<string>();
-    cfg.healthPolicies.forEach((p, i) => {
-      if (policies.has(p.name)) ctx.addIssue({ code: 'custom', path: ['healthPolicies', i, 'name'], message: `duplicate health policy "${p.name}"` });
-      policies.add(p.name);
-    });
-    const pools = new Set<string>();
-    const routes = new Map<string, string>();
-    cfg.pools.forEach((pool, i) => {
-      if (pools.has(pool.name)) ctx.addIssue({ code: 'custom', path: ['pools', i, 'name'], message: `duplicate pool "${pool.name}"` });
-      pools.add(pool.name);
-      if (pool.healthPolicy !== undefined && !policies.has(pool.healthPolicy)) {
-        ctx.addIssue({ code: 'custom', path: ['pools', i, 'healthPolicy'], message: `unknown health policy "${pool.healthPolicy}"` });
+/** A problem across resources (a duplicate name, an unknown reference, a route taken twice). */
+export interface CrossIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/** The checks across resources of a config whose resources each passed their schema. */
+export function crossResourceIssues(cfg: z.output<typeof configShapeSchema>): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const policies = new Set<string>();
+  cfg.healthPolicies.forEach((p, i) => {
+    if (policies.has(p.name)) issues.push({ path: ['healthPolicies', i, 'name'], message: `duplicate health policy "${p.name}"` });
+    policies.add(p.name);
+  });
+  const pools = new Set<string>();
+  const routes = new Map<string, string>();
+  cfg.pools.forEach((pool, i) => {
+    if (pools.has(pool.name)) issues.push({ path: ['pools', i, 'name'], message: `duplicate pool "${pool.name}"` });
+    pools.add(pool.name);
+    if (pool.healthPolicy !== undefined && !policies.has(pool.healthPolicy)) {
+      issues.push({ path: ['pools', i, 'healthPolicy'], message: `unknown health policy "${pool.healthPolicy}"` });
+    }
+    for (const [j, service] of (pool.match.services ?? ['*']).entries()) {
+      const key = `${service}@${pool.match.authority ?? ''}`;
+      const other = routes.get(key);
+      if (other !== undefined) {
+        issues.push({
+          path: ['pools', i, 'match', pool.match.services ? 'services' : 'authority', ...(pool.match.services ? [j] : [])],
+          message: `"${service}"${pool.match.authority ? ` on ${pool.match.authority}` : ''} is already routed to pool "${other}"`,
+        });
       }
-      for (const [j, service] of (pool.match.services ?? ['*']).entries()) {
-        const key = `${service}@${pool.match.authority ?? ''}`;
-        const other = routes.get(key);
-        if (other !== undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['pools', i, 'match', pool.match.services ? 'services' : 'authority', ...(pool.match.services ? [j] : [])],
-            message: `"${service}"${pool.match.authority ? ` on ${pool.match.authority}` : ''} is already routed to pool "${other}"`,
-          });
-        }
-        routes.set(key, pool.name);
-      }
-      const addresses = new Set<string>();
-      pool.backends.forEach((b, j) => {
-        if (addresses.has(b.address)) ctx.addIssue({ code: 'custom', path: ['pools', i, 'backends', j, 'address'], message: `duplicate backend "${b.address}" in pool "${pool.name}"` });
-        addresses.add(b.address);
-      });
+      routes.set(key, pool.name);
+    }
+    const addresses = new Set<string>();
+    pool.backends.forEach((b, j) => {
+      if (addresses.has(b.address)) issues.push({ path: ['pools', i, 'backends', j, 'address'], message: `duplicate backend "${b.address}" in pool "${pool.name}"` });
+      addresses.add(b.address);
     });
   });
+  return issues;
+}
+
+export const configSchema = configShapeSchema.superRefine((cfg, ctx) => {
+  for (const issue of crossResourceIssues(cfg)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+});
 
 export type SwitchboardConfig = z.output<typeof configSchema>;
 export type SwitchboardConfigInput = z.input<typeof configSchema>;

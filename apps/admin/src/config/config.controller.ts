@@ -37,8 +37,8 @@ export class ConfigController {
   @HttpCode(200)
   @ApiConsumes('application/json', 'application/yaml')
   @Endpoint({ summary: 'What applying this configuration would change; changes nothing', scope: 'read', body: ref('Config'), ok: { schema: ref('Plan') } })
-  plan(@Body() body: unknown) {
-    return this.config.plan(wholeConfig(body)).diff;
+  async plan(@Body() body: unknown) {
+    return (await this.config.plan(wholeConfig(body))).diff;
   }
 
   @Put()

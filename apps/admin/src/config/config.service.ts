@@ -12,7 +12,7 @@
  * database. One admin process owns a database file.
  */
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { applyPatch, canonicalConfig, diffConfigs, entityTag, patchFromDiff, validateConfig, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatch, canonicalConfig, diffConfigs, entityTag, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { CommitNotifier } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
@@ -151,9 +151,10 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** The diff `desired` would make, and the validated canonical form of it; changes nothing. */
-  plan(desired: unknown, errorPath?: (e: ConfigError) => string): { config: SwitchboardConfig; diff: ConfigDiff } {
-    const config = this.validate(desired, errorPath);
-    return { config, diff: diffConfigs(this.state.config, config) };
+  async plan(desired: unknown, errorPath?: (e: ConfigError) => string): Promise<{ config: SwitchboardConfig; diff: ConfigDiff }> {
+    const current = this.state.config;
+    const config = await this.validate(desired, current, errorPath);
+    return { config, diff: diffConfigs(current, config) };
   }
 
   /** Runs `change` on the current config under the write lock and commits its result. */
@@ -162,7 +163,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       // Another admin may have committed since: change what is really current (If-Match too).
       if (this.notifier !== null) await this.catchUp();
       const before = this.state;
-      const next = this.validate(change(before), options.errorPath);
+      const next = await this.validate(change(before), before.config, options.errorPath);
       const diff = diffConfigs(before.config, next);
       if (diff.changes.length === 0) return { state: before, diff, changed: false };
       const json = JSON.stringify(next);
@@ -197,8 +198,13 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     return run;
   }
 
-  private validate(value: unknown, errorPath?: (e: ConfigError) => string): SwitchboardConfig {
-    const result = validateConfig(value);
+  /**
+   * Validated with the balancers' schema, reusing the resources `known` has (a one-backend write
+   * checks that backend), in slices that let other requests in: a whole 10,000-backend config
+   * does not hold the event loop.
+   */
+  private async validate(value: unknown, known: SwitchboardConfig, errorPath?: (e: ConfigError) => string): Promise<SwitchboardConfig> {
+    const result = await validateConfigSteps(value, known, yieldToEventLoop);
     if (!result.ok) {
       const errors: FieldError[] = result.errors.map((e) => ({ path: errorPath ? errorPath(e) : e.path, message: e.message }));
       throw new ValidationProblem(errors, 'Invalid configuration');
@@ -206,3 +212,5 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     return canonicalConfig(result.config);
   }
 }
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

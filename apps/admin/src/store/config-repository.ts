@@ -104,33 +104,50 @@ export class ConfigRepository {
     const ops: Prisma.PrismaPromise<unknown>[] = [];
     const pools = new Map(next.pools.map((p) => [p.name, p]));
     const policies = new Map(next.healthPolicies.map((p) => [p.name, p]));
+    // Created rows go in one INSERT per table (a whole config of 10,000 backends is one
+    // statement, not 10,000); updated rows one UPDATE each; deleted rows one DELETE per table or pool.
+    const created = { policies: [] as Prisma.HealthPolicyCreateManyInput[], pools: [] as Prisma.PoolCreateManyInput[], backends: [] as Prisma.BackendCreateManyInput[] };
+    const deletedPolicies: string[] = [];
+    const deletedPools = new Set<string>();
+    const deletedBackends = new Map<string, string[]>();
     for (const change of diff.changes) {
       if (change.kind === 'healthPolicy') {
-        if (change.action === 'delete') ops.push(this.prisma.healthPolicy.deleteMany({ where: { name: change.name } }));
+        if (change.action === 'delete') deletedPolicies.push(change.name);
         else {
           const { name, ...spec } = policies.get(change.name)!;
-          ops.push(this.prisma.healthPolicy.upsert({ where: { name }, create: { name, spec: JSON.stringify(spec) }, update: { spec: JSON.stringify(spec) } }));
+          if (change.action === 'create') created.policies.push({ name, spec: JSON.stringify(spec) });
+          else ops.push(this.prisma.healthPolicy.update({ where: { name }, data: { spec: JSON.stringify(spec) } }));
         }
       } else if (change.kind === 'pool') {
-        if (change.action === 'delete') ops.push(this.prisma.pool.deleteMany({ where: { name: change.name } }));
+        if (change.action === 'delete') deletedPools.add(change.name);
         else {
           const { name, backends: _backends, ...spec } = pools.get(change.name)!;
-          ops.push(this.prisma.pool.upsert({ where: { name }, create: { name, spec: JSON.stringify(spec) }, update: { spec: JSON.stringify(spec) } }));
+          if (change.action === 'create') created.pools.push({ name, spec: JSON.stringify(spec) });
+          else ops.push(this.prisma.pool.update({ where: { name }, data: { spec: JSON.stringify(spec) } }));
         }
+      } else {
+        const poolName = change.pool!;
+        if (change.action === 'delete') {
+          // A deleted pool's backends go with it (ON DELETE CASCADE).
+          if (!pools.has(poolName)) continue;
+          const list = deletedBackends.get(poolName) ?? [];
+          list.push(change.name);
+          deletedBackends.set(poolName, list);
+          continue;
+        }
+        const b = pools.get(poolName)!.backends.find((x) => x.address === change.name)!;
+        const row = { weight: b.weight, drain: b.drain, labels: b.labels ? JSON.stringify(b.labels) : null };
+        if (change.action === 'create') created.backends.push({ poolName, address: b.address, ...row });
+        else ops.push(this.prisma.backend.update({ where: { poolName_address: { poolName, address: b.address } }, data: row }));
       }
     }
-    // Backends after their pools exist.
-    for (const change of diff.changes) {
-      if (change.kind !== 'backend') continue;
-      const poolName = change.pool!;
-      if (change.action === 'delete') {
-        ops.push(this.prisma.backend.deleteMany({ where: { poolName, address: change.name } }));
-        continue;
-      }
-      const b = pools.get(poolName)!.backends.find((x) => x.address === change.name)!;
-      const row = { weight: b.weight, drain: b.drain, labels: b.labels ? JSON.stringify(b.labels) : null };
-      ops.push(this.prisma.backend.upsert({ where: { poolName_address: { poolName, address: b.address } }, create: { poolName, address: b.address, ...row }, update: row }));
-    }
+    // Deletes first (a pool deleted and made again in one change is a delete and a create), then creates, pools before their backends.
+    for (const [poolName, addresses] of deletedBackends) ops.unshift(this.prisma.backend.deleteMany({ where: { poolName, address: { in: addresses } } }));
+    if (deletedPools.size > 0) ops.unshift(this.prisma.pool.deleteMany({ where: { name: { in: [...deletedPools] } } }));
+    if (deletedPolicies.length > 0) ops.unshift(this.prisma.healthPolicy.deleteMany({ where: { name: { in: deletedPolicies } } }));
+    if (created.policies.length > 0) ops.push(this.prisma.healthPolicy.createMany({ data: created.policies }));
+    if (created.pools.length > 0) ops.push(this.prisma.pool.createMany({ data: created.pools }));
+    if (created.backends.length > 0) ops.push(this.prisma.backend.createMany({ data: created.backends }));
     const createdAt = new Date();
     const patch = JSON.stringify(content.patch);
     // A patch a quarter the size of the config or more (a whole-config PUT) is stored as the config itself.
