@@ -3,15 +3,16 @@
  * 1,000-pool x 10-backend configuration (about 0.5 MB), on SQLite and on PostgreSQL (a
  * throwaway server on 127.0.0.1, when Debian's postgresql is installed):
  * - whole-config PUT (each changing one backend's weight) and single-backend PATCH latency;
- * - bytes stored per single-backend change (SQLite: file + WAL growth; PostgreSQL: the
- *   Revision table's growth);
+ * - bytes stored per single-backend change: the revision rows' columns (SQLite: their lengths;
+ *   PostgreSQL: pg_column_size, i.e. as stored, compressed); the file's growth is no measure,
+ *   SQLite's WAL reuses its pages;
  * - the admin's RSS afterwards.
  * - the admin's longest event-loop delay during those writes.
  * - bytes pushed to a balancer per single-backend change (2 balancers connected after the
  *   timed writes, so their applying does not share the 2 cores with them).
  * Propagation to 100 balancers on 2 admins is bench/fleet.ts (run after this one).
  */
-import { statSync, existsSync } from 'node:fs';
+import Database from 'libsql';
 import * as hdr from 'hdr-histogram-js';
 import { Client } from 'pg';
 import { ADMIN_TOKEN, startAdmin, type AdminProcess } from '../test/support/admin';
@@ -84,7 +85,6 @@ function config(weightOf: (pool: number, backend: number) => number): unknown {
   };
 }
 
-const fileBytes = (f: string): number => (existsSync(f) ? statSync(f).size : 0);
 const summary = (h: hdr.Histogram) => ({ p50: Math.round(h.getValueAtPercentile(50)), p99: Math.round(h.getValueAtPercentile(99)), max: Math.round(h.maxValue) });
 
 async function measure(label: string, admin: AdminProcess, storedBytes: () => Promise<number>, puts: number, patches: number): Promise<ScaleResult> {
@@ -119,7 +119,15 @@ export async function scaleScenario(quick: boolean, log: (line: string) => void)
   const results: ScaleResult[] = [];
   const sqlite = await startAdmin();
   try {
-    const r = await measure('sqlite', sqlite, async () => fileBytes(sqlite.dbFile) + fileBytes(`${sqlite.dbFile}-wal`), puts, patches);
+    const stored = async (): Promise<number> => {
+      const db = new Database(sqlite.dbFile, { readonly: true });
+      try {
+        return Number((db.prepare('SELECT coalesce(sum(coalesce(length(config), 0) + coalesce(length(patch), 0) + length(diff)), 0) AS n FROM Revision').get() as { n: number }).n);
+      } finally {
+        db.close();
+      }
+    };
+    const r = await measure('sqlite', sqlite, stored, puts, patches);
     results.push(r);
     log(`scale sqlite: PUT p50 ${r.putMs.p50} p99 ${r.putMs.p99} ms; PATCH p50 ${r.patchMs.p50} p99 ${r.patchMs.p99} ms; ${r.bytesPerChange} B/change; RSS ${r.adminRssMiB} MiB; loop max ${r.eventLoopMaxMs} ms; pushed ${r.pushedBytesPerChange} B/change`);
   } finally {
@@ -137,7 +145,7 @@ export async function scaleScenario(quick: boolean, log: (line: string) => void)
     const size = async (): Promise<number> => {
       const c = new Client({ connectionString: db });
       await c.connect();
-      const n = Number((await c.query(`SELECT pg_total_relation_size('"Revision"') AS n`)).rows[0].n);
+      const n = Number((await c.query(`SELECT coalesce(sum(pg_column_size(r.*)), 0) AS n FROM "Revision" r`)).rows[0].n);
       await c.end();
       return n;
     };

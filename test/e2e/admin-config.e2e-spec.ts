@@ -228,15 +228,16 @@ describe('history stored as patches between checkpoints', () => {
     try {
       const backends = Array.from({ length: 20 }, (_, i) => ({ address: `127.0.0.1:${7000 + i}` }));
       expect((await own.api('PUT', '/v1/config', { pools: [{ name: 'h', match: { services: ['*'] }, backends }, { name: 'other', match: { authority: 'o' }, backends }] })).status).toBe(200);
-      // Revisions 2..71: one backend's weight each, so revision n has 127.0.0.1:7000+(n % 20) at weight n.
+      // Revisions 2..260: one backend's weight each (a checkpoint every 256 revisions).
+      const sampled = [1, 2, 3, 40, 255, 256, 257, 258, 259, 260];
       const expected = new Map<number, unknown>([[1, (await own.api('GET', '/v1/config')).body]]);
-      for (let n = 2; n <= 71; n++) {
+      for (let n = 2; n <= 260; n++) {
         const res = await own.api('PUT', `/v1/pools/h/backends/127.0.0.1:${7000 + (n % 20)}`, { weight: n });
         expect(res.status).toBe(200);
-        expected.set(n, (await own.api('GET', '/v1/config')).body);
+        if (sampled.includes(n)) expected.set(n, (await own.api('GET', '/v1/config')).body);
       }
       const check = async (label: string) => {
-        for (const n of [1, 2, 3, 40, 63, 64, 65, 66, 70, 71]) {
+        for (const n of sampled) {
           const rev = await own.api('GET', `/v1/revisions/${n}`);
           expect({ label, n, status: rev.status, config: rev.body.config }).toEqual({ label, n, status: 200, config: expected.get(n) });
         }
@@ -246,7 +247,7 @@ describe('history stored as patches between checkpoints', () => {
         const db = new Database(own.dbFile, { readonly: true });
         try {
           const rows = db.prepare('SELECT number, config IS NOT NULL AS checkpoint, length(patch) AS patchBytes FROM Revision ORDER BY number').all() as { number: number; checkpoint: number; patchBytes: number | null }[];
-          expect(rows.filter((r) => r.checkpoint === 1).map((r) => r.number)).toEqual([1, 65]);
+          expect(rows.filter((r) => r.checkpoint === 1).map((r) => r.number)).toEqual([1, 257]);
           expect(Math.max(...rows.map((r) => r.patchBytes ?? 0))).toBeLessThan(200);
         } finally {
           db.close();
@@ -290,15 +291,15 @@ describe('--revision-retention', () => {
       expect((await kept.api('GET', '/v1/config')).body.pools[0].backends[0].weight).toBe(4);
       expect((await kept.api('GET', '/v1/revisions')).body.items.map((r: { number: number }) => r.number)).toEqual([7, 6, 5]);
       // Single-backend changes are patches: the rows kept go back to the oldest kept one's checkpoint, no further.
-      for (let w = 8; w <= 80; w++) expect((await kept.api('PUT', '/v1/pools/r/backends/127.0.0.1:5000', { weight: w })).status).toBe(200);
-      expect((await kept.api('GET', '/v1/revisions')).body.items.map((r: { number: number }) => r.number)).toEqual([80, 79, 78]);
-      expect((await kept.api('GET', '/v1/revisions/78')).body.config.pools[0].backends[0].weight).toBe(78);
-      expect((await kept.api('GET', '/v1/revisions/77')).status).toBe(404);
+      for (let w = 8; w <= 270; w++) expect((await kept.api('PUT', '/v1/pools/r/backends/127.0.0.1:5000', { weight: w })).status).toBe(200);
+      expect((await kept.api('GET', '/v1/revisions')).body.items.map((r: { number: number }) => r.number)).toEqual([270, 269, 268]);
+      expect((await kept.api('GET', '/v1/revisions/268')).body.config.pools[0].backends[0].weight).toBe(268);
+      expect((await kept.api('GET', '/v1/revisions/267')).status).toBe(404);
       if (kept.dbFile !== '') {
         const db = new Database(kept.dbFile, { readonly: true });
         try {
           const { rows, oldest } = db.prepare('SELECT count(*) AS rows, min(number) AS oldest FROM Revision').get() as { rows: number; oldest: number };
-          expect(rows).toBeLessThanOrEqual(3 + 63);
+          expect(rows).toBeLessThanOrEqual(3 + 255);
           expect(oldest).toBeGreaterThan(7);
         } finally {
           db.close();

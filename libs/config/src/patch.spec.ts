@@ -3,7 +3,7 @@ import * as fc from 'fast-check';
 import { canonicalConfig, stableStringify } from './canonical';
 import { diffConfigs } from './diff';
 import { validateConfig } from './parse';
-import { applyPatch, patchFromDiff } from './patch';
+import { applyPatch, applyPatches, patchFromDiff } from './patch';
 import type { SwitchboardConfig } from './schema';
 
 const cfg = (raw: unknown): SwitchboardConfig => {
@@ -53,6 +53,16 @@ describe('config patches', () => {
         expect(stableStringify(before)).toBe(frozen); // the base is not modified
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('applied several at once give what applying them one by one gives', () => {
+    fc.assert(
+      fc.property(fc.array(configArb, { minLength: 2, maxLength: 5 }), (configs) => {
+        const patches = configs.slice(1).map((c, i) => patchFromDiff(c, diffConfigs(configs[i]!, c)));
+        expect(stableStringify(applyPatches(configs[0]!, patches))).toBe(stableStringify(configs[configs.length - 1]));
+      }),
+      { numRuns: 300 },
     );
   });
 

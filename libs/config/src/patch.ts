@@ -60,14 +60,21 @@ const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1
  * are shared with it, so the cost follows the patch (plus one pass over the pool list).
  */
 export function applyPatch(base: SwitchboardConfig, patch: ConfigPatch): SwitchboardConfig {
+  return applyPatches(base, [patch]);
+}
+
+/** `base` with `patches` applied in order: one pass over the pool list for all of them. */
+export function applyPatches(base: SwitchboardConfig, patches: readonly ConfigPatch[]): SwitchboardConfig {
   let healthPolicies = base.healthPolicies;
-  if (patch.healthPolicies) {
+  if (patches.some((p) => p.healthPolicies)) {
     const byKey = new Map(healthPolicies.map((p) => [p.name, p]));
-    for (const name of patch.healthPolicies.delete ?? []) byKey.delete(name);
-    for (const p of patch.healthPolicies.put ?? []) byKey.set(p.name, p);
+    for (const patch of patches) {
+      for (const name of patch.healthPolicies?.delete ?? []) byKey.delete(name);
+      for (const p of patch.healthPolicies?.put ?? []) byKey.set(p.name, p);
+    }
     healthPolicies = [...byKey.values()].sort(byName);
   }
-  if (!patch.pools && !patch.backends) return { healthPolicies, pools: base.pools };
+  if (!patches.some((p) => p.pools || p.backends)) return { healthPolicies, pools: base.pools };
   const pools = new Map(base.pools.map((p) => [p.name, p]));
   const touched = new Map<string, PoolConfig>();
   const edit = (name: string): PoolConfig | undefined => {
@@ -81,25 +88,27 @@ export function applyPatch(base: SwitchboardConfig, patch: ConfigPatch): Switchb
     }
     return p;
   };
-  for (const name of patch.pools?.delete ?? []) {
-    pools.delete(name);
-    touched.delete(name);
-  }
-  for (const fields of patch.pools?.put ?? []) {
-    const p = { ...fields, backends: [...(pools.get(fields.name)?.backends ?? [])] } as PoolConfig;
-    pools.set(fields.name, p);
-    touched.set(fields.name, p);
-  }
-  for (const { pool, address } of patch.backends?.delete ?? []) {
-    const p = edit(pool);
-    if (p !== undefined) p.backends = p.backends.filter((b) => b.address !== address);
-  }
-  for (const { pool, backend } of patch.backends?.put ?? []) {
-    const p = edit(pool);
-    if (p === undefined) throw new Error(`patch puts backend ${backend.address} into pool "${pool}", which does not exist`);
-    const at = p.backends.findIndex((b) => b.address === backend.address);
-    if (at >= 0) p.backends[at] = canonicalBackend(backend);
-    else p.backends.push(canonicalBackend(backend));
+  for (const patch of patches) {
+    for (const name of patch.pools?.delete ?? []) {
+      pools.delete(name);
+      touched.delete(name);
+    }
+    for (const fields of patch.pools?.put ?? []) {
+      const p = { ...fields, backends: [...(pools.get(fields.name)?.backends ?? [])] } as PoolConfig;
+      pools.set(fields.name, p);
+      touched.set(fields.name, p);
+    }
+    for (const { pool, address } of patch.backends?.delete ?? []) {
+      const p = edit(pool);
+      if (p !== undefined) p.backends = p.backends.filter((b) => b.address !== address);
+    }
+    for (const { pool, backend } of patch.backends?.put ?? []) {
+      const p = edit(pool);
+      if (p === undefined) throw new Error(`patch puts backend ${backend.address} into pool "${pool}", which does not exist`);
+      const at = p.backends.findIndex((b) => b.address === backend.address);
+      if (at >= 0) p.backends[at] = canonicalBackend(backend);
+      else p.backends.push(canonicalBackend(backend));
+    }
   }
   for (const [name, p] of touched) pools.set(name, canonicalPool(p));
   // Mostly sorted already: the sort is a linear pass unless pools were added.

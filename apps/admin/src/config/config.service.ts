@@ -12,7 +12,7 @@
  * database. One admin process owns a database file.
  */
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { applyPatch, canonicalConfig, diffConfigs, entityTag, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatches, canonicalConfig, diffConfigs, entityTag, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { CommitNotifier } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
@@ -121,8 +121,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     const patches = this.state.revision > 0 ? await this.repository.patches(this.state.revision, latest) : undefined;
     let config: SwitchboardConfig | undefined;
     if (patches !== undefined) {
-      config = this.state.config;
-      for (const p of patches) config = applyPatch(config, p);
+      config = applyPatches(this.state.config, patches);
     } else {
       const stored = await this.repository.config(latest);
       if (stored === undefined) return;

@@ -16,7 +16,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { applyPatch, canonicalConfig, validateConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatches, canonicalConfig, validateConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
 import type { Prisma } from '../generated/prisma/client';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from './prisma.service';
@@ -39,7 +39,7 @@ export interface RevisionPage {
 /** The longest a commit's transaction may take (Prisma's default is 5 s). */
 const TRANSACTION_TIMEOUT_MS = 120_000;
 /** A checkpoint at least every this many revisions: what reading an old revision replays at most. */
-export const CHECKPOINT_EVERY = 64;
+export const CHECKPOINT_EVERY = 256;
 
 /** What a commit stores besides the tables. */
 export interface CommitContent {
@@ -215,9 +215,7 @@ export class ConfigRepository {
     if (checkpoint === null) throw new Error(`revision ${number} has no checkpoint before it`);
     const patches = await this.patches(checkpoint.number, number);
     if (patches === undefined) throw new Error(`revisions ${checkpoint.number + 1}..${number} are incomplete`);
-    let config = canonicalConfig(JSON.parse(checkpoint.config!) as SwitchboardConfig);
-    for (const p of patches) config = applyPatch(config, p);
-    return config;
+    return applyPatches(canonicalConfig(JSON.parse(checkpoint.config!) as SwitchboardConfig), patches);
   }
 
   /** Newest first; `before` is the cursor (a revision number). */
