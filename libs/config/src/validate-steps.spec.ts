@@ -66,6 +66,9 @@ describe('validateConfigSteps', () => {
     expect(got.config.pools[3]).toBe(known.pools[3]);
     expect(got.config.pools[7]!.backends[0]).toBe(known.pools[7]!.backends[0]);
     expect(got.config.pools[7]!.backends[1]!.weight).toBe(4);
+    // The same from a parsed body (new objects, equal as JSON): the untouched pools are still the known ones.
+    const parsed = await validateConfigSteps(JSON.parse(JSON.stringify(candidate)), known, pause);
+    expect(parsed.ok && parsed.config.pools[3] === known.pools[3] && parsed.config.pools[7] !== known.pools[7]).toBe(true);
     const bad = { ...known, pools: known.pools.map((p, i) => (i === 9 ? { ...p, backends: [{ address: '127.0.0.1:5000', weight: -1 }] } : p)) };
     expect(await validateConfigSteps(bad, known, pause)).toEqual(validateConfig(bad));
   });

@@ -57,21 +57,28 @@ function poolOf(raw: unknown, same: PoolConfig | undefined): PoolConfig {
   if (!isObject(raw) || (raw.backends !== undefined && !Array.isArray(raw.backends))) throw INVALID;
   const { backends: rawBackends = [], ...rawFields } = raw as { backends?: unknown[] };
   let pool: PoolConfig;
-  if (same !== undefined && sameJson(rawFields, withoutBackends(same))) pool = { ...same };
+  const fieldsKnown = same !== undefined && sameJson(rawFields, withoutBackends(same));
+  if (fieldsKnown) pool = { ...same! };
   else {
     const parsed = poolSchema.safeParse({ ...rawFields, backends: [] });
     if (!parsed.success) throw INVALID;
     pool = parsed.data;
   }
   const knownBackends = new Map((same?.backends ?? []).map((b) => [b.address, b]));
-  pool.backends = rawBackends.map((b): BackendConfig => {
+  let unchanged = fieldsKnown && rawBackends.length === same!.backends.length;
+  pool.backends = rawBackends.map((b, i): BackendConfig => {
     const was = isObject(b) ? knownBackends.get(b.address as string) : undefined;
-    if (was !== undefined && (b === was || sameJson(b, was))) return was;
+    if (was !== undefined && (b === was || sameJson(b, was))) {
+      if (was !== same!.backends[i]) unchanged = false;
+      return was;
+    }
+    unchanged = false;
     const parsed = backendSchema.safeParse(b);
     if (!parsed.success) throw INVALID;
     return parsed.data;
   });
-  return pool;
+  // Nothing changed: the known pool itself, so what follows (diff, canonical form) sees the same object.
+  return unchanged ? same! : pool;
 }
 
 function withoutBackends(pool: PoolConfig): Omit<PoolConfig, 'backends'> {

@@ -135,14 +135,25 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch, json: string): void {
     this.state = state;
     if (this.listeners.size === 0) return;
-    let hash: string | undefined;
-    const event: CommitEvent = { state, diff, base, patch, json, hash: () => (hash ??= entityTag(state.config)) };
+    const event: CommitEvent = { state, diff, base, patch, json, hash: () => this.etag(state.config) };
     for (const listener of this.listeners) listener(event);
   }
 
   current(): ConfigState {
     return this.state;
   }
+
+  /** The config's ETag (entityTag), made once per config: hashing 10,000 backends takes tens of ms. */
+  etag(config: SwitchboardConfig): string {
+    let tag = this.etags.get(config);
+    if (tag === undefined) {
+      tag = entityTag(config);
+      this.etags.set(config, tag);
+    }
+    return tag;
+  }
+
+  private readonly etags = new WeakMap<SwitchboardConfig, string>();
 
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener);

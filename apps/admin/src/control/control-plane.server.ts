@@ -19,7 +19,6 @@ import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '#common';
-import { entityTag } from '#config';
 import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
 import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
@@ -98,8 +97,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
     const state = this.config.current();
     if (this.latest?.state !== state) {
       const json = JSON.stringify(state.config);
-      let hash: string | undefined;
-      this.latest = { state, json, hash: () => (hash ??= entityTag(state.config)), delta: null };
+      this.latest = { state, json, hash: () => this.config.etag(state.config), delta: null };
     }
     return this.latest;
   }
