@@ -104,6 +104,63 @@ describe('control-plane abuse', () => {
     }
   }, 30_000);
 
+  it('a delta balancer that stops reading has at most 16 deltas waiting, then one snapshot; a flood of resync requests costs one snapshot at a time', async () => {
+    const admin = await startAdmin({ args: ['--log-level', 'info'] });
+    try {
+      const token = (await admin.api('POST', '/v1/tokens', { name: 'node', scopes: ['node'] })).body.token as string;
+      expect((await admin.api('PUT', '/v1/config', bigConfig(1000, 1))).status).toBe(200);
+      const { Client } = controlPlane();
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', `Bearer ${token}`);
+      const client = new Client(admin.grpc, grpc.credentials.createInsecure());
+      const stream = client.Connect(metadata);
+      stream.on('error', () => {});
+      const got: ControlMessage[] = [];
+      stream.on('data', (m: ControlMessage) => got.push(m));
+      stream.write({ message: 'hello', hello: { nodeId: 'delta-slow', appliedRevision: 0, version: 'x', deltas: true } });
+      await waitFor('the first snapshot', () => got.some((m) => m.message === 'snapshot'));
+      const revisionOf = (m: ControlMessage) => (m.message === 'snapshot' ? m.snapshot.revision : m.delta.revision);
+      // Each commit changes every backend's weight: a delta of about 70 KB, so a few fill the
+      // stream's flow-control window and the rest wait at the admin.
+      const everyWeight = (w: number) => ({ ...(bigConfig(1000, 1) as { pools: { backends: object[] }[] }).pools[0], backends: (bigConfig(1000, 1) as { pools: { backends: object[] }[] }).pools[0]!.backends.map((b) => ({ ...b, weight: w })) });
+      said('one delta while reading, then 40 commits while not reading');
+      expect((await admin.api('PUT', '/v1/pools/big', everyWeight(2))).status).toBe(200);
+      await waitFor('a delta', () => got.some((m) => m.message === 'delta'));
+      stream.pause();
+      const seen = got.length;
+      for (let w = 3; w <= 42; w++) expect((await admin.api('PUT', '/v1/pools/big', everyWeight(w))).status).toBe(200);
+      await sleep(300);
+      stream.resume();
+      await waitFor('revision 42', () => got.some((m) => revisionOf(m) === 42), 10_000);
+      await sleep(300);
+      const after = got.slice(seen);
+      said(`after resuming: ${after.map((m) => `${m.message} ${revisionOf(m)}`).join(', ')}`);
+      // What the transport had taken before the window closed, then at most 16 deltas, replaced by one snapshot past that.
+      expect(after.length).toBeLessThanOrEqual(20);
+      expect(after.some((m) => m.message === 'snapshot')).toBe(true);
+      expect(revisionOf(after[after.length - 1]!)).toBe(42);
+
+      said('1,000 resync requests while not reading');
+      stream.pause();
+      const before = got.length;
+      for (let i = 0; i < 1000; i++) stream.write({ message: 'nack', nack: { revision: 42, reason: 'resync please', resync: true } });
+      await sleep(1000);
+      expect((await fetch(`${admin.url}/healthz`)).status).toBe(200);
+      stream.resume();
+      await sleep(1000);
+      const snapshots = got.slice(before).filter((m) => m.message === 'snapshot').length;
+      said(`${snapshots} snapshots reached the client for 1,000 requests`);
+      expect(snapshots).toBeGreaterThanOrEqual(1);
+      expect(snapshots).toBeLessThanOrEqual(20) // what the window and socket buffers took, plus one: not one per request;
+      // A resync is no rejection: the node shows no NACK.
+      expect(((await admin.api('GET', '/v1/nodes')).body.items as { nodeId: string; lastNack: string | null }[]).find((n) => n.nodeId === 'delta-slow')?.lastNack).toBeNull();
+      stream.cancel();
+      client.close();
+    } finally {
+      await admin.stop();
+    }
+  }, 60_000);
+
   it('two balancers that stop reading get the latest snapshot, not one per commit (coalesced), and the admin stays up', async () => {
     const admin = await startAdmin({ args: ['--log-level', 'info'] });
     try {

@@ -57,3 +57,41 @@ export function entityTag(value: unknown): string {
 export function entityTagOf(stable: string): string {
   return `"${createHash('sha256').update(stable).digest('base64url').slice(0, 22)}"`;
 }
+
+const tags = new WeakMap<object, string>();
+const digest = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 22);
+
+function resourceTag(resource: object): string {
+  let tag = tags.get(resource);
+  if (tag === undefined) {
+    tag = digest(stableStringify(resource));
+    tags.set(resource, tag);
+  }
+  return tag;
+}
+
+function poolTag(pool: PoolConfig): string {
+  let tag = tags.get(pool);
+  if (tag === undefined) {
+    const { backends, ...fields } = pool;
+    let text = stableStringify(fields);
+    for (const b of backends) text += resourceTag(b);
+    tag = digest(text);
+    tags.set(pool, tag);
+  }
+  return tag;
+}
+
+/**
+ * The entity tag of a canonical config: a hash of its resources' hashes, each kept with the
+ * resource object. Equal configs have equal tags; a config made from another by a change (a
+ * patch, a one-backend write) shares the untouched objects, so its tag costs what changed plus
+ * a pass over the pool list, not a serialisation of 10,000 backends. GET /v1/config's ETag, and
+ * what a balancer checks a delta's result against.
+ */
+export function configTag(cfg: SwitchboardConfig): string {
+  const hash = createHash('sha256');
+  for (const p of cfg.healthPolicies) hash.update(`h${resourceTag(p)}`);
+  for (const p of cfg.pools) hash.update(`p${poolTag(p)}`);
+  return `"${hash.digest('base64url').slice(0, 22)}"`;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import * as fc from 'fast-check';
-import { canonicalConfig, stableStringify } from './canonical';
+import { canonicalConfig, configTag, stableStringify } from './canonical';
 import { diffConfigs } from './diff';
 import { validateConfig } from './parse';
 import { applyPatch, applyPatches, patchFromDiff } from './patch';
@@ -81,5 +81,21 @@ describe('config patches', () => {
   it('refuses a backend put into a pool that does not exist (a patch against the wrong base)', () => {
     const before = cfg({ pools: [] });
     expect(() => applyPatch(before, { backends: { put: [{ pool: 'nope', backend: { address: '127.0.0.1:1', weight: 1, drain: false } }] } })).toThrow(/pool "nope"/);
+  });
+});
+
+describe('configTag', () => {
+  it('is equal for equal configs whatever their objects, and differs when anything differs', () => {
+    fc.assert(
+      fc.property(configArb, configArb, (a, b) => {
+        const copy = canonicalConfig(JSON.parse(JSON.stringify(a)) as SwitchboardConfig);
+        expect(configTag(copy)).toBe(configTag(a));
+        expect(configTag(a) === configTag(b)).toBe(stableStringify(a) === stableStringify(b));
+        // After a patch, with the untouched objects shared: the same tag as the config built afresh.
+        const patched = applyPatch(a, patchFromDiff(b, diffConfigs(a, b)));
+        expect(configTag(patched)).toBe(configTag(canonicalConfig(JSON.parse(JSON.stringify(b)) as SwitchboardConfig)));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

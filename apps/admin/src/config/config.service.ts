@@ -12,7 +12,7 @@
  * database. One admin process owns a database file.
  */
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { applyPatches, canonicalConfig, diffConfigs, entityTag, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatches, canonicalConfig, configTag, diffConfigs, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { CommitNotifier } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
@@ -48,7 +48,7 @@ export interface CommitEvent {
   patch: ConfigPatch;
   /** JSON of `state.config`, made once per commit for every balancer. */
   json: string;
-  /** entityTag of `state.config` (made on first call): a balancer checks the config a patch gave it against this. */
+  /** configTag of `state.config` (GET /v1/config's ETag): a balancer checks the config a patch gave it against this. */
   hash(): string;
 }
 
@@ -143,17 +143,10 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     return this.state;
   }
 
-  /** The config's ETag (entityTag), made once per config: hashing 10,000 backends takes tens of ms. */
+  /** The config's ETag: configTag, which after a change hashes what changed (libs/config/src/canonical.ts). */
   etag(config: SwitchboardConfig): string {
-    let tag = this.etags.get(config);
-    if (tag === undefined) {
-      tag = entityTag(config);
-      this.etags.set(config, tag);
-    }
-    return tag;
+    return configTag(config);
   }
-
-  private readonly etags = new WeakMap<SwitchboardConfig, string>();
 
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener);

@@ -75,12 +75,11 @@ export class ControlPlaneServer implements OnModuleDestroy {
   ) {
     this.log = settings.logger.child({ component: 'control-plane' });
     config.onCommit((event) => {
-      this.latest = latestOf(event);
-      // After the write's response: a hash and thousands of writes are no part of its latency.
-      const latest = this.latest;
-      setImmediate(() => {
-        for (const [stream, outbox] of this.streams) this.enqueue(stream, outbox, latest);
-      });
+      // Before the write's response: a delta is small and its hash covers what changed, so the
+      // balancers start applying while the response is on its way.
+      const latest = latestOf(event);
+      this.latest = latest;
+      for (const [stream, outbox] of this.streams) this.enqueue(stream, outbox, latest);
     });
   }
 

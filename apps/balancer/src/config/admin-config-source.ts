@@ -18,7 +18,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { applyPatch, canonicalConfig, describeErrors, entityTagOf, stableStringify, validateConfig, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatch, canonicalConfig, configTag, describeErrors, validateConfig, validateConfigSteps, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type Delta, type PoolStats, type Snapshot } from '#proto';
 import type { TlsMaterial } from '#common';
 import type { ConfigSink, ConfigSource } from './config-source';
@@ -40,6 +40,8 @@ export interface AdminSourceOptions {
   tls?: { material: () => TlsMaterial; serverName?: string | undefined };
 }
 
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 interface StoredSnapshot {
   revision: number;
   config: unknown;
@@ -53,8 +55,8 @@ export class AdminConfigSource implements ConfigSource {
   private client: ControlPlaneClient | null = null;
   private stream: ConnectStream | null = null;
   private applied = 0;
-  /** The applied config, serialised stably: a snapshot with the same revision but other content (a rebuilt admin database) is applied. */
-  private appliedContent = '';
+  /** The applied config's tag: a snapshot with the same revision but other content (a rebuilt admin database) is applied. */
+  private appliedTag = '';
   /** The applied config (canonical): what deltas apply to. */
   private appliedConfig: SwitchboardConfig | null = null;
   /** The parts of a snapshot received so far. */
@@ -237,15 +239,16 @@ export class AdminConfigSource implements ConfigSource {
     }
     let config: SwitchboardConfig;
     try {
-      const patched = validateConfig(applyPatch(this.appliedConfig, JSON.parse(delta.patchJson) as ConfigPatch));
+      // Validated reusing the running config's objects: the work follows the change.
+      const patched = await validateConfigSteps(applyPatch(this.appliedConfig, JSON.parse(delta.patchJson) as ConfigPatch), this.appliedConfig, yieldToEventLoop);
       if (!patched.ok) throw new Error(describeErrors(patched.errors, `revision ${delta.revision}`).replace(/\n/g, '; '));
       config = canonicalConfig(patched.config);
     } catch (err) {
       return this.resync(stream, delta.revision, `the delta does not apply: ${(err as Error).message}`);
     }
-    const content = stableStringify(config);
-    if (entityTagOf(content) !== delta.configHash) return this.resync(stream, delta.revision, 'the delta gives another config than the admin\'s (hash differs)');
-    await this.applyChecked(stream, delta.revision, config, content);
+    const tag = configTag(config);
+    if (tag !== delta.configHash) return this.resync(stream, delta.revision, 'the delta gives another config than the admin\'s (hash differs)');
+    await this.applyChecked(stream, delta.revision, config, tag);
   }
 
   private async onSnapshot(stream: ConnectStream, snapshot: Snapshot): Promise<void> {
@@ -258,7 +261,7 @@ export class AdminConfigSource implements ConfigSource {
     const result = validateConfig(raw);
     if (!result.ok) return this.nack(stream, snapshot.revision, describeErrors(result.errors, `revision ${snapshot.revision}`).replace(/\n/g, '; '));
     const config = canonicalConfig(result.config);
-    await this.applyChecked(stream, snapshot.revision, config, stableStringify(config));
+    await this.applyChecked(stream, snapshot.revision, config, configTag(config));
   }
 
   private nack(stream: ConnectStream, revision: number, reason: string): void {
@@ -267,8 +270,8 @@ export class AdminConfigSource implements ConfigSource {
   }
 
   /** Applies a validated config (unless it runs already) and answers. */
-  private async applyChecked(stream: ConnectStream, revision: number, config: SwitchboardConfig, content: string): Promise<void> {
-    if (revision === this.applied && content === this.appliedContent) {
+  private async applyChecked(stream: ConnectStream, revision: number, config: SwitchboardConfig, tag: string): Promise<void> {
+    if (revision === this.applied && tag === this.appliedTag) {
       // Already running it (the stored snapshot, or a reconnect): acknowledge without re-applying.
       stream.write({ message: 'ack', ack: { revision } });
       return;
@@ -278,15 +281,15 @@ export class AdminConfigSource implements ConfigSource {
     } catch (err) {
       return this.nack(stream, revision, (err as Error).message);
     }
-    this.setApplied(revision, config, content);
+    this.setApplied(revision, config);
     stream.write({ message: 'ack', ack: { revision } });
     this.store({ revision, config });
   }
 
-  private setApplied(revision: number, config: SwitchboardConfig, content = stableStringify(canonicalConfig(config))): void {
+  private setApplied(revision: number, config: SwitchboardConfig): void {
     this.applied = revision;
     this.appliedConfig = canonicalConfig(config);
-    this.appliedContent = content;
+    this.appliedTag = configTag(this.appliedConfig);
   }
 
   private store(snapshot: StoredSnapshot): void {
