@@ -14,7 +14,7 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { applyPatches, canonicalConfig, configTag, diffConfigs, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
-import { CommitNotifier } from '../store/commit-notifier';
+import { CommitNotifier, type CommitNotice } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 
@@ -81,8 +81,8 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.notifier =
       settings.database.kind === 'postgresql'
-        ? new CommitNotifier(settings.database.url, settings.logger, (revision) => {
-            if (revision > this.state.revision) this.scheduleCatchUp();
+        ? new CommitNotifier(settings.database.url, settings.logger, (notice) => {
+            if (notice.revision > this.state.revision) this.scheduleCatchUp(notice);
           })
         : null;
   }
@@ -104,8 +104,30 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     await this.notifier?.stop();
   }
 
-  private scheduleCatchUp(): void {
-    this.lock = this.lock.then(() => this.catchUp()).catch(() => undefined);
+  private scheduleCatchUp(notice?: CommitNotice): void {
+    this.lock = this.lock.then(() => (notice?.delta !== undefined ? this.applyNotice(notice) : this.catchUp())).catch(() => undefined);
+  }
+
+  /**
+   * Another admin's commit, with its patch in the notification: applied without reading the
+   * database when this admin runs its base (validated all the same); otherwise, and on any
+   * doubt, caught up with from the database.
+   */
+  private async applyNotice(notice: CommitNotice): Promise<void> {
+    const { base, patchJson } = notice.delta!;
+    if (notice.revision !== base + 1 || base !== this.state.revision) return this.catchUp();
+    let patch: ConfigPatch;
+    let config: SwitchboardConfig;
+    try {
+      patch = JSON.parse(patchJson) as ConfigPatch;
+      const result = await validateConfigSteps(applyPatches(this.state.config, [patch]), this.state.config, yieldToEventLoop);
+      if (!result.ok) return this.catchUp();
+      config = canonicalConfig(result.config);
+    } catch {
+      return this.catchUp();
+    }
+    const diff = diffConfigs(this.state.config, config);
+    this.publish(base, { revision: notice.revision, config }, diff, patch, JSON.stringify(config));
   }
 
   /**
@@ -194,7 +216,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
         throw err;
       }
       this.publish(before.revision, { revision, config: next }, diff, patch, json);
-      void this.notifier?.notify(revision);
+      void this.notifier?.notify(revision, before.revision, JSON.stringify(patch));
       return { state: this.state, diff, changed: true };
     });
     this.lock = run.catch(() => undefined);

@@ -1,13 +1,29 @@
 /**
  * Admins that share one PostgreSQL database tell each other of their commits at once:
- * LISTEN/NOTIFY on one channel, the payload the revision number. A dedicated connection (pg)
- * listens; a lost connection is re-made with backoff, and ConfigService's periodic check covers
+ * LISTEN/NOTIFY on one channel. The payload is the revision number and, when it fits in
+ * NOTIFY's 8,000 bytes, the revision it was made from and its patch (`7:6:{...}`), so an admin
+ * at that base applies it without reading the database. A dedicated connection (pg) listens; a lost connection is re-made with backoff, and ConfigService's periodic check covers
  * whatever a notification may miss meanwhile.
  */
 import { Client } from 'pg';
 import type { Logger } from 'pino';
 
 const CHANNEL = 'switchboard_commits';
+/** NOTIFY's payload limit is 8,000 bytes. */
+const MAX_PAYLOAD_BYTES = 7900;
+
+/** What a notification says: a revision, and the patch that made it from `base` when it fit. */
+export interface CommitNotice {
+  revision: number;
+  delta?: { base: number; patchJson: string };
+}
+
+export function parseNotice(payload: string | undefined): CommitNotice | undefined {
+  const m = /^(\d{1,10})(?::(\d{1,10}):(\{.*\}))?$/s.exec(payload ?? '');
+  if (!m) return undefined;
+  const revision = Number(m[1]);
+  return m[2] !== undefined ? { revision, delta: { base: Number(m[2]), patchJson: m[3]! } } : { revision };
+}
 
 export class CommitNotifier {
   private client: Client | null = null;
@@ -17,16 +33,16 @@ export class CommitNotifier {
   constructor(
     private readonly url: string,
     private readonly log: Logger,
-    /** Another admin (or this one) committed `revision`. */
-    private readonly onCommit: (revision: number) => void,
+    /** Another admin (or this one) committed a revision. */
+    private readonly onCommit: (notice: CommitNotice) => void,
   ) {}
 
   async start(): Promise<void> {
     if (this.stopped) return;
     const client = new Client({ connectionString: this.url });
     client.on('notification', (n) => {
-      const revision = Number(n.payload);
-      if (Number.isInteger(revision)) this.onCommit(revision);
+      const notice = parseNotice(n.payload);
+      if (notice !== undefined) this.onCommit(notice);
     });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
@@ -41,8 +57,10 @@ export class CommitNotifier {
   }
 
   /** Tells the other admins (best effort: they also check periodically). */
-  async notify(revision: number): Promise<void> {
-    await this.client?.query('SELECT pg_notify($1, $2)', [CHANNEL, String(revision)]).catch(() => undefined);
+  async notify(revision: number, base: number, patchJson: string): Promise<void> {
+    const full = `${revision}:${base}:${patchJson}`;
+    const payload = Buffer.byteLength(full) <= MAX_PAYLOAD_BYTES ? full : String(revision);
+    await this.client?.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch(() => undefined);
   }
 
   async stop(): Promise<void> {
