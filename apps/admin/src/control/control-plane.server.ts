@@ -25,6 +25,7 @@ import { TokensService } from '../auth/tokens.service';
 import { ConfigService, type CommitEvent, type ConfigState } from '../config/config.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { NodesService } from './nodes.service';
+import { snapshotParts } from './snapshot-parts';
 
 type Stream = grpc.ServerDuplexStream<NodeMessage, ControlMessage>;
 
@@ -224,11 +225,8 @@ export class ControlPlaneServer implements OnModuleDestroy {
     const { json } = latest;
     const revision = latest.state.revision;
     if (!outbox.deltas || json.length <= SNAPSHOT_PART_CHARS) return [{ message: 'snapshot', snapshot: { revision, configJson: json, part: 0, parts: 1 } }];
-    const parts = Math.ceil(json.length / SNAPSHOT_PART_CHARS);
-    return Array.from({ length: parts }, (_, part) => ({
-      message: 'snapshot' as const,
-      snapshot: { revision, configJson: json.slice(part * SNAPSHOT_PART_CHARS, (part + 1) * SNAPSHOT_PART_CHARS), part, parts },
-    }));
+    const pieces = snapshotParts(json, SNAPSHOT_PART_CHARS);
+    return pieces.map((configJson, part) => ({ message: 'snapshot' as const, snapshot: { revision, configJson, part, parts: pieces.length } }));
   }
 
   /** Whatever waited is replaced by `messages` (the latest wins: a snapshot is the whole config). */
