@@ -243,6 +243,7 @@ export class Balancer implements ConfigSink {
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
     this.log.info({ timeoutMs }, 'draining: no new connections, waiting for in-flight calls');
     const cut = await this.dataPlane.drain(timeoutMs);
+    await this.source?.flushed?.();
     if (cut > 0) this.log.warn({ connections: cut }, 'drain timeout: connections cut with calls in flight');
     for (const pool of this.runtime.pools.values()) for (const b of pool.backends) b.upstream.destroy();
     if (this.opsServer) await closeOpsServer(this.opsServer);

@@ -155,6 +155,7 @@ export class BalancerPrimary implements ConfigSink {
           }),
       ),
     );
+    await this.source?.flushed?.();
     if (this.opsServer) await closeOpsServer(this.opsServer);
     this.log.info('stopped');
   }

@@ -19,4 +19,6 @@ export interface ConfigSource {
   /** Resolves once the first revision was applied; rejects if there is none to apply. */
   start(sink: ConfigSink): Promise<void>;
   stop(): void;
+  /** Resolves once what the source still writes (a stored snapshot) is on disk. */
+  flushed?(): Promise<void>;
 }
