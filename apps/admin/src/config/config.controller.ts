@@ -3,6 +3,7 @@ import { Body, Controller, Get, Headers, HttpCode, Post, Put, Res } from '@nestj
 import { ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { stringify } from 'yaml';
+import { configTag } from '#config';
 import { checkIfMatch } from '../http/preconditions';
 import { ValidationProblem } from '../http/problem';
 import { Author } from '../http/principal.decorator';
@@ -22,7 +23,7 @@ export class ConfigController {
   })
   export(@Headers('accept') accept: string | undefined, @Res({ passthrough: true }) res: Response) {
     const { revision, config } = this.config.current();
-    res.setHeader('ETag', this.config.etag(config));
+    res.setHeader('ETag', configTag(config));
     res.setHeader('X-Switchboard-Revision', String(revision));
     res.setHeader('Vary', 'Accept');
     if (/\b(application|text)\/(x-)?yaml\b/.test(accept ?? '')) {
@@ -47,12 +48,12 @@ export class ConfigController {
     const desired = wholeConfig(body);
     const result = await this.config.commit(
       ({ config }) => {
-        if (ifMatch !== undefined) checkIfMatch(ifMatch, this.config.etag(config), 'the configuration');
+        if (ifMatch !== undefined) checkIfMatch(ifMatch, configTag(config), 'the configuration');
         return desired;
       },
       { author, message: 'apply configuration' },
     );
-    res.setHeader('ETag', this.config.etag(result.state.config));
+    res.setHeader('ETag', configTag(result.state.config));
     return { revision: result.state.revision, changed: result.changed, changes: result.diff.changes };
   }
 }

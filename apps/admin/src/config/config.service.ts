@@ -116,18 +116,14 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   private async applyNotice(notice: CommitNotice): Promise<void> {
     const { base, patchJson } = notice.delta!;
     if (notice.revision !== base + 1 || base !== this.state.revision) return this.catchUp();
-    let patch: ConfigPatch;
-    let config: SwitchboardConfig;
     try {
-      patch = JSON.parse(patchJson) as ConfigPatch;
+      const patch = JSON.parse(patchJson) as ConfigPatch;
       const result = await validateConfigSteps(applyPatches(this.state.config, [patch]), this.state.config, yieldToEventLoop);
       if (!result.ok) return this.catchUp();
-      config = canonicalConfig(result.config);
+      this.advance(notice.revision, canonicalConfig(result.config), patch);
     } catch {
       return this.catchUp();
     }
-    const diff = diffConfigs(this.state.config, config);
-    this.publish(base, { revision: notice.revision, config }, diff, patch, JSON.stringify(config));
   }
 
   /**
@@ -137,37 +133,30 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   private async catchUp(): Promise<void> {
     const latest = await this.repository.latestRevision();
     if (latest <= this.state.revision) return;
-    // The revision row holds the whole config it made: one consistent read (the resource tables,
-    // read table by table, could mix two commits made meanwhile).
-    // What others committed is the patches after this admin's revision (unless one was a checkpoint).
+    // Read from the revision rows, one consistent read (the resource tables, read table by table,
+    // could mix two commits made meanwhile): the patches after this admin's revision, or the
+    // newest revision's config when a checkpoint lies between.
     const patches = this.state.revision > 0 ? await this.repository.patches(this.state.revision, latest) : undefined;
-    let config: SwitchboardConfig | undefined;
-    if (patches !== undefined) {
-      config = applyPatches(this.state.config, patches);
-    } else {
-      const stored = await this.repository.config(latest);
-      if (stored === undefined) return;
-      config = canonicalConfig(stored);
-    }
-    const base = this.state.revision;
+    if (patches !== undefined) return this.advance(latest, applyPatches(this.state.config, patches), patches.length === 1 ? patches[0] : undefined);
+    const stored = await this.repository.config(latest);
+    if (stored !== undefined) this.advance(latest, canonicalConfig(stored));
+  }
+
+  /** Another admin's commit(s) taken in: this admin now runs `revision` and pushes it. */
+  private advance(revision: number, config: SwitchboardConfig, patch?: ConfigPatch): void {
     const diff = diffConfigs(this.state.config, config);
-    this.publish(base, { revision: latest, config }, diff, patches?.length === 1 ? patches[0]! : patchFromDiff(config, diff), JSON.stringify(config));
+    this.publish(this.state.revision, { revision, config }, diff, patch ?? patchFromDiff(config, diff), JSON.stringify(config));
   }
 
   private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch, json: string): void {
     this.state = state;
     if (this.listeners.size === 0) return;
-    const event: CommitEvent = { state, diff, base, patch, json, hash: () => this.etag(state.config) };
+    const event: CommitEvent = { state, diff, base, patch, json, hash: () => configTag(state.config) };
     for (const listener of this.listeners) listener(event);
   }
 
   current(): ConfigState {
     return this.state;
-  }
-
-  /** The config's ETag: configTag, which after a change hashes what changed (libs/config/src/canonical.ts). */
-  etag(config: SwitchboardConfig): string {
-    return configTag(config);
   }
 
   onCommit(listener: CommitListener): () => void {

@@ -19,6 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '#common';
+import { configTag } from '#config';
 import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
 import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
@@ -97,7 +98,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
     const state = this.config.current();
     if (this.latest?.state !== state) {
       const json = JSON.stringify(state.config);
-      this.latest = { state, json, hash: () => this.config.etag(state.config), delta: null };
+      this.latest = { state, json, hash: () => configTag(state.config), delta: null };
     }
     return this.latest;
   }
@@ -222,10 +223,8 @@ export class ControlPlaneServer implements OnModuleDestroy {
 
   /** The whole config: in parts for a balancer that takes them, else in one message. */
   private snapshotOf(latest: Latest, outbox: Outbox): ControlMessage[] {
-    const { json } = latest;
     const revision = latest.state.revision;
-    if (!outbox.deltas || json.length <= SNAPSHOT_PART_CHARS) return [{ message: 'snapshot', snapshot: { revision, configJson: json, part: 0, parts: 1 } }];
-    const pieces = snapshotParts(json, SNAPSHOT_PART_CHARS);
+    const pieces = outbox.deltas ? snapshotParts(latest.json, SNAPSHOT_PART_CHARS) : [latest.json];
     return pieces.map((configJson, part) => ({ message: 'snapshot' as const, snapshot: { revision, configJson, part, parts: pieces.length } }));
   }
 

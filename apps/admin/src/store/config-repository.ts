@@ -216,14 +216,19 @@ export class ConfigRepository {
     const row = await this.prisma.revision.findUnique({ where: { number } });
     if (!row) return undefined;
     const { patch: _patch, ...meta } = row;
-    return { ...meta, config: row.config !== null ? (JSON.parse(row.config) as SwitchboardConfig) : await this.rebuild(number), diff: JSON.parse(row.diff) as ConfigDiff };
+    return { ...meta, config: await this.configOf(number, row.config), diff: JSON.parse(row.diff) as ConfigDiff };
   }
 
   /** The config of revision `number`: its checkpoint with the patches after it applied in order. */
   async config(number: number): Promise<SwitchboardConfig | undefined> {
     const row = await this.prisma.revision.findUnique({ where: { number }, select: { config: true } });
     if (!row) return undefined;
-    return row.config !== null ? (JSON.parse(row.config) as SwitchboardConfig) : this.rebuild(number);
+    return this.configOf(number, row.config);
+  }
+
+  /** A checkpoint's own config, or the one rebuilt from the checkpoint before it. */
+  private configOf(number: number, checkpoint: string | null): Promise<SwitchboardConfig> {
+    return checkpoint !== null ? Promise.resolve(JSON.parse(checkpoint) as SwitchboardConfig) : this.rebuild(number);
   }
 
   /** The patches that take revision `from` to `to` (from < to), in order; undefined when one is a checkpoint or gone. */
