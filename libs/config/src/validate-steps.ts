@@ -17,7 +17,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 /** Thrown inside to fall back to the whole-config validation (for its error list). */
 const INVALID = Symbol('invalid');
 
-export async function validateConfigSteps(value: unknown, known: SwitchboardConfig | null, pause: () => Promise<void>, sliceMs = 10): Promise<ConfigResult> {
+/** Lets the event loop run (timers, I/O) before the next slice. */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export async function validateConfigSteps(value: unknown, known: SwitchboardConfig | null, pause: () => Promise<void> = yieldToEventLoop, sliceMs = 10): Promise<ConfigResult> {
   if (!isObject(value) || Object.keys(value).some((k) => k !== 'healthPolicies' && k !== 'pools')) return validateConfig(value);
   const rawPolicies = value.healthPolicies ?? [];
   const rawPools = value.pools ?? [];

@@ -118,7 +118,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     if (notice.revision !== base + 1 || base !== this.state.revision) return this.catchUp();
     try {
       const patch = JSON.parse(patchJson) as ConfigPatch;
-      const result = await validateConfigSteps(applyPatches(this.state.config, [patch]), this.state.config, yieldToEventLoop);
+      const result = await validateConfigSteps(applyPatches(this.state.config, [patch]), this.state.config);
       if (!result.ok) return this.catchUp();
       this.advance(notice.revision, canonicalConfig(result.config), patch);
     } catch {
@@ -218,7 +218,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
    * does not hold the event loop.
    */
   private async validate(value: unknown, known: SwitchboardConfig, errorPath?: (e: ConfigError) => string): Promise<SwitchboardConfig> {
-    const result = await validateConfigSteps(value, known, yieldToEventLoop);
+    const result = await validateConfigSteps(value, known);
     if (!result.ok) {
       const errors: FieldError[] = result.errors.map((e) => ({ path: errorPath ? errorPath(e) : e.path, message: e.message }));
       throw new ValidationProblem(errors, 'Invalid configuration');
@@ -226,5 +226,3 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     return canonicalConfig(result.config);
   }
 }
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

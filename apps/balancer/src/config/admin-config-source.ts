@@ -41,8 +41,6 @@ export interface AdminSourceOptions {
   tls?: { material: () => TlsMaterial; serverName?: string | undefined };
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 interface StoredSnapshot {
   revision: number;
   config: unknown;
@@ -140,8 +138,9 @@ export class AdminConfigSource implements ConfigSource {
       this.log.warn({ file: this.file, errors: result.errors }, 'stored snapshot invalid; waiting for the admin');
       return;
     }
-    await this.sink!.apply(result.config, stored.revision);
-    this.setApplied(stored.revision, result.config);
+    const config = canonicalConfig(result.config);
+    await this.sink!.apply(config, stored.revision);
+    this.setApplied(stored.revision, config, configTag(config));
     this.log.info({ revision: stored.revision, file: this.file }, 'serving the stored snapshot until the admin answers');
   }
 
@@ -221,8 +220,7 @@ export class AdminConfigSource implements ConfigSource {
     p.chars += snapshot.configJson.length;
     if (p.chars > MAX_SNAPSHOT_CHARS) {
       this.parts = null;
-      stream.write({ message: 'nack', nack: { revision: snapshot.revision, reason: `snapshot larger than ${MAX_SNAPSHOT_CHARS} characters` } });
-      this.sink!.reject(`revision ${snapshot.revision} from the admin: snapshot larger than ${MAX_SNAPSHOT_CHARS} characters`);
+      this.nack(stream, snapshot.revision, `snapshot larger than ${MAX_SNAPSHOT_CHARS} characters`);
       return null;
     }
     p.pieces.push(snapshot.configJson);
@@ -244,7 +242,7 @@ export class AdminConfigSource implements ConfigSource {
     let config: SwitchboardConfig;
     try {
       // Validated reusing the running config's objects: the work follows the change.
-      const patched = await validateConfigSteps(applyPatch(this.appliedConfig, JSON.parse(delta.patchJson) as ConfigPatch), this.appliedConfig, yieldToEventLoop);
+      const patched = await validateConfigSteps(applyPatch(this.appliedConfig, JSON.parse(delta.patchJson) as ConfigPatch), this.appliedConfig);
       if (!patched.ok) throw new Error(describeErrors(patched.errors, `revision ${delta.revision}`).replace(/\n/g, '; '));
       config = canonicalConfig(patched.config);
     } catch (err) {
@@ -285,15 +283,16 @@ export class AdminConfigSource implements ConfigSource {
     } catch (err) {
       return this.nack(stream, revision, (err as Error).message);
     }
-    this.setApplied(revision, config);
+    this.setApplied(revision, config, tag);
     stream.write({ message: 'ack', ack: { revision } });
     this.store({ revision, config });
   }
 
-  private setApplied(revision: number, config: SwitchboardConfig): void {
+  /** `config` is canonical and `tag` its configTag. */
+  private setApplied(revision: number, config: SwitchboardConfig, tag: string): void {
     this.applied = revision;
-    this.appliedConfig = canonicalConfig(config);
-    this.appliedTag = configTag(this.appliedConfig);
+    this.appliedConfig = config;
+    this.appliedTag = tag;
   }
 
   /**
