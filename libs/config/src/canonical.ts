@@ -48,18 +48,14 @@ export function stableStringify(value: unknown): string {
   );
 }
 
+const digest = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 22);
+
 /** A strong HTTP entity tag for a value: a hash of its stable serialisation. */
 export function entityTag(value: unknown): string {
-  return entityTagOf(stableStringify(value));
-}
-
-/** entityTag of the value whose stableStringify is `stable` (for a caller that has it already). */
-export function entityTagOf(stable: string): string {
-  return `"${createHash('sha256').update(stable).digest('base64url').slice(0, 22)}"`;
+  return `"${digest(stableStringify(value))}"`;
 }
 
 const tags = new WeakMap<object, string>();
-const digest = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 22);
 
 function resourceTag(resource: object): string {
   let tag = tags.get(resource);

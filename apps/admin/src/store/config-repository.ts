@@ -16,7 +16,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { applyPatches, canonicalConfig, validateConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatches, canonicalConfig, validateConfig, type BackendConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
 import type { Prisma } from '../generated/prisma/client';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from './prisma.service';
@@ -110,12 +110,19 @@ export class ConfigRepository {
     const ops: Op[] = [];
     const pools = new Map(next.pools.map((p) => [p.name, p]));
     const policies = new Map(next.healthPolicies.map((p) => [p.name, p]));
-    // Created rows go in one INSERT per table (a whole config of 10,000 backends is one
-    // statement, not 10,000); updated rows one UPDATE each; deleted rows one DELETE per table or pool.
+    // Created rows go in INSERTs of CREATE_BATCH rows (a whole config of 10,000 backends is 50
+    // statements, not 10,000); updated rows one UPDATE each; deleted rows one DELETE per table or pool.
     const created = { policies: [] as Prisma.HealthPolicyCreateManyInput[], pools: [] as Prisma.PoolCreateManyInput[], backends: [] as Prisma.BackendCreateManyInput[] };
     const deletedPolicies: string[] = [];
     const deletedPools = new Set<string>();
     const deletedBackends = new Map<string, string[]>();
+    // A pool's backends by address, made on first use (a 20,000-backend pool is not searched 20,000 times).
+    const byAddress = new Map<string, Map<string, BackendConfig>>();
+    const backendOf = (poolName: string, address: string): BackendConfig => {
+      let m = byAddress.get(poolName);
+      if (m === undefined) byAddress.set(poolName, (m = new Map(pools.get(poolName)!.backends.map((b) => [b.address, b]))));
+      return m.get(address)!;
+    };
     for (const change of diff.changes) {
       if (change.kind === 'healthPolicy') {
         if (change.action === 'delete') deletedPolicies.push(change.name);
@@ -141,16 +148,19 @@ export class ConfigRepository {
           deletedBackends.set(poolName, list);
           continue;
         }
-        const b = pools.get(poolName)!.backends.find((x) => x.address === change.name)!;
+        const b = backendOf(poolName, change.name);
         const row = { weight: b.weight, drain: b.drain, labels: b.labels ? JSON.stringify(b.labels) : null };
         if (change.action === 'create') created.backends.push({ poolName, address: b.address, ...row });
         else ops.push((tx) => tx.backend.update({ where: { poolName_address: { poolName, address: b.address } }, data: row }));
       }
     }
-    // Deletes first (a pool deleted and made again in one change is a delete and a create), then creates, pools before their backends.
-    for (const [poolName, addresses] of deletedBackends) ops.unshift((tx) => tx.backend.deleteMany({ where: { poolName, address: { in: addresses } } }));
-    if (deletedPools.size > 0) ops.unshift((tx) => tx.pool.deleteMany({ where: { name: { in: [...deletedPools] } } }));
-    if (deletedPolicies.length > 0) ops.unshift((tx) => tx.healthPolicy.deleteMany({ where: { name: { in: deletedPolicies } } }));
+    // Deletes first (a pool deleted and made again in one change is a delete and a create), then
+    // the updates above, then creates, pools before their backends.
+    const deletes: Op[] = [];
+    if (deletedPolicies.length > 0) deletes.push((tx) => tx.healthPolicy.deleteMany({ where: { name: { in: deletedPolicies } } }));
+    if (deletedPools.size > 0) deletes.push((tx) => tx.pool.deleteMany({ where: { name: { in: [...deletedPools] } } }));
+    for (const [poolName, addresses] of deletedBackends) deletes.push((tx) => tx.backend.deleteMany({ where: { poolName, address: { in: addresses } } }));
+    ops.unshift(...deletes);
     // In statements of CREATE_BATCH rows: Prisma compiles and runs each on the event loop, so one
     // statement of 10,000 rows would hold it for a second; between statements other work goes on.
     for (let i = 0; i < created.policies.length; i += CREATE_BATCH) ops.push((tx) => tx.healthPolicy.createMany({ data: created.policies.slice(i, i + CREATE_BATCH) }));
