@@ -2,20 +2,24 @@
  * Control-plane abuse against a real admin: no token, the wrong scope, garbage node ids, huge
  * stats and NACK reasons, made-up node ids piling up, and balancers that stop reading while
  * large configurations are committed. The admin must refuse with a gRPC status, stay up, keep
- * its memory bounded and its node list bounded.
+ * its memory bounded and its node list bounded. And the other way round: a broken admin sending a
+ * real balancer bad deltas and snapshot parts out of order.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { controlPlane, type ConnectStream, type ControlMessage, type Snapshot } from '#proto';
+import { controlPlane, type ConnectStream, type ControlMessage, type NodeMessage, type Snapshot } from '#proto';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 import { rssMiB } from '../support/counting-backend';
-import { sleep, waitFor } from '../support/processes';
+import { killAll, sleep, startNode, waitFor } from '../support/processes';
 
 const said = (what: string): void => {
   process.stdout.write(`hostile-control-plane: ${what}\n`);
 };
 
-afterAll(() => killAdmins());
+afterAll(() => {
+  killAdmins();
+  killAll();
+});
 
 function connect(admin: AdminProcess, token: string | null): { client: grpc.Client; stream: ConnectStream; status: Promise<grpc.StatusObject>; snapshots: Snapshot[] } {
   const { Client } = controlPlane();
@@ -195,4 +199,59 @@ describe('control-plane abuse', () => {
       await admin.stop();
     }
   }, 90_000);
+});
+
+describe('a broken admin', () => {
+  it('sends a balancer bad deltas and snapshot parts out of order: it asks for a snapshot each time, keeps serving, and applies the good one', async () => {
+    // A control plane that answers the hello with a good snapshot, then with garbage, then a good snapshot in parts.
+    const nacks: { revision: number; reason: string; resync?: boolean }[] = [];
+    const acks: number[] = [];
+    let talk: ((m: ControlMessage) => void) | undefined;
+    const server = new grpc.Server();
+    server.addService(controlPlane().service, {
+      Connect: (call: grpc.ServerDuplexStream<NodeMessage, ControlMessage>) => {
+        talk = (m) => call.write(m);
+        call.on('data', (m: NodeMessage) => {
+          if (m.message === 'nack') nacks.push(m.nack);
+          if (m.message === 'ack') acks.push(m.ack.revision);
+        });
+        call.on('error', () => {});
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    const config = (weight: number) => JSON.stringify({ healthPolicies: [], pools: [{ name: 'p', match: { services: ['*'] }, backends: [{ address: '127.0.0.1:1', weight }] }] });
+    const node = await startNode(`127.0.0.1:${port}`, { nodeId: 'victim', token: 'x'.repeat(32) });
+    try {
+      await waitFor('connected', () => talk !== undefined);
+      talk!({ message: 'snapshot', snapshot: { revision: 1, configJson: config(1), part: 0, parts: 1 } });
+      await waitFor('revision 1 applied', () => acks.includes(1));
+      const bad: [string, ControlMessage][] = [
+        ['a delta that is not JSON', { message: 'delta', delta: { baseRevision: 1, revision: 2, patchJson: '{"pools":', configHash: '"x"' } }],
+        ['a delta on another base', { message: 'delta', delta: { baseRevision: 7, revision: 8, patchJson: '{}', configHash: '"x"' } }],
+        ['a delta into a pool that does not exist', { message: 'delta', delta: { baseRevision: 1, revision: 2, patchJson: '{"backends":{"put":[{"pool":"nope","backend":{"address":"127.0.0.1:2"}}]}}', configHash: '"x"' } }],
+        ['a delta of the wrong shape', { message: 'delta', delta: { baseRevision: 1, revision: 2, patchJson: '{"pools":{"put":7}}', configHash: '"x"' } }],
+        ['a delta whose result is invalid', { message: 'delta', delta: { baseRevision: 1, revision: 2, patchJson: '{"backends":{"put":[{"pool":"p","backend":{"address":"nowhere","weight":-1}}]}}', configHash: '"x"' } }],
+        ['a delta whose hash differs', { message: 'delta', delta: { baseRevision: 1, revision: 2, patchJson: '{}', configHash: '"not the hash"' } }],
+        ['part 1 of 3 without part 0', { message: 'snapshot', snapshot: { revision: 3, configJson: 'xx', part: 1, parts: 3 } }],
+      ];
+      for (const [what, m] of bad) {
+        said(`to a balancer: ${what}`);
+        const before = nacks.length;
+        talk!(m);
+        await waitFor(`a resync for ${what}`, () => nacks.length > before);
+        expect(nacks[nacks.length - 1]!.resync).toBe(true);
+      }
+      expect((await node.state()).revision).toBe(1);
+      said('then a good snapshot in 3 parts');
+      const json = config(5);
+      const cut = [json.slice(0, 20), json.slice(20, 40), json.slice(40)];
+      cut.forEach((configJson, part) => talk!({ message: 'snapshot', snapshot: { revision: 4, configJson, part, parts: 3 } }));
+      await waitFor('revision 4 applied', () => acks.includes(4));
+      expect((await node.state()).pools[0]!.backends[0]!.weight).toBe(5);
+      expect(acks).toEqual([1, 4]);
+    } finally {
+      await node.stop();
+      server.forceShutdown();
+    }
+  }, 30_000);
 });
