@@ -23,8 +23,9 @@ const rawArb = fc.record({
         healthPolicy: fc.constantFrom('h1', 'h2', 'nope'),
         algorithm: fc.constantFrom('least_conn', 'round_robin', 'fastest'),
         unknownKey: fc.constant(1),
+        maxQueuedCalls: fc.constantFrom(1000, 5),
         backends: fc.array(
-          fc.record({ address: fc.constantFrom('127.0.0.1:5000', '127.0.0.1:5001', '127.0.0.1:5002', 'not an address'), weight: fc.constantFrom(1, 2, 0) }, { requiredKeys: ['address'] }),
+          fc.record({ address: fc.constantFrom('127.0.0.1:5000', '127.0.0.1:5001', '127.0.0.1:5002', 'not an address'), weight: fc.constantFrom(1, 2, 0), drain: fc.constantFrom(false, true, 'yes'), labels: fc.constantFrom({}, { a: 'b' }) }, { requiredKeys: ['address'] }),
           { maxLength: 4 },
         ),
       },
@@ -37,6 +38,7 @@ const rawArb = fc.record({
 const knownArb = fc.constantFrom<SwitchboardConfig | null>(
   null,
   cfg({ healthPolicies: [{ name: 'h1', active: { intervalMs: 500 } }], pools: [{ name: 'a', match: { services: ['svc.A'] }, healthPolicy: 'h1', backends: [{ address: '127.0.0.1:5000' }, { address: '127.0.0.1:5001', weight: 2 }] }] }),
+  cfg({ pools: [{ name: 'a', match: { services: ['svc.A'] }, maxQueuedCalls: 5, backends: [{ address: '127.0.0.1:5000', drain: true }, { address: '127.0.0.1:5002', labels: { a: 'b' } }] }] }),
   cfg({ pools: [{ name: 'b', match: { authority: 'x' }, algorithm: 'round_robin', backends: [{ address: '127.0.0.1:5002' }] }] }),
 );
 
@@ -69,6 +71,14 @@ describe('validateConfigSteps', () => {
     // The same from a parsed body (new objects, equal as JSON): the untouched pools are still the known ones.
     const parsed = await validateConfigSteps(JSON.parse(JSON.stringify(candidate)), known, pause);
     expect(parsed.ok && parsed.config.pools[3] === known.pools[3] && parsed.config.pools[7] !== known.pools[7]).toBe(true);
+    // The short form a client sends, defaults left out ({"address": ...}, no weight): reused as well.
+    const short = { pools: Array.from({ length: 50 }, (_, i) => ({ name: `p${i}`, match: { services: [`s.S${i}`] }, backends: [{ address: '127.0.0.1:5000' }, { address: '127.0.0.1:5001', weight: i === 7 ? 4 : 1 }] })) };
+    const fromShort = await validateConfigSteps(short, known, pause);
+    if (!fromShort.ok) throw new Error('the short form is valid');
+    const named = (c: SwitchboardConfig, name: string) => c.pools.find((p) => p.name === name)!;
+    expect(named(fromShort.config, 'p3')).toBe(named(known, 'p3'));
+    expect(named(fromShort.config, 'p7').backends[0]).toBe(named(known, 'p7').backends[0]);
+    expect(named(fromShort.config, 'p7').backends[1]!.weight).toBe(4);
     const bad = { ...known, pools: known.pools.map((p, i) => (i === 9 ? { ...p, backends: [{ address: '127.0.0.1:5000', weight: -1 }] } : p)) };
     expect(await validateConfigSteps(bad, known, pause)).toEqual(validateConfig(bad));
   });

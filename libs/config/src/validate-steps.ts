@@ -5,6 +5,9 @@
  * then run on the whole. So a write that changes one backend of 10,000 validates one backend plus
  * a linear pass, and a whole config yields to the event loop between slices instead of holding it.
  *
+ * "Equal" counts a field the candidate leaves out as its schema default, so a client that sends the
+ * short form (`{"address": "…"}`, no weight) gets its untouched resources reused too.
+ *
  * The result is the one validateConfig gives. On any error it is validateConfig's own result,
  * so errors read the same on every path.
  */
@@ -13,6 +16,24 @@ import { validateConfig, type ConfigResult } from './parse';
 import { backendSchema, crossResourceIssues, healthPolicySchema, poolSchema, type BackendConfig, type HealthPolicyConfig, type PoolConfig, type SwitchboardConfig } from './schema';
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** What a schema fills in for a field left out, from a minimal resource parsed once. */
+const backendDefaults: Record<string, unknown> = (({ address: _a, ...rest }) => rest)(backendSchema.parse({ address: '127.0.0.1:1' }));
+const poolDefaults: Record<string, unknown> = (({ name: _n, match: _m, backends: _b, ...rest }) => rest)(poolSchema.parse({ name: 'p', match: { services: ['*'] } }));
+
+/**
+ * `raw` (a candidate resource, as sent) validates to `known` (a validated one): every field it
+ * has is equal to known's, and every other field of known's is that field's default.
+ */
+function sameAsKnown(raw: Record<string, unknown>, known: object, defaults: Record<string, unknown>): boolean {
+  const k = known as Record<string, unknown>;
+  for (const key in raw) if (raw[key] !== undefined && !(Object.hasOwn(k, key) && sameJson(raw[key], k[key]))) return false;
+  for (const key in k) {
+    if (k[key] === undefined || raw[key] !== undefined) continue;
+    if (!(Object.hasOwn(defaults, key) && sameJson(defaults[key], k[key]))) return false;
+  }
+  return true;
+}
 
 /** Thrown inside to fall back to the whole-config validation (for its error list). */
 const INVALID = Symbol('invalid');
@@ -60,7 +81,7 @@ function poolOf(raw: unknown, same: PoolConfig | undefined): PoolConfig {
   if (!isObject(raw) || (raw.backends !== undefined && !Array.isArray(raw.backends))) throw INVALID;
   const { backends: rawBackends = [], ...rawFields } = raw as { backends?: unknown[] };
   let pool: PoolConfig;
-  const fieldsKnown = same !== undefined && sameJson(rawFields, withoutBackends(same));
+  const fieldsKnown = same !== undefined && sameAsKnown(rawFields, withoutBackends(same), poolDefaults);
   if (fieldsKnown) pool = { ...same! };
   else {
     const parsed = poolSchema.safeParse({ ...rawFields, backends: [] });
@@ -71,7 +92,7 @@ function poolOf(raw: unknown, same: PoolConfig | undefined): PoolConfig {
   let unchanged = fieldsKnown && rawBackends.length === same!.backends.length;
   pool.backends = rawBackends.map((b, i): BackendConfig => {
     const was = isObject(b) ? knownBackends.get(b.address as string) : undefined;
-    if (was !== undefined && (b === was || sameJson(b, was))) {
+    if (was !== undefined && (b === was || sameAsKnown(b as Record<string, unknown>, was, backendDefaults))) {
       if (was !== same!.backends[i]) unchanged = false;
       return was;
     }
