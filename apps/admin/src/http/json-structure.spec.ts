@@ -20,6 +20,23 @@ describe('scanJson', () => {
     expect(scanJson('{"a":"{\\"a\\":1}","b":[1,2,{"c":1,"d":{"c":2}}]}', 32)).toBeNull();
   });
 
+  it('finds a repeated key whether spelled plainly or escaped, and only then (fast-check)', () => {
+    const key = fc.string({ unit: fc.constantFrom('a', 'b', '"', '\\', '\n', 'é', '😀'), maxLength: 3 });
+    // Each key written as JSON.stringify writes it, or with every character as \uXXXX.
+    const spell = (k: string, escaped: boolean) => (escaped ? `"${Array.from({ length: k.length }, (_, j) => `\\u${k.charCodeAt(j).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(k));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(key, fc.boolean()), { maxLength: 6 }), (entries) => {
+        const text = `{${entries.map(([k, e], i) => `${spell(k, e)}:${i}`).join(',')}}`;
+        const keys = entries.map(([k]) => k);
+        const repeated = keys.find((k, i) => keys.indexOf(k) < i);
+        const finding = scanJson(text, 8);
+        if (repeated === undefined) expect(finding).toBeNull();
+        else expect(finding).toMatchObject({ kind: 'duplicate-key', key: repeated });
+      }),
+      { numRuns: 500, seed: 11 },
+    );
+  });
+
   it('stops at the depth limit without recursion, at 1,000,000 levels', () => {
     expect(scanJson('['.repeat(1_000_000), 32)).toMatchObject({ kind: 'too-deep', depth: 33, offset: 32 });
     let deep: unknown = 1;

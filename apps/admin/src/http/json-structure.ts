@@ -29,18 +29,25 @@ export function scanJson(text: string, maxDepth: number): JsonFinding | null {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
       const start = i;
+      let escaped = false;
       for (i++; i < text.length; i++) {
         const d = text.charCodeAt(i);
-        if (d === 0x5c /* \ */) i++;
-        else if (d === 0x22) break;
+        if (d === 0x5c /* \ */) {
+          escaped = true;
+          i++;
+        } else if (d === 0x22) break;
       }
       const top = stack[stack.length - 1];
       if (top?.keys && top.expectKey) {
         let key: string;
-        try {
-          key = JSON.parse(text.slice(start, i + 1)) as string;
-        } catch {
-          return null; // not JSON: JSON.parse will say where
+        // A key without escapes is its text (the common case: one slice, not a parse per key).
+        if (!escaped) key = text.slice(start + 1, i);
+        else {
+          try {
+            key = JSON.parse(text.slice(start, i + 1)) as string;
+          } catch {
+            return null; // not JSON: JSON.parse will say where
+          }
         }
         top.expectKey = false;
         top.at = key;
