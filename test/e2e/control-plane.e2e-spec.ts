@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import Database from 'libsql';
 import { controlPlane } from '#proto';
@@ -160,6 +160,35 @@ describe('static stability', () => {
   }, 90_000);
 });
 
+describe('the stored snapshot', () => {
+  it('a burst of revisions is stored as its newest, and what waits is stored at stop (SIGTERM)', async () => {
+    const [a] = await echoBackends('st-a');
+    const admin = await startAdmin();
+    try {
+      await admin.api('PUT', '/v1/config', { pools: [pool([a!.address])] });
+      const node = await startNode(admin.grpc, { nodeId: 'store-1', token: ADMIN_TOKEN });
+      const storedRevision = () => (JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { revision: number }).revision;
+      await waitFor('revision 1 stored', () => existsSync(path.join(node.stateDir, 'snapshot.json')) && storedRevision() === 1);
+      for (let i = 0; i < 10; i++) expect((await admin.api('PUT', `/v1/pools/echo/backends/${a!.address}`, { weight: 2 + i })).status).toBe(200);
+      await waitFor('revision 11 applied', async () => (await node.state()).revision === 11);
+      await node.stop(); // SIGTERM right after: the newest may still wait for its turn to be stored
+      expect(storedRevision()).toBe(11);
+      // And it is what a restart serves while the admin is away.
+      const stopped = admin.grpc;
+      await admin.stop();
+      const again = await startNode(stopped, { nodeId: 'store-1', token: ADMIN_TOKEN, stateDir: node.stateDir });
+      try {
+        expect((await again.state()).revision).toBe(11);
+        expect((await again.state()).pools[0]!.backends[0]!.weight).toBe(11);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await admin.stop();
+    }
+  }, 60_000);
+});
+
 describe('stats', () => {
   it('sums the reports of two balancers per backend, matching the calls made, and shows them per node', async () => {
     const [a, b] = await echoBackends('st-a', 'st-b');
@@ -281,9 +310,10 @@ describe('deltas', () => {
       expect(after.deltas).toBe(1);
       expect(after.deltaBytes).toBeLessThan(200);
       // What the delta gave equals the admin's config: the balancer's stored snapshot and its state.
-      const stored = JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { revision: number; config: unknown };
-      expect(stored.revision).toBe(2);
-      expect(stored.config).toEqual((await admin.api('GET', '/v1/config')).body);
+      // (Stored off the event loop, at most once a second: it may land a moment after the ack.)
+      const storedFile = () => JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { revision: number; config: unknown };
+      await waitFor('revision 2 stored', () => storedFile().revision === 2);
+      expect(storedFile().config).toEqual((await admin.api('GET', '/v1/config')).body);
       expect((await node.state()).pools.find((p) => p.name === 'bulk')!.backends.find((b) => b.address === '127.0.0.1:21007')!.weight).toBe(5);
       expect((await unary(client, {})).response?.backend).toBe('d-a');
 
@@ -321,8 +351,9 @@ describe('deltas', () => {
     try {
       await waitFor('revision 1 applied', async () => (await nodeState(admin, 'parts-1'))?.appliedRevision === 1);
       expect((await pushed(admin)).snapshots).toBe(Math.ceil(size / (64 * 1024)));
-      const stored = JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { config: unknown };
-      expect(stored.config).toEqual((await admin.api('GET', '/v1/config')).body);
+      const storedFile = () => JSON.parse(readFileSync(path.join(node.stateDir, 'snapshot.json'), 'utf8')) as { revision: number; config: unknown };
+      await waitFor('revision 1 stored', () => existsSync(path.join(node.stateDir, 'snapshot.json')) && storedFile().revision === 1);
+      expect(storedFile().config).toEqual((await admin.api('GET', '/v1/config')).body);
       expect((await unary(client, {})).response?.backend).toBe('d-big');
     } finally {
       client.close();

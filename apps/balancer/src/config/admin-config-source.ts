@@ -4,7 +4,7 @@
  * One Connect stream: Hello with the node id and the revision already running, then every
  * snapshot the admin pushes is validated with the shared schema and applied, and answered with
  * an Ack, or a Nack with the reason (the running revision keeps serving). Each applied snapshot
- * is stored in the state dir (write, fsync, rename), and loaded at start before any connection:
+ * is stored in the state dir (write, fsync, rename; at most once a second), and loaded at start before any connection:
  * a balancer whose admin is down keeps serving its last good config, also across its own
  * restart (static stability). A lost stream is retried with exponential backoff and full
  * jitter. Stats go up the same stream at a fixed interval.
@@ -23,6 +23,9 @@ import { applyPatch, canonicalConfig, configTag, describeErrors, validateConfig,
 import { controlPlane, type ConnectStream, type ControlMessage, type ControlPlaneClient, type Delta, type PoolStats, type Snapshot } from '#proto';
 import type { TlsMaterial } from '#common';
 import type { ConfigSink, ConfigSource } from './config-source';
+
+/** The applied snapshot is stored at most this often (the newest of a burst); see store(). */
+const STORE_EVERY_MS = 1000;
 
 export interface AdminSourceOptions {
   /**
@@ -61,6 +64,9 @@ export class AdminConfigSource implements ConfigSource {
   /** The snapshot to store next, and the store in progress. */
   private pendingStore: StoredSnapshot | null = null;
   private storing: Promise<void> | null = null;
+  private storeTimer: NodeJS.Timeout | null = null;
+  /** When the last store began (performance.now()); -Infinity: never. */
+  private lastStoreAt = -Infinity;
   /** The parts of a snapshot received so far. */
   private parts: { revision: number; parts: number; pieces: string[]; chars: number } | null = null;
   private attempt = 0;
@@ -296,38 +302,68 @@ export class AdminConfigSource implements ConfigSource {
   }
 
   /**
-   * Stores the applied snapshot (write, fsync, rename) off the event loop, the newest only: a
-   * store in progress is followed by the latest applied since. A synchronous fsync per revision
-   * held the event loop for about a millisecond each, and a fleet's balancers on the same disk
-   * queued behind each other.
+   * Stores the applied snapshot (write, fsync, rename) off the event loop, the newest only, and
+   * at most once per STORE_EVERY_MS: a revision after a quiet spell is stored at once; a burst of
+   * them (a fleet rollout, a script's writes) stores its newest when the interval is up, not
+   * each one. Each store is five round trips through the thread pool plus an fsync, which a
+   * fleet of balancers on one host paid for every revision. On stop, flushed() stores what
+   * waits; a crash may lose at most the last STORE_EVERY_MS of revisions from the disk (the admin
+   * sends the current one on reconnect).
    */
   private store(snapshot: StoredSnapshot): void {
     this.pendingStore = snapshot;
-    this.storing ??= this.storeLatest().finally(() => {
+    if (this.storing !== null || this.storeTimer !== null) return; // the newest is picked up after it
+    const wait = this.lastStoreAt + STORE_EVERY_MS - performance.now();
+    if (wait <= 0) this.storeNow();
+    else {
+      this.storeTimer = setTimeout(() => {
+        this.storeTimer = null;
+        this.storeNow();
+      }, wait);
+      this.storeTimer.unref();
+    }
+  }
+
+  private storeNow(): void {
+    const s = this.pendingStore;
+    if (s === null || this.storing !== null) return;
+    this.pendingStore = null;
+    this.lastStoreAt = performance.now();
+    this.storing = this.write(s).finally(() => {
       this.storing = null;
+      if (this.pendingStore !== null) this.store(this.pendingStore);
     });
   }
 
-  flushed(): Promise<void> {
-    return this.storing ?? Promise.resolve();
+  /** Stores what waits, now; resolves when nothing is left to store. */
+  async flushed(): Promise<void> {
+    if (this.storeTimer !== null) {
+      clearTimeout(this.storeTimer);
+      this.storeTimer = null;
+    }
+    while (this.storing !== null || this.pendingStore !== null) {
+      if (this.storing === null) this.storeNow();
+      await this.storing;
+      if (this.storeTimer !== null) {
+        clearTimeout(this.storeTimer);
+        this.storeTimer = null;
+      }
+    }
   }
 
-  private async storeLatest(): Promise<void> {
-    for (let s = this.pendingStore; s !== null; s = this.pendingStore) {
-      this.pendingStore = null;
-      const tmp = `${this.file}.${process.pid}.tmp`;
+  private async write(s: StoredSnapshot): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      const fh = await open(tmp, 'w', 0o600);
       try {
-        const fh = await open(tmp, 'w', 0o600);
-        try {
-          await fh.writeFile(JSON.stringify(s));
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await rename(tmp, this.file);
-      } catch (err) {
-        this.log.error({ file: this.file, err: (err as Error).message }, 'could not store the applied snapshot');
+        await fh.writeFile(JSON.stringify(s));
+        await fh.sync();
+      } finally {
+        await fh.close();
       }
+      await rename(tmp, this.file);
+    } catch (err) {
+      this.log.error({ file: this.file, err: (err as Error).message }, 'could not store the applied snapshot');
     }
   }
 

@@ -79,7 +79,7 @@ export function buildRuntime(
       added.push(b);
       return b;
     });
-    const pool = new Pool(pc, backends, onPanic);
+    const pool = new Pool(pc, backends, onPanic, previous.pools.get(pc.name)?.panic ?? false);
     pools.set(pc.name, pool);
     entries.push({ config: pc, pool });
   }

@@ -35,6 +35,22 @@ describe('Pool', () => {
     expect(panics).toEqual([true, false]);
   });
 
+  it('a pool that replaces one in panic (a new revision) tells only a change of it', () => {
+    const { pool: p, backends } = pool(4);
+    backends.slice(0, 3).forEach((b) => b.setHealthy(false));
+    p.rebuild();
+    expect(p.panic).toBe(true);
+    const config = poolSchema.parse({ name: 'p', match: { services: ['*'] }, backends: backends.map((b) => ({ address: b.address })) });
+    const told: boolean[] = [];
+    const still = new Pool(config, backends, (q) => told.push(q.panic), p.panic);
+    expect(still.panic).toBe(true);
+    expect(told).toEqual([]); // still in panic: nothing new to say
+    backends.forEach((b) => b.setHealthy(true, false));
+    const healed = new Pool(config, backends, (q) => told.push(q.panic), still.panic);
+    expect(healed.panic).toBe(false);
+    expect(told).toEqual([false]); // it left panic with this revision
+  });
+
   it('never enters panic when panicThreshold is 0, and draining backends do not count', () => {
     const { pool: p, backends } = pool(2, { panicThreshold: 0 });
     backends[0]!.setHealthy(false);

@@ -46,7 +46,10 @@ export class Pool {
     readonly backends: readonly Backend[],
     /** Told when the pool enters or leaves panic mode. */
     private readonly onPanic: (pool: Pool, available: number, inService: number) => void = () => {},
+    /** The pool this one replaces (a new revision) was in panic mode: only a change is told. */
+    wasInPanic = false,
   ) {
+    this.panic = wasInPanic;
     this.name = config.name;
     this.algorithm = config.algorithm;
     this.maxStreamsPerBackend = config.maxStreamsPerBackend;
