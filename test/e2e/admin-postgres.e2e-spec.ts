@@ -106,6 +106,31 @@ describe('the admin on PostgreSQL', () => {
     await Promise.all([a.stop(), b.stop()]);
   }, 60_000);
 
+  it('a commit whose notification never came is caught up with by the periodic look (within about 1.25 s)', async () => {
+    const db = await createDatabase(pg.url);
+    const a = await startAdmin({ db });
+    const b = await startAdmin({ db });
+    try {
+      expect((await a.api('PUT', '/v1/pools/greeter', POOL)).status).toBe(201);
+      await waitFor('b at revision 1', async () => (await b.api('GET', '/v1/config')).body.pools.length === 1, 5000);
+      // Revision 2 written straight into the database, as by an admin that died before its NOTIFY.
+      const client = new Client({ connectionString: db });
+      await client.connect();
+      try {
+        const patch = { backends: { put: [{ pool: 'greeter', backend: { address: '127.0.0.1:50051', weight: 7, drain: false } }] } };
+        await client.query(`INSERT INTO "Revision" (number, author, message, config, patch, diff) VALUES (2, 'sql', 'no notification', NULL, $1, '{"changes":[]}')`, [JSON.stringify(patch)]);
+      } finally {
+        await client.end();
+      }
+      const weightOn = async (x: typeof a) => ((await x.api('GET', '/v1/config')).body.pools[0].backends as { address: string; weight: number }[]).find((be) => be.address === '127.0.0.1:50051')!.weight;
+      await waitFor('both admins at revision 2', async () => (await weightOn(a)) === 7 && (await weightOn(b)) === 7, 5000);
+      expect((await b.api('PATCH', '/v1/pools/greeter', { slowStartMs: 500 })).status).toBe(200); // and writes go on from it
+      expect((await a.api('GET', '/v1/revisions?limit=1')).body.items[0].number).toBe(3);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  }, 30_000);
+
   it('a balancer given both admins fails over when its admin dies, under traffic, with no failed call', async () => {
     const db = await createDatabase(pg.url);
     const a = await startAdmin({ db });

@@ -65,6 +65,12 @@ export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
  * others, besides being told at once (LISTEN/NOTIFY): what a lost notification costs at most.
  */
 const CATCH_UP_MS = 1000;
+/**
+ * A revision the periodic look finds is usually being notified at that moment (NOTIFY goes out
+ * right after the commit): the look leaves it that long to the notification, which applies it
+ * without reading the database, before reading it itself.
+ */
+const NOTICE_GRACE_MS = 250;
 
 @Injectable()
 export class ConfigService implements OnModuleInit, OnModuleDestroy {
@@ -72,6 +78,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   private lock: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<CommitListener>();
   private catchUpTimer: NodeJS.Timeout | null = null;
+  private looking = false;
   /** On PostgreSQL several admins may share the database: each hears of (and catches up with) the others' commits. Null on SQLite. */
   private readonly notifier: CommitNotifier | null;
 
@@ -94,7 +101,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       this.state = { revision: 0, config: this.state.config };
       await this.catchUp();
       await this.notifier.start();
-      this.catchUpTimer = setInterval(() => this.scheduleCatchUp(), CATCH_UP_MS);
+      this.catchUpTimer = setInterval(() => void this.lookForCommits(), CATCH_UP_MS);
       this.catchUpTimer.unref();
     }
   }
@@ -104,8 +111,35 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     await this.notifier?.stop();
   }
 
+  /**
+   * The periodic look for revisions whose notification was lost. It reads outside the write lock
+   * and takes it only to catch up: a look that held the lock while the database answered (over
+   * 150 ms with a fleet's balancers busy on the same cores) held back the notification that came
+   * meanwhile, and with it this admin's balancers.
+   */
+  private async lookForCommits(): Promise<void> {
+    if (this.looking) return;
+    this.looking = true;
+    try {
+      const latest = await this.repository.latestRevision();
+      if (latest <= this.state.revision) return;
+      await new Promise((resolve) => setTimeout(resolve, NOTICE_GRACE_MS).unref());
+      if (latest > this.state.revision) this.scheduleCatchUp();
+    } catch {
+      // The database is away: the next look, or the next write, catches up.
+    } finally {
+      this.looking = false;
+    }
+  }
+
   private scheduleCatchUp(notice?: CommitNotice): void {
-    this.lock = this.lock.then(() => (notice?.delta !== undefined ? this.applyNotice(notice) : this.catchUp())).catch(() => undefined);
+    this.lock = this.lock
+      .then(() => {
+        // Taken in meanwhile: this admin's own commit (its NOTIFY comes back to it too), or an earlier catch-up.
+        if (notice !== undefined && notice.revision <= this.state.revision) return;
+        return notice?.delta !== undefined ? this.applyNotice(notice) : this.catchUp();
+      })
+      .catch(() => undefined);
   }
 
   /**
@@ -204,8 +238,12 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
         }
         throw err;
       }
+      // The other admins first: pushing to this admin's balancers wakes them all, and a NOTIFY sent
+      // alongside waited behind them for the CPU (PostgreSQL's processes too), so the other
+      // admins' balancers started 100-250 ms late with a fleet on the same cores. So this admin
+      // pushes once its NOTIFY came back to it (a round trip or two; at most 50 ms).
+      await this.notifier?.notify(revision, before.revision, JSON.stringify(patch));
       this.publish(before.revision, { revision, config: next }, diff, patch, json);
-      void this.notifier?.notify(revision, before.revision, JSON.stringify(patch));
       return { state: this.state, diff, changed: true };
     });
     this.lock = run.catch(() => undefined);

@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 const CHANNEL = 'switchboard_commits';
 /** NOTIFY's payload limit is 8,000 bytes. */
 const MAX_PAYLOAD_BYTES = 7900;
+/** The longest a commit waits for its own NOTIFY to come back before it goes on. */
+const NOTIFY_WAIT_MS = 50;
 
 /** What a notification says: a revision, and the patch that made it from `base` when it fit. */
 export interface CommitNotice {
@@ -29,6 +31,8 @@ export class CommitNotifier {
   private client: Client | null = null;
   private stopped = false;
   private retryMs = 200;
+  /** This admin's own notifications in flight, by revision: resolved when they come back. */
+  private readonly echoes = new Map<number, () => void>();
 
   constructor(
     private readonly url: string,
@@ -42,7 +46,9 @@ export class CommitNotifier {
     const client = new Client({ connectionString: this.url });
     client.on('notification', (n) => {
       const notice = parseNotice(n.payload);
-      if (notice !== undefined) this.onCommit(notice);
+      if (notice === undefined) return;
+      this.echoes.get(notice.revision)?.();
+      this.onCommit(notice);
     });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
@@ -56,11 +62,25 @@ export class CommitNotifier {
     }
   }
 
-  /** Tells the other admins (best effort: they also check periodically). */
-  async notify(revision: number, base: number, patchJson: string): Promise<void> {
+  /**
+   * Tells the other admins (best effort: they also look periodically). Resolves once the
+   * notification came back to this admin, which listens too: PostgreSQL has then handed it to
+   * every listener. Or after `waitMs` at most: a connection that hangs never holds a commit up.
+   */
+  async notify(revision: number, base: number, patchJson: string, waitMs = NOTIFY_WAIT_MS): Promise<void> {
+    const client = this.client;
+    if (client === null) return;
     const full = `${revision}:${base}:${patchJson}`;
     const payload = Buffer.byteLength(full) <= MAX_PAYLOAD_BYTES ? full : String(revision);
-    await this.client?.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const back = new Promise<void>((resolve) => {
+      this.echoes.set(revision, resolve);
+      timer = setTimeout(resolve, waitMs);
+    });
+    client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload]).catch(() => this.echoes.get(revision)?.());
+    await back;
+    clearTimeout(timer);
+    this.echoes.delete(revision);
   }
 
   async stop(): Promise<void> {
