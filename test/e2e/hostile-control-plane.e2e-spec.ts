@@ -189,9 +189,10 @@ describe('control-plane abuse', () => {
       await sleep(300);
       const delivered = slow[0]!.snapshots.slice(seen).map((m) => m.revision);
       said(`after it resumed, the slow node received revisions ${delivered.join(', ')} (of ${commits} committed meanwhile)`);
-      // Before coalescing: all 60. Now: what the kernel's socket buffers took before the window
-      // closed (a few), the one in flight and the latest.
-      expect(delivered.length).toBeLessThanOrEqual(8);
+      // Before coalescing: all 60. Now: what the kernel's socket buffers and the paused client's
+      // own buffers took while the commits went on (a snapshot each time the previous one
+      // drained: 8 on Node 20 and 13 on Node 24 in one CI run), the one in flight and the latest.
+      expect(delivered.length).toBeLessThanOrEqual(commits / 3);
       expect(delivered[delivered.length - 1]).toBe(commits + 1);
       for (const s of slow) s.client.close();
       expect((await admin.api('GET', '/healthz', undefined, { token: null })).status).toBe(200);
