@@ -22,7 +22,7 @@ describe('scanJson', () => {
 
   it('finds a repeated key whether spelled plainly or escaped, and only then (fast-check)', () => {
     const key = fc.string({ unit: fc.constantFrom('a', 'b', '"', '\\', '\n', 'é', '😀'), maxLength: 3 });
-    // Each key written as JSON.stringify writes it, or with every character as \uXXXX.
+    // Each key written as JSON.stringify writes it, or with every UTF-16 unit as \uXXXX.
     const spell = (k: string, escaped: boolean) => (escaped ? `"${Array.from({ length: k.length }, (_, j) => `\\u${k.charCodeAt(j).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(k));
     fc.assert(
       fc.property(fc.array(fc.tuple(key, fc.boolean()), { maxLength: 6 }), (entries) => {

@@ -337,17 +337,13 @@ export class AdminConfigSource implements ConfigSource {
 
   /** Stores what waits, now; resolves when nothing is left to store. */
   async flushed(): Promise<void> {
-    if (this.storeTimer !== null) {
-      clearTimeout(this.storeTimer);
+    for (;;) {
+      // What waits for its turn (a timer, or a store that ends and schedules the next) goes now.
+      if (this.storeTimer !== null) clearTimeout(this.storeTimer);
       this.storeTimer = null;
-    }
-    while (this.storing !== null || this.pendingStore !== null) {
-      if (this.storing === null) this.storeNow();
+      this.storeNow(); // nothing when a store is in progress or nothing waits
+      if (this.storing === null) return;
       await this.storing;
-      if (this.storeTimer !== null) {
-        clearTimeout(this.storeTimer);
-        this.storeTimer = null;
-      }
     }
   }
 
