@@ -1,5 +1,6 @@
 /** `switchboard admin`: runs the admin service (REST API on --http, control plane on --grpc) on SQLite. */
 import { Command } from 'commander';
+import { tuneAdminMemory } from './admin-memory';
 import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
 import { parseHostPort } from '#common';
@@ -38,6 +39,7 @@ export function adminCommand(): Command {
       // Loaded on demand: Nest and Prisma take most of a second to import, which client commands should not pay.
       if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
       if (flags.tlsClientCa && !flags.tlsCert) throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
+      tuneAdminMemory();
       const { startAdmin } = await import('../../admin/src/admin.js');
       const admin = await startAdmin({
         http: parseHostPort(flags.http, '--http'),

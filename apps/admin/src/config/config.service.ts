@@ -13,7 +13,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { applyPatches, canonicalConfig, configTag, diffConfigs, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatches, canonicalConfig, configJsonBytes, configTag, diffConfigs, patchFromDiff, validateConfigSteps, type ConfigDiff, type ConfigError, type ConfigPatch, type SwitchboardConfig } from '#config';
 import { ValidationProblem, type FieldError, ProblemException } from '../http/problem';
 import { CommitNotifier, type CommitNotice } from '../store/commit-notifier';
 import { ConfigRepository } from '../store/config-repository';
@@ -47,8 +47,8 @@ export interface CommitEvent {
   /** The revision `patch` applies to (the one before, or older when another admin's commits are caught up with at once). */
   base: number;
   patch: ConfigPatch;
-  /** JSON of `state.config`, made once per commit for every balancer. */
-  json: string;
+  /** JSON of `state.config`, made on first call (a balancer that needs a snapshot) and kept for every balancer. */
+  json(): string;
   /** configTag of `state.config` (GET /v1/config's ETag): a balancer checks the config a patch gave it against this. */
   hash(): string;
 }
@@ -180,10 +180,10 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   /** Another admin's commit(s) taken in: this admin now runs `revision` and pushes it. */
   private advance(revision: number, config: SwitchboardConfig, patch?: ConfigPatch): void {
     const diff = diffConfigs(this.state.config, config);
-    this.publish(this.state.revision, { revision, config }, diff, patch ?? patchFromDiff(config, diff), JSON.stringify(config));
+    this.publish(this.state.revision, { revision, config }, diff, patch ?? patchFromDiff(config, diff), lazyJson(config));
   }
 
-  private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch, json: string): void {
+  private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch, json: () => string): void {
     this.state = state;
     if (this.listeners.size === 0) return;
     const event: CommitEvent = { state, diff, base, patch, json, hash: () => configTag(state.config) };
@@ -213,15 +213,16 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       if (this.notifier !== null) await this.catchUp();
       const before = this.state;
       const next = await this.validate(change(before), before.config, options.errorPath);
-      // Each step of a whole-config write (validate's last pass, diff, serialise: 5-30 ms each at
+      // Each step of a whole-config write (validate's last pass, diff, measure: 5-30 ms each at
       // 10,000 backends, more while the JIT is cold) gets an event-loop turn of its own, so other
       // requests and the control plane wait for one step, not for their sum.
       await nextTurn();
       const diff = diffConfigs(before.config, next);
       if (diff.changes.length === 0) return { state: before, diff, changed: false };
       await nextTurn();
-      const json = JSON.stringify(next);
-      const bytes = Buffer.byteLength(json);
+      // Measured, not serialised: the JSON is made when a checkpoint or a balancer's snapshot needs it.
+      const bytes = configJsonBytes(next);
+      const json = lazyJson(next);
       if (bytes > MAX_CONFIG_BYTES) {
         throw new ProblemException(
           413,
@@ -236,7 +237,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       const patch = patchFromDiff(next, diff);
       const message = typeof options.message === 'function' ? options.message() : options.message;
       try {
-        await this.repository.commit(revision, { next, json, diff, patch }, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
+        await this.repository.commit(revision, { next, bytes, json, diff, patch }, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
       } catch (err) {
         // Another admin committed this revision number first (the whole transaction rolled back).
         if (this.notifier !== null && (err as { code?: string }).code === 'P2002') {
@@ -270,4 +271,10 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     }
     return canonicalConfig(result.config);
   }
+}
+
+/** JSON.stringify(config), made on the first call and kept. */
+function lazyJson(config: SwitchboardConfig): () => string {
+  let json: string | undefined;
+  return () => (json ??= JSON.stringify(config));
 }

@@ -57,7 +57,8 @@ interface Outbox {
 /** The newest commit, as every node's messages are made from it. */
 interface Latest {
   state: ConfigState;
-  json: string;
+  /** The config's JSON, made when a node first needs a snapshot. */
+  json: () => string;
   hash: () => string;
   /** The patch from `base`, as JSON (made once for every node). */
   delta: { base: number; patchJson: string } | null;
@@ -97,8 +98,8 @@ export class ControlPlaneServer implements OnModuleDestroy {
   private current(): Latest {
     const state = this.config.current();
     if (this.latest?.state !== state) {
-      const json = JSON.stringify(state.config);
-      this.latest = { state, json, hash: () => configTag(state.config), delta: null };
+      let json: string | undefined;
+      this.latest = { state, json: () => (json ??= JSON.stringify(state.config)), hash: () => configTag(state.config), delta: null };
     }
     return this.latest;
   }
@@ -224,7 +225,8 @@ export class ControlPlaneServer implements OnModuleDestroy {
   /** The whole config: in parts for a balancer that takes them, else in one message. */
   private snapshotOf(latest: Latest, outbox: Outbox): ControlMessage[] {
     const revision = latest.state.revision;
-    const pieces = outbox.deltas ? snapshotParts(latest.json, SNAPSHOT_PART_CHARS) : [latest.json];
+    const json = latest.json();
+    const pieces = outbox.deltas ? snapshotParts(json, SNAPSHOT_PART_CHARS) : [json];
     return pieces.map((configJson, part) => ({ message: 'snapshot' as const, snapshot: { revision, configJson, part, parts: pieces.length } }));
   }
 

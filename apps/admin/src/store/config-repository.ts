@@ -50,8 +50,10 @@ export const CHECKPOINT_EVERY = 256;
 /** What a commit stores besides the tables. */
 export interface CommitContent {
   next: SwitchboardConfig;
-  /** JSON of `next` (already made for the size check). */
-  json: string;
+  /** Buffer.byteLength of `next`'s JSON. */
+  bytes: number;
+  /** JSON of `next`, made on the first call (a checkpoint stores it). */
+  json: () => string;
   diff: ConfigDiff;
   patch: ConfigPatch;
 }
@@ -169,7 +171,7 @@ export class ConfigRepository {
     const createdAt = new Date();
     const patch = JSON.stringify(content.patch);
     // A patch a quarter the size of the config or more (a whole-config PUT) is stored as the config itself.
-    const checkpoint = number === 1 || number - this.lastCheckpoint >= CHECKPOINT_EVERY || patch.length * 4 >= content.json.length;
+    const checkpoint = number === 1 || number - this.lastCheckpoint >= CHECKPOINT_EVERY || patch.length * 4 >= content.bytes;
     ops.push((tx) =>
       tx.revision.create({
         data: {
@@ -178,7 +180,7 @@ export class ConfigRepository {
           author: meta.author,
           message: meta.message ?? null,
           rollbackOf: meta.rollbackOf ?? null,
-          config: checkpoint ? content.json : null,
+          config: checkpoint ? content.json() : null,
           patch: checkpoint ? null : patch,
           diff: JSON.stringify(diff),
         },
