@@ -14,6 +14,7 @@ import { startEchoBackend } from '../fixtures/echo-backend';
 import { echoClient } from '../fixtures/echo-proto';
 import { unary } from '../support/grpc';
 import { runCli } from '../support/cli';
+import { nodesSurviveRestart } from '../support/node-table';
 import { createDatabase, startPostgres, type PostgresCluster } from '../support/postgres';
 
 let pg: PostgresCluster;
@@ -54,6 +55,11 @@ describe('the admin on PostgreSQL', () => {
     await client.end();
     expect(rows.map((r) => r.migration_name).sort()).toEqual(readdirSync('prisma/postgresql/migrations').filter((n) => /^\d{14}_/.test(n)).sort());
     await third.stop();
+  }, 60_000);
+
+  it('node state written behind (multi-row upserts in raw SQL) survives a restart exactly, hostile NACK reasons included', async () => {
+    const db = await createDatabase(pg.url);
+    await nodesSurviveRestart(await startAdmin({ db }), (first) => startAdmin({ db, dataDir: first.dataDir }), () => {});
   }, 60_000);
 
   it('three admins starting together on one new database migrate it once', async () => {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { controlPlane, type ConnectStream, type ControlMessage, type NodeMessage, type Snapshot } from '#proto';
 import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 import { rssMiB } from '../support/counting-backend';
+import { nodesSurviveRestart } from '../support/node-table';
 import { killAll, sleep, startNode, waitFor } from '../support/processes';
 
 const said = (what: string): void => {
@@ -88,6 +89,10 @@ describe('control-plane abuse', () => {
       await admin.stop();
     }
   }, 30_000);
+
+  it('node state written behind survives a restart exactly: 520 nodes (two statements), NACK reasons that are SQL, quotes and emoji', async () => {
+    await nodesSurviveRestart(await startAdmin(), (first) => startAdmin({ db: first.db, dataDir: first.dataDir }), said);
+  }, 60_000);
 
   it('forgets disconnected node ids after --node-retention-ms', async () => {
     const admin = await startAdmin({ args: ['--node-retention-ms', '300'] });

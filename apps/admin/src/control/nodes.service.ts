@@ -17,12 +17,15 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { StatsReport } from '#proto';
 import { ConvergenceService } from '../config/convergence.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
+import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../store/prisma.service';
 
 export const MAX_DISCONNECTED = 1000;
 const MAX_NACK_CHARS = 2048;
 /** Node state is written to the table at most this often. */
 const PERSIST_MS = 500;
+/** Nodes per upsert statement (6 parameters each: far below SQLite's and PostgreSQL's limits). */
+const UPSERT_ROWS = 500;
 
 export interface NodeView {
   nodeId: string;
@@ -146,20 +149,28 @@ export class NodesService implements OnModuleInit, OnModuleDestroy {
     this.flushTimer ??= setTimeout(() => void this.flush(), PERSIST_MS);
   }
 
-  /** Writes the nodes changed since the last flush, in one transaction. */
+  /**
+   * Writes the nodes changed since the last flush: one INSERT ... ON CONFLICT statement per
+   * UPSERT_ROWS nodes (the same SQL on SQLite and PostgreSQL), in one transaction. One Prisma
+   * upsert per node cost the admin ~1 ms of CPU each (Prisma compiles every query), so a fleet
+   * of 50 acknowledging a revision took ~50 ms of CPU per flush.
+   */
   private flush(): Promise<void> {
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     const ids = [...this.dirty];
     this.dirty.clear();
-    const ops = ids.flatMap((nodeId) => {
+    const rows = ids.flatMap((nodeId) => {
       const n = this.nodes.get(nodeId);
-      if (!n) return [];
-      const row = { connected: n.connected, connectedSince: n.connectedSince ? new Date(n.connectedSince) : null, lastSeen: new Date(n.lastSeen), appliedRevision: n.appliedRevision, lastNack: n.lastNack };
-      return [this.prisma.node.upsert({ where: { nodeId }, create: { nodeId, ...row }, update: row })];
+      return n ? [Prisma.sql`(${nodeId}, ${n.connected}, ${n.connectedSince ? new Date(n.connectedSince) : null}, ${new Date(n.lastSeen)}, ${n.appliedRevision}, ${n.lastNack})`] : [];
     });
-    if (ops.length === 0) return this.flushing;
-    this.flushing = this.flushing.then(() => this.prisma.$transaction(ops).then(() => undefined, () => undefined));
+    if (rows.length === 0) return this.flushing;
+    const statements: Prisma.Sql[] = [];
+    for (let i = 0; i < rows.length; i += UPSERT_ROWS) {
+      statements.push(Prisma.sql`INSERT INTO "Node" ("nodeId", "connected", "connectedSince", "lastSeen", "appliedRevision", "lastNack") VALUES ${Prisma.join(rows.slice(i, i + UPSERT_ROWS))}
+        ON CONFLICT ("nodeId") DO UPDATE SET "connected" = excluded."connected", "connectedSince" = excluded."connectedSince", "lastSeen" = excluded."lastSeen", "appliedRevision" = excluded."appliedRevision", "lastNack" = excluded."lastNack"`);
+    }
+    this.flushing = this.flushing.then(() => this.prisma.$transaction(statements.map((q) => this.prisma.$executeRaw(q))).then(() => undefined, () => undefined));
     return this.flushing;
   }
 
