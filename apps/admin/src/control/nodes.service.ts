@@ -17,6 +17,7 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { StatsReport } from '#proto';
 import { ConvergenceService } from '../config/convergence.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
+// The SQL tag of the SQLite client; it is the runtime's, which both clients share (e2e-tested on both).
 import { Prisma } from '../generated/prisma/client';
 import { PrismaService } from '../store/prisma.service';
 
