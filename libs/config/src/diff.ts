@@ -107,7 +107,11 @@ export function diffConfigs(before: SwitchboardConfig, after: SwitchboardConfig)
   const oldPools = new Map(before.pools.map((p) => [p.name, p]));
   const newPools = new Map(after.pools.map((p) => [p.name, p]));
   for (const name of new Set([...oldPools.keys(), ...newPools.keys()])) {
-    diffByKey(oldPools.get(name)?.backends ?? [], newPools.get(name)?.backends ?? [], (b) => b.address, ({ address: _a, ...rest }) => rest, (action, address, fields) =>
+    const was = oldPools.get(name);
+    const is = newPools.get(name);
+    // A pool no write touched is the same object in both (validation reuses it): nothing in it changed.
+    if (was === is) continue;
+    diffByKey(was?.backends ?? [], is?.backends ?? [], (b) => b.address, ({ address: _a, ...rest }) => rest, (action, address, fields) =>
       changes.push({ action, kind: 'backend', name: address, pool: name, fields }),
     );
   }
