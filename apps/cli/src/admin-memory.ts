@@ -13,7 +13,7 @@
  *   their malloc arenas: ~80 MiB of RSS that no query needs (Prisma's compiler is not where the
  *   admin's time goes). With a tier-up budget no query reaches, it stays on the baseline compiler.
  *
- * Measured: bench/README.md, "Admin memory".
+ * Measured: bench/README.md, "Scale and fleet, fourth pass: admin memory and the node table".
  */
 import { setFlagsFromString } from 'node:v8';
 

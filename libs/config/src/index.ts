@@ -6,4 +6,4 @@ export * from './address';
 export * from './grpc-codes';
 export * from './patch';
 export * from './validate-steps';
-export * from './json-bytes';
+export * from './config-json';

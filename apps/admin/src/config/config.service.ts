@@ -47,8 +47,6 @@ export interface CommitEvent {
   /** The revision `patch` applies to (the one before, or older when another admin's commits are caught up with at once). */
   base: number;
   patch: ConfigPatch;
-  /** JSON of `state.config`, made on first call (a balancer that needs a snapshot) and kept for every balancer. */
-  json(): string;
   /** configTag of `state.config` (GET /v1/config's ETag): a balancer checks the config a patch gave it against this. */
   hash(): string;
 }
@@ -180,13 +178,13 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
   /** Another admin's commit(s) taken in: this admin now runs `revision` and pushes it. */
   private advance(revision: number, config: SwitchboardConfig, patch?: ConfigPatch): void {
     const diff = diffConfigs(this.state.config, config);
-    this.publish(this.state.revision, { revision, config }, diff, patch ?? patchFromDiff(config, diff), lazyJson(config));
+    this.publish(this.state.revision, { revision, config }, diff, patch ?? patchFromDiff(config, diff));
   }
 
-  private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch, json: () => string): void {
+  private publish(base: number, state: ConfigState, diff: ConfigDiff, patch: ConfigPatch): void {
     this.state = state;
     if (this.listeners.size === 0) return;
-    const event: CommitEvent = { state, diff, base, patch, json, hash: () => configTag(state.config) };
+    const event: CommitEvent = { state, diff, base, patch, hash: () => configTag(state.config) };
     for (const listener of this.listeners) listener(event);
   }
 
@@ -220,9 +218,8 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       const diff = diffConfigs(before.config, next);
       if (diff.changes.length === 0) return { state: before, diff, changed: false };
       await nextTurn();
-      // Measured, not serialised: the JSON is made when a checkpoint or a balancer's snapshot needs it.
+      // Measured, not serialised: the JSON is made when a checkpoint or a balancer's snapshot needs it (configJson).
       const bytes = configJsonBytes(next);
-      const json = lazyJson(next);
       if (bytes > MAX_CONFIG_BYTES) {
         throw new ProblemException(
           413,
@@ -237,7 +234,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       const patch = patchFromDiff(next, diff);
       const message = typeof options.message === 'function' ? options.message() : options.message;
       try {
-        await this.repository.commit(revision, { next, bytes, json, diff, patch }, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
+        await this.repository.commit(revision, { next, bytes, diff, patch }, { author: options.author, ...(message !== undefined ? { message } : {}), ...(options.rollbackOf !== undefined ? { rollbackOf: options.rollbackOf } : {}) });
       } catch (err) {
         // Another admin committed this revision number first (the whole transaction rolled back).
         if (this.notifier !== null && (err as { code?: string }).code === 'P2002') {
@@ -251,7 +248,7 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
       // admins' balancers started 100-250 ms late with a fleet on the same cores. So this admin
       // pushes once its NOTIFY came back to it (a round trip or two; at most 50 ms).
       await this.notifier?.notify(revision, before.revision, JSON.stringify(patch));
-      this.publish(before.revision, { revision, config: next }, diff, patch, json);
+      this.publish(before.revision, { revision, config: next }, diff, patch);
       return { state: this.state, diff, changed: true };
     });
     this.lock = run.catch(() => undefined);
@@ -271,10 +268,4 @@ export class ConfigService implements OnModuleInit, OnModuleDestroy {
     }
     return canonicalConfig(result.config);
   }
-}
-
-/** JSON.stringify(config), made on the first call and kept. */
-function lazyJson(config: SwitchboardConfig): () => string {
-  let json: string | undefined;
-  return () => (json ??= JSON.stringify(config));
 }

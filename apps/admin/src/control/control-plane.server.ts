@@ -19,7 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '#common';
-import { configTag } from '#config';
+import { configJson, configTag } from '#config';
 import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
 import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
@@ -57,8 +57,6 @@ interface Outbox {
 /** The newest commit, as every node's messages are made from it. */
 interface Latest {
   state: ConfigState;
-  /** The config's JSON, made when a node first needs a snapshot. */
-  json: () => string;
   hash: () => string;
   /** The patch from `base`, as JSON (made once for every node). */
   delta: { base: number; patchJson: string } | null;
@@ -98,8 +96,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
   private current(): Latest {
     const state = this.config.current();
     if (this.latest?.state !== state) {
-      let json: string | undefined;
-      this.latest = { state, json: () => (json ??= JSON.stringify(state.config)), hash: () => configTag(state.config), delta: null };
+      this.latest = { state, hash: () => configTag(state.config), delta: null };
     }
     return this.latest;
   }
@@ -225,7 +222,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
   /** The whole config: in parts for a balancer that takes them, else in one message. */
   private snapshotOf(latest: Latest, outbox: Outbox): ControlMessage[] {
     const revision = latest.state.revision;
-    const json = latest.json();
+    const json = configJson(latest.state.config);
     const pieces = outbox.deltas ? snapshotParts(json, SNAPSHOT_PART_CHARS) : [json];
     return pieces.map((configJson, part) => ({ message: 'snapshot' as const, snapshot: { revision, configJson, part, parts: pieces.length } }));
   }
@@ -260,7 +257,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
 }
 
 function latestOf(event: CommitEvent): Latest {
-  return { state: event.state, json: event.json, hash: event.hash, delta: { base: event.base, patchJson: JSON.stringify(event.patch) } };
+  return { state: event.state, hash: event.hash, delta: { base: event.base, patchJson: JSON.stringify(event.patch) } };
 }
 
 /** The common name of the client certificate a balancer presented (mTLS), if any. */

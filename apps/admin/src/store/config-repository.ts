@@ -16,7 +16,7 @@
  */
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
-import { applyPatches, canonicalConfig, validateConfig, type BackendConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
+import { applyPatches, canonicalConfig, configJson, validateConfig, type BackendConfig, type ConfigDiff, type ConfigPatch, type SwitchboardConfig } from '#config';
 import type { Prisma } from '../generated/prisma/client';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { PrismaService } from './prisma.service';
@@ -50,10 +50,8 @@ export const CHECKPOINT_EVERY = 256;
 /** What a commit stores besides the tables. */
 export interface CommitContent {
   next: SwitchboardConfig;
-  /** Buffer.byteLength of `next`'s JSON. */
+  /** Buffer.byteLength of `next`'s JSON (configJsonBytes). */
   bytes: number;
-  /** JSON of `next`, made on the first call (a checkpoint stores it). */
-  json: () => string;
   diff: ConfigDiff;
   patch: ConfigPatch;
 }
@@ -180,7 +178,7 @@ export class ConfigRepository {
           author: meta.author,
           message: meta.message ?? null,
           rollbackOf: meta.rollbackOf ?? null,
-          config: checkpoint ? content.json() : null,
+          config: checkpoint ? configJson(next) : null,
           patch: checkpoint ? null : patch,
           diff: JSON.stringify(diff),
         },

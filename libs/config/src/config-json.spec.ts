@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import * as fc from 'fast-check';
 import { canonicalConfig } from './canonical';
-import { configJsonBytes } from './json-bytes';
+import { configJson, configJsonBytes } from './config-json';
 import { validateConfig } from './parse';
 import type { SwitchboardConfig } from './schema';
 
@@ -51,6 +51,10 @@ describe('configJsonBytes', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('configJson is JSON.stringify, made once per config object', () => {
+    fc.assert(fc.property(configArb, (cfg) => configJson(cfg) === JSON.stringify(cfg) && configJson(cfg) === configJson(cfg)), { numRuns: 100 });
   });
 
   it('counts the empty config', () => {

@@ -1,5 +1,6 @@
 /**
- * The size of a config's JSON (UTF-8 bytes) without serialising it: each pool's and health
+ * A config's JSON, made once per config object and only when asked for (a checkpoint, a
+ * balancer's snapshot), and its size (UTF-8 bytes) without serialising it: each pool's and health
  * policy's size is kept with the resource object, as its tag is (canonical.ts). A config made
  * from another by a change shares the untouched objects, so a one-backend write measures the
  * one pool it changed plus a pass over the pool list, where JSON.stringify of a 10,000-backend
@@ -8,6 +9,17 @@
 import type { SwitchboardConfig } from './schema';
 
 const sizes = new WeakMap<object, number>();
+const texts = new WeakMap<SwitchboardConfig, string>();
+
+/** JSON.stringify(cfg), kept with the config object (which is never changed once made). */
+export function configJson(cfg: SwitchboardConfig): string {
+  let json = texts.get(cfg);
+  if (json === undefined) {
+    json = JSON.stringify(cfg);
+    texts.set(cfg, json);
+  }
+  return json;
+}
 
 function resourceBytes(resource: object): number {
   let n = sizes.get(resource);
