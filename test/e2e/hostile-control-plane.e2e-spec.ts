@@ -7,8 +7,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { controlPlane, type ConnectStream, type ControlMessage, type NodeMessage, type Snapshot } from '#proto';
-import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
+import { killAdmins, startAdmin } from '../support/admin';
+import { connect } from '../support/control-client';
 import { rssMiB } from '../support/counting-backend';
 import { nodesSurviveRestart } from '../support/node-table';
 import { killAll, sleep, startNode, waitFor } from '../support/processes';
@@ -21,23 +22,6 @@ afterAll(() => {
   killAdmins();
   killAll();
 });
-
-function connect(admin: AdminProcess, token: string | null): { client: grpc.Client; stream: ConnectStream; status: Promise<grpc.StatusObject>; snapshots: Snapshot[] } {
-  const { Client } = controlPlane();
-  const client = new Client(admin.grpc, grpc.credentials.createInsecure());
-  const md = new grpc.Metadata();
-  if (token) md.set('authorization', `Bearer ${token}`);
-  const stream = client.Connect(md);
-  // A client that does not say it takes deltas gets whole snapshots only.
-  const snapshots: Snapshot[] = [];
-  stream.on('data', (m: ControlMessage) => {
-    if (m.message !== 'snapshot') throw new Error(`a ${m.message} to a client without deltas`);
-    snapshots.push(m.snapshot);
-  });
-  stream.on('error', () => {});
-  const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
-  return { client, stream, status, snapshots };
-}
 
 /** A config of `backends` loopback backends (about 60 bytes each in JSON). */
 function bigConfig(backends: number, weight: number): unknown {
@@ -72,11 +56,13 @@ describe('control-plane abuse', () => {
         bad.client.close();
       }
       said('hello, then a 3 MB stats report (20,000 backends) and a 1 MB NACK reason');
+      expect((await admin.api('PUT', '/v1/config', bigConfig(2, 1))).status).toBe(200);
       const big = connect(admin, node);
       big.stream.write({ message: 'hello', hello: { nodeId: 'big-talker', appliedRevision: 0, version: 'x' } });
+      await waitFor('the snapshot', () => big.snapshots.length > 0);
       const backends = Array.from({ length: 20_000 }, (_, i) => ({ address: `127.0.0.1:${i + 1}`, activeStreams: 1, callsByCode: { OK: 1 }, p50Ms: 1, p90Ms: 2, p99Ms: 3, healthy: true, ejected: false, draining: false }));
       big.stream.write({ message: 'stats', stats: { atMs: Date.now(), appliedRevision: 0, pools: [{ name: 'p', panic: false, backends }] } });
-      big.stream.write({ message: 'nack', nack: { revision: 1, reason: 'r'.repeat(1 << 20) } });
+      big.stream.write({ message: 'nack', nack: { revision: big.snapshots[0]!.revision, reason: 'r'.repeat(1 << 20) } });
       const listed = await waitFor('the NACK recorded', async () =>
         (await admin.api('GET', '/v1/nodes')).body.items?.find((n: { nodeId: string; lastNack: string | null }) => n.nodeId === 'big-talker' && n.lastNack !== null),
       );

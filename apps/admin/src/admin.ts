@@ -21,6 +21,7 @@ import { authenticateFirst } from './auth/authenticate';
 import { ReloadableServerCredentials } from './control/reloadable-server-credentials';
 import { TokensService } from './auth/tokens.service';
 import { jsonBody } from './http/json-body';
+import { lockSqlite } from './store/sqlite-lock';
 import { AdminMetrics } from './ops/http-metrics';
 import { buildOpenApi } from './openapi/document';
 import { OpenApiDocument } from './openapi/openapi.controller';
@@ -63,6 +64,8 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   mkdirSync(dataDir, { recursive: true });
   const root = packageRoot(typeof __dirname === 'string' ? __dirname : undefined, 4);
   const migrationsDir = path.join(root, database.kind === 'sqlite' ? 'prisma/migrations' : 'prisma/postgresql/migrations');
+  const sqliteLock = database.kind === 'sqlite' ? lockSqlite(database.file) : null;
+  process.once('exit', () => sqliteLock?.release());
   const migrated = database.kind === 'sqlite' ? applyMigrations(database.file, migrationsDir) : await applyPostgresMigrations(database.url, migrationsDir);
   log.info({ db: describeDatabase(database), applied: migrated.applied, migrations: migrated.total }, 'database ready');
 
@@ -94,7 +97,7 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   app.use(metrics.middleware());
   // Authentication first: nobody without a token gets a body parsed.
   const tokens = app.get(TokensService);
-  app.use(authenticateFirst({ authenticate: (secret) => tokens.authenticate(secret), log, maxFailuresPerMinute: options.maxAuthFailuresPerMinute ?? 60 }));
+  app.use(authenticateFirst({ authenticate: (secret) => tokens.authenticate(secret) ?? (database.kind === 'postgresql' ? tokens.authenticateFresh(secret) : undefined), log, maxFailuresPerMinute: options.maxAuthFailuresPerMinute ?? 60 }));
   app.use(jsonBody());
   app.enableShutdownHooks([]);
   const document = buildOpenApi(app);
@@ -126,9 +129,13 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
     app,
     settings,
     reloadTls: () => tlsFiles?.reload('SIGHUP'),
-    close: () => {
+    close: async () => {
       tlsFiles?.stop();
-      return closeBounded(app, log);
+      try {
+        await closeBounded(app, log);
+      } finally {
+        sqliteLock?.release();
+      }
     },
   };
 }

@@ -539,6 +539,11 @@ export interface components {
              */
             healthyOn: number;
             /**
+             * @description When unreachable: why, as the balancer saw it.
+             * @example null
+             */
+            lastError: string | null;
+            /**
              * @description Call latency percentiles.
              * @example {
              *       "p50": 4.2,
@@ -614,6 +619,11 @@ export interface components {
                  */
                 healthy: boolean;
                 /**
+                 * @description When unreachable: why, as the balancer saw it.
+                 * @example null
+                 */
+                lastError: string | null;
+                /**
                  * @description Call latency percentiles.
                  * @example {
                  *       "p50": 4.2,
@@ -644,11 +654,21 @@ export interface components {
                  */
                 nodeId: string;
                 /**
+                 * @description Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.
+                 * @example true
+                 */
+                reachable: boolean;
+                /**
                  * @description Sum of calls.
                  * @example 1202
                  */
                 totalCalls: number;
             }[];
+            /**
+             * @description Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.
+             * @example true
+             */
+            reachable: boolean;
             /**
              * @description Sum of calls.
              * @example 1202
@@ -1278,6 +1298,11 @@ export interface components {
             };
         };
         Node: {
+            /**
+             * @description The admin it is (or was last) connected to: host:port/id. Several admins on one database list each other's balancers.
+             * @example admin-1:8080/3f2a1c
+             */
+            admin: string | null;
             /**
              * @description The revision it runs.
              * @example 7
@@ -1964,6 +1989,11 @@ export interface components {
                  */
                 healthyOn: number;
                 /**
+                 * @description When unreachable: why, as the balancer saw it.
+                 * @example null
+                 */
+                lastError: string | null;
+                /**
                  * @description Call latency percentiles.
                  * @example {
                  *       "p50": 4.2,
@@ -2039,6 +2069,11 @@ export interface components {
                      */
                     healthy: boolean;
                     /**
+                     * @description When unreachable: why, as the balancer saw it.
+                     * @example null
+                     */
+                    lastError: string | null;
+                    /**
                      * @description Call latency percentiles.
                      * @example {
                      *       "p50": 4.2,
@@ -2069,11 +2104,21 @@ export interface components {
                      */
                     nodeId: string;
                     /**
+                     * @description Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.
+                     * @example true
+                     */
+                    reachable: boolean;
+                    /**
                      * @description Sum of calls.
                      * @example 1202
                      */
                     totalCalls: number;
                 }[];
+                /**
+                 * @description Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.
+                 * @example true
+                 */
+                reachable: boolean;
                 /**
                  * @description Sum of calls.
                  * @example 1202
@@ -2854,6 +2899,11 @@ export interface components {
                      */
                     healthyOn: number;
                     /**
+                     * @description When unreachable: why, as the balancer saw it.
+                     * @example null
+                     */
+                    lastError: string | null;
+                    /**
                      * @description Call latency percentiles.
                      * @example {
                      *       "p50": 4.2,
@@ -2929,6 +2979,11 @@ export interface components {
                          */
                         healthy: boolean;
                         /**
+                         * @description When unreachable: why, as the balancer saw it.
+                         * @example null
+                         */
+                        lastError: string | null;
+                        /**
                          * @description Call latency percentiles.
                          * @example {
                          *       "p50": 4.2,
@@ -2959,11 +3014,21 @@ export interface components {
                          */
                         nodeId: string;
                         /**
+                         * @description Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.
+                         * @example true
+                         */
+                        reachable: boolean;
+                        /**
                          * @description Sum of calls.
                          * @example 1202
                          */
                         totalCalls: number;
                     }[];
+                    /**
+                     * @description Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.
+                     * @example true
+                     */
+                    reachable: boolean;
                     /**
                      * @description Sum of calls.
                      * @example 1202

@@ -47,6 +47,10 @@ export interface BackendStats {
   healthy: boolean;
   ejected: boolean;
   draining: boolean;
+  /** The balancer cannot reach it (absent from older balancers: reachable). */
+  unreachable?: boolean;
+  /** Why, when unreachable. */
+  lastError?: string;
 }
 export interface PoolStats {
   name: string;

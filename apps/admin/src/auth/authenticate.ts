@@ -18,7 +18,8 @@ import { problemOf, sendProblem } from '../http/problem';
 import { bearerToken, type AuthenticatedRequest, type Principal } from './scopes';
 
 export interface AuthenticateOptions {
-  authenticate(secret: string): Principal | undefined;
+  /** A promise only when the token must be looked up (one created through another admin a moment ago). */
+  authenticate(secret: string): Principal | undefined | Promise<Principal | undefined>;
   log: Logger;
   maxFailuresPerMinute: number;
   /** Told of each refused attempt (for metrics): 401 or 429. */
@@ -35,7 +36,22 @@ export function authenticateFirst(options: AuthenticateOptions): (req: Request, 
     if (!(req.path === '/v1' || req.path.startsWith('/v1/'))) return next();
     const header = req.headers.authorization ?? '';
     const secret = bearerToken(header);
-    const principal = secret !== undefined ? options.authenticate(secret) : undefined;
+    const found = secret !== undefined ? options.authenticate(secret) : undefined;
+    if (found instanceof Promise) {
+      found.then(
+        (principal) => decide(req, res, next, secret, principal),
+        (err: Error) => {
+          res.setHeader('Retry-After', '1');
+          sendProblem(res, req, problemOf(503, `cannot check the token now: ${err.message}`, 'unavailable'));
+        },
+      );
+      return;
+    }
+    decide(req, res, next, secret, found);
+  };
+
+  function decide(req: Request, res: Response, next: NextFunction, secret: string | undefined, principal: Principal | undefined): void {
+    const header = req.headers.authorization ?? '';
     if (principal) {
       (req as AuthenticatedRequest).principal = principal;
       return next();
@@ -65,5 +81,5 @@ export function authenticateFirst(options: AuthenticateOptions): (req: Request, 
     options.refused?.(401);
     res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard"');
     return sendProblem(res, req, problemOf(401, secret !== undefined ? 'the bearer token is not valid' : 'send a token: Authorization: Bearer <token>', 'unauthenticated'));
-  };
+  }
 }

@@ -32,6 +32,13 @@ const BOOTSTRAP_NAME = 'bootstrap-admin';
 const hash = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 const newSecret = (): string => `sbt_${randomBytes(32).toString('base64url')}`;
 
+/** Tokens not in the cache looked up in the database at once, at most (more wait for the periodic reload). */
+const MAX_LOOKUPS = 8;
+/** Unknown secrets remembered, at most. */
+const MAX_MISSES = 10_000;
+/** The advisory lock key under which tokens are revoked (PostgreSQL). */
+const TOKEN_LOCK = 0x5b0a_7d;
+
 /** On a shared (PostgreSQL) database, tokens created or revoked through another admin count here within this. */
 const SHARED_RELOAD_MS = 2000;
 
@@ -56,6 +63,52 @@ export class TokensService implements OnModuleInit, OnModuleDestroy {
 
   onModuleDestroy(): void {
     if (this.reloadTimer !== null) clearInterval(this.reloadTimer);
+  }
+
+  /** Told when tokens are revoked (here, or through another admin: seen within SHARED_RELOAD_MS). */
+  onRevoked(listener: () => void): void {
+    this.revokedListeners.push(listener);
+  }
+
+  private readonly revokedListeners: (() => void)[] = [];
+
+  /** Whether the token with this id still exists. */
+  isLive(tokenId: string): boolean {
+    return this.liveIds.has(tokenId);
+  }
+
+  private liveIds = new Set<string>();
+  /** Secrets that were not found in the database lately (hash → when), so a flood of bad tokens costs no queries. */
+  private readonly misses = new Map<string, number>();
+  private lookups = 0;
+
+  /**
+   * As authenticate, and on a shared database a token this admin does not know yet (created
+   * through another admin a moment ago) is looked up there: it is valid on every admin at once.
+   */
+  async authenticateFresh(secret: string): Promise<Principal | undefined> {
+    const known = this.authenticate(secret);
+    if (known !== undefined || this.settings.database.kind !== 'postgresql') return known;
+    const h = hash(secret);
+    const now = Date.now();
+    const missed = this.misses.get(h);
+    if ((missed !== undefined && now - missed < SHARED_RELOAD_MS) || this.lookups >= MAX_LOOKUPS) return undefined;
+    this.lookups++;
+    try {
+      const row = await this.prisma.apiToken.findUnique({ where: { secretHash: h } });
+      if (row === null) {
+        this.misses.delete(h);
+        if (this.misses.size >= MAX_MISSES) this.misses.delete(this.misses.keys().next().value!);
+        this.misses.set(h, now);
+        return undefined;
+      }
+      const token = this.fromRow(row);
+      this.byHash.set(h, token);
+      this.liveIds.add(token.id);
+    } finally {
+      this.lookups--;
+    }
+    return this.authenticate(secret);
   }
 
   authenticate(secret: string): Principal | undefined {
@@ -89,20 +142,41 @@ export class TokensService implements OnModuleInit, OnModuleDestroy {
     return { ...view(this.fromRow(row)), token: secret };
   }
 
-  async remove(idOrName: string): Promise<void> {
-    const token = [...this.byHash.values()].find((t) => t.id === idOrName || t.name === idOrName);
-    if (!token) throw notFound(`token "${idOrName}"`);
-    const admins = [...this.byHash.values()].filter((t) => t.scopes.includes('admin'));
-    if (token.scopes.includes('admin') && admins.length === 1) {
-      throw new ProblemException(HttpStatus.CONFLICT, 'last-admin-token', 'Conflict', 'this is the last admin token; create another admin token before deleting it');
-    }
-    await this.prisma.apiToken.delete({ where: { id: token.id } });
+  /**
+   * Revokes a token. "Never the last admin token" is decided inside the transaction that
+   * deletes it, under a lock every admin sharing the database takes (PostgreSQL's advisory
+   * lock; one admin's removals also wait for each other): two admins revoking the last two admin
+   * tokens at once leave one, and the second gets 409.
+   */
+  remove(idOrName: string): Promise<void> {
+    const done = this.removing.then(() => this.removeNow(idOrName));
+    this.removing = done.catch(() => undefined);
+    return done;
+  }
+
+  private removing: Promise<void> = Promise.resolve();
+
+  private async removeNow(idOrName: string): Promise<void> {
+    const shared = this.settings.database.kind === 'postgresql';
+    await this.prisma.$transaction(async (tx) => {
+      if (shared) await tx.$executeRaw`SELECT pg_advisory_xact_lock(${TOKEN_LOCK})`;
+      const token = await tx.apiToken.findFirst({ where: { OR: [{ id: idOrName }, { name: idOrName }] } });
+      if (!token) throw notFound(`token "${idOrName}"`);
+      if (token.scopes.split(',').includes('admin')) {
+        const others = (await tx.apiToken.findMany({ where: { NOT: { id: token.id } }, select: { scopes: true } })).filter((t) => t.scopes.split(',').includes('admin')).length;
+        if (others === 0) throw new ProblemException(HttpStatus.CONFLICT, 'last-admin-token', 'Conflict', 'this is the last admin token; create another admin token before deleting it');
+      }
+      await tx.apiToken.delete({ where: { id: token.id } });
+    });
     await this.reload();
   }
 
   private async reload(): Promise<void> {
     const rows = await this.prisma.apiToken.findMany();
     this.byHash = new Map(rows.map((r) => [r.secretHash, this.fromRow(r)]));
+    const before = this.liveIds;
+    this.liveIds = new Set(rows.map((r) => r.id));
+    if ([...before].some((id) => !this.liveIds.has(id))) for (const listener of this.revokedListeners) listener();
   }
 
   private fromRow(r: { id: string; name: string; secretHash: string; scopes: string; createdAt: Date; lastUsedAt: Date | null }): CachedToken {

@@ -21,11 +21,12 @@ import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '#common';
 import { configJson, configTag } from '#config';
 import { controlPlane, type ControlMessage, type NodeMessage } from '#proto';
-import { bearerToken, grants } from '../auth/scopes';
+import { bearerToken, grants, type Principal } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
 import { ConfigService, type CommitEvent, type ConfigState } from '../config/config.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
-import { NodesService } from './nodes.service';
+import { NodesService, type NodeSession } from './nodes.service';
+import { checkStatsReport } from './stats-report-check';
 import { snapshotParts } from './snapshot-parts';
 
 type Stream = grpc.ServerDuplexStream<NodeMessage, ControlMessage>;
@@ -42,6 +43,12 @@ const MAX_QUEUED_DELTAS = 16;
 /** What is being sent to one node. */
 interface Outbox {
   nodeId: string;
+  /** The node's state in NodesService, this stream's alone. */
+  session: NodeSession;
+  /** The token the stream was opened with: revoking it ends the stream. */
+  tokenId: string;
+  /** Revisions whose last message was written to this stream: the only ones it may ack or nack. */
+  sent: Set<number>;
   /** The balancer takes deltas and snapshots in parts. */
   deltas: boolean;
   /** A message is with the transport (its write callback has not run yet), since this time. */
@@ -82,6 +89,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
       this.latest = latest;
       for (const [stream, outbox] of this.streams) this.enqueue(stream, outbox, latest);
     });
+    tokens.onRevoked(() => this.endRevoked());
   }
 
   private latest: Latest | null = null;
@@ -134,20 +142,28 @@ export class ControlPlaneServer implements OnModuleDestroy {
   private connect(stream: Stream): void {
     const peer = stream.getPeer();
     const secret = bearerToken(String(stream.metadata.get('authorization')[0] ?? ''));
-    const principal = secret !== undefined ? this.tokens.authenticate(secret) : undefined;
+    // A token created through another admin a moment ago is looked up in the database.
+    void (secret !== undefined ? this.tokens.authenticateFresh(secret) : Promise.resolve(undefined)).then(
+      (principal) => this.authenticated(stream, peer, principal),
+      (err: Error) => stream.emit('error', { code: grpc.status.UNAVAILABLE, details: `cannot check the token now: ${err.message}` }),
+    );
+  }
+
+  private authenticated(stream: Stream, peer: string, principal: Principal | undefined): void {
     if (!principal || !grants(principal.scopes, 'node')) {
       this.log.warn({ peer, token: principal?.name ?? null }, principal ? 'control plane: token lacks the node scope' : 'control plane: refused a balancer without a valid token');
       stream.emit('error', { code: principal ? grpc.status.PERMISSION_DENIED : grpc.status.UNAUTHENTICATED, details: principal ? `token "${principal.name}" lacks the node scope` : 'a valid token is required (metadata authorization: Bearer <token>)' });
       return;
     }
     let nodeId: string | undefined;
-    let session: symbol | undefined;
-    const closed = (): void => {
-      if (!this.streams.delete(stream) || nodeId === undefined) return;
-      this.nodes.disconnected(nodeId, session!);
-      this.log.info({ nodeId, peer }, 'balancer disconnected');
-    };
+    let session: NodeSession | undefined;
     let refused = false;
+    const closed = (): void => {
+      const outbox = this.streams.get(stream);
+      if (!this.streams.delete(stream) || outbox === undefined) return;
+      this.nodes.disconnected(outbox.session);
+      this.log.info({ nodeId: outbox.nodeId, peer }, 'balancer disconnected');
+    };
     const refuse = (code: grpc.status, details: string): void => {
       this.log.warn({ peer, nodeId, details }, 'control plane: refused');
       refused = true;
@@ -156,6 +172,8 @@ export class ControlPlaneServer implements OnModuleDestroy {
     };
     stream.on('data', (msg: NodeMessage) => {
       if (refused) return;
+      // Revoked meanwhile (on this admin or another): the stream goes with the token.
+      if (!this.tokens.isLive(principal.tokenId)) return refuse(grpc.status.UNAUTHENTICATED, `token "${principal.name}" was revoked`);
       if (msg.message === 'hello') {
         if (nodeId !== undefined) return refuse(grpc.status.FAILED_PRECONDITION, 'hello sent twice');
         // Under mTLS the node's identity may come from its certificate: an empty node id in the
@@ -164,37 +182,49 @@ export class ControlPlaneServer implements OnModuleDestroy {
         const claimed = msg.hello.nodeId === '' && certName !== undefined ? certName : msg.hello.nodeId;
         if (!NODE_ID.test(claimed)) return refuse(grpc.status.INVALID_ARGUMENT, 'node id must be 1-128 of A-Z a-z 0-9 . _ - (or empty, with a client certificate whose common name is one)');
         if (certName !== undefined && certName !== claimed) this.log.info({ nodeId: claimed, certificate: certName }, 'balancer\'s node id differs from its certificate\'s name');
+        const latest = this.current();
+        // What it says it runs is believed only for a revision that exists.
+        const claimedRevision = msg.hello.appliedRevision > 0 && msg.hello.appliedRevision <= latest.state.revision ? msg.hello.appliedRevision : 0;
+        const taken = this.nodes.connect(claimed, claimedRevision, { peer, tokenId: principal.tokenId });
+        if (typeof taken === 'string') return refuse(grpc.status.ALREADY_EXISTS, taken);
         nodeId = claimed;
-        session = this.nodes.connected(nodeId, msg.hello.appliedRevision);
-        const outbox: Outbox = { nodeId, deltas: msg.hello.deltas === true, writingSince: null, queue: [], head: 0, dropped: false };
+        session = taken;
+        const outbox: Outbox = { nodeId, session, tokenId: principal.tokenId, deltas: msg.hello.deltas === true, writingSince: null, queue: [], head: 0, dropped: false, sent: new Set() };
         this.streams.set(stream, outbox);
         this.log.info({ nodeId, peer, token: principal.name, appliedRevision: msg.hello.appliedRevision, deltas: outbox.deltas }, 'balancer connected');
-        const latest = this.current();
         if (latest.state.revision === 0) return;
-        if (outbox.deltas && msg.hello.appliedRevision === latest.state.revision) {
+        if (outbox.deltas && claimedRevision === latest.state.revision) {
           // It runs this revision already (its stored snapshot): the hash checks the content.
           const revision = latest.state.revision;
           this.replace(stream, outbox, [{ message: 'delta', delta: { baseRevision: revision, revision, patchJson: '{}', configHash: latest.hash() } }], revision);
         } else this.replace(stream, outbox, this.snapshotOf(latest, outbox), latest.state.revision);
         return;
       }
-      if (nodeId === undefined) return refuse(grpc.status.FAILED_PRECONDITION, `${msg.message} before hello: unknown node`);
+      const outbox = this.streams.get(stream);
+      if (nodeId === undefined || outbox === undefined || session === undefined) return refuse(grpc.status.FAILED_PRECONDITION, `${msg.message} before hello: unknown node`);
       if (msg.message === 'ack') {
-        this.nodes.acked(nodeId, msg.ack.revision);
+        // Only a revision this stream was sent: an ack of anything else is not the truth.
+        if (!outbox.sent.has(msg.ack.revision)) return refuse(grpc.status.INVALID_ARGUMENT, `ack of revision ${msg.ack.revision}, which was not sent to this node`);
+        this.nodes.acked(session, msg.ack.revision);
         this.log.debug({ nodeId, revision: msg.ack.revision }, 'balancer applied revision');
       } else if (msg.message === 'nack' && msg.nack.resync) {
         this.log.info({ nodeId, revision: msg.nack.revision, reason: msg.nack.reason }, 'balancer asks for a snapshot');
         const latest = this.current();
-        const outbox = this.streams.get(stream);
-        if (outbox !== undefined) this.replace(stream, outbox, this.snapshotOf(latest, outbox), latest.state.revision);
+        this.replace(stream, outbox, this.snapshotOf(latest, outbox), latest.state.revision);
       } else if (msg.message === 'nack') {
-        this.nodes.nacked(nodeId, msg.nack.revision, msg.nack.reason);
+        if (!outbox.sent.has(msg.nack.revision)) return refuse(grpc.status.INVALID_ARGUMENT, `nack of revision ${msg.nack.revision}, which was not sent to this node`);
+        this.nodes.nacked(session, msg.nack.revision, msg.nack.reason);
         // It keeps running what it had, which no delta is made from: the next change goes whole.
-        const outbox = this.streams.get(stream);
-        if (outbox !== undefined && outbox.head === msg.nack.revision) outbox.head = 0;
+        if (outbox.head === msg.nack.revision) outbox.head = 0;
         this.log.warn({ nodeId, revision: msg.nack.revision, reason: msg.nack.reason }, 'balancer rejected revision');
       } else if (msg.message === 'stats') {
-        this.nodes.reported(nodeId, msg.stats);
+        const checked = checkStatsReport(msg.stats, this.current().state.config);
+        if (!checked.ok) {
+          this.reportsRefused++;
+          this.log.warn({ nodeId, reason: checked.reason }, 'control plane: refused a stats report');
+          return;
+        }
+        this.nodes.reported(session, checked.report);
       }
     });
     stream.on('end', () => {
@@ -204,6 +234,22 @@ export class ControlPlaneServer implements OnModuleDestroy {
     stream.on('error', closed);
     stream.on('cancelled', closed);
     stream.on('close', closed);
+  }
+
+  /** Stats reports refused as out of range, since start (a metric). */
+  reportsRefused = 0;
+
+  /** Ends the streams of tokens that are no longer valid (revoked here or through another admin). */
+  private endRevoked(): void {
+    for (const [stream, outbox] of this.streams) {
+      if (this.tokens.isLive(outbox.tokenId)) continue;
+      this.log.warn({ nodeId: outbox.nodeId }, 'control plane: the balancer\'s token was revoked; ending its stream');
+      this.streams.delete(stream);
+      this.nodes.disconnected(outbox.session);
+      outbox.dropped = true;
+      outbox.queue = [];
+      stream.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'the token of this stream was revoked' });
+    }
   }
 
   /** A commit for one node: a delta if it will run the patch's base and few wait, else a snapshot. */
@@ -234,6 +280,11 @@ export class ControlPlaneServer implements OnModuleDestroy {
     this.pump(stream, outbox);
   }
 
+  private sendRecord(outbox: Outbox, revision: number): void {
+    outbox.sent.add(revision);
+    if (outbox.sent.size > SENT_KEPT) outbox.sent.delete(outbox.sent.values().next().value!);
+  }
+
   private pump(stream: Stream, outbox: Outbox): void {
     if (outbox.dropped || outbox.queue.length === 0) return;
     if (outbox.writingSince !== null) {
@@ -249,12 +300,17 @@ export class ControlPlaneServer implements OnModuleDestroy {
     const message = outbox.queue.shift()!;
     if (message.message === 'snapshot') this.pushed('snapshot', Buffer.byteLength(message.snapshot.configJson));
     else this.pushed('delta', Buffer.byteLength(message.delta.patchJson));
+    if (message.message === 'delta') this.sendRecord(outbox, message.delta.revision);
+    else if ((message.snapshot.part ?? 0) + 1 >= (message.snapshot.parts ?? 1)) this.sendRecord(outbox, message.snapshot.revision);
     stream.write(message, () => {
       outbox.writingSince = null;
       if (this.streams.get(stream) === outbox) this.pump(stream, outbox);
     });
   }
 }
+
+/** Revisions a node may ack: those written to its stream (the newest SENT_KEPT of them). */
+const SENT_KEPT = 64;
 
 function latestOf(event: CommitEvent): Latest {
   return { state: event.state, hash: event.hash, delta: { base: event.base, patchJson: JSON.stringify(event.patch) } };

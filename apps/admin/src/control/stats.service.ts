@@ -15,9 +15,14 @@ export interface BackendFigures {
   errors: number;
   callsPerSecond: number;
   latencyMs: { p50: number; p90: number; p99: number };
+  /** Healthy and reachable on every reporting node (a backend no balancer can reach is not healthy, whatever its health checks). */
   healthy: boolean;
   ejected: boolean;
   draining: boolean;
+  /** Some reporting node can reach it. */
+  reachable: boolean;
+  /** Why a node cannot reach it (the first such node's last error), else null. */
+  lastError: string | null;
   /** How many reporting nodes see it healthy. */
   healthyOn: number;
   nodes?: (Omit<BackendFigures, 'nodes' | 'healthyOn'> & { nodeId: string })[];
@@ -35,6 +40,8 @@ export interface StatsView {
 }
 
 const sum = (o: Record<string, number>): number => Object.values(o).reduce((a, b) => a + b, 0);
+/** A count map with no prototype: a key such as "constructor" is a key, never an inherited function. */
+const counts = (from: Record<string, number>): Record<string, number> => Object.assign(Object.create(null) as Record<string, number>, from);
 
 /** Each report's backends by pool and address, built once per report (a linear pass, not a search per backend). */
 const indexes = new WeakMap<StatsReport, Map<string, Map<string, BackendStats>>>();
@@ -59,14 +66,16 @@ function figures(b: BackendStats, r: NodeReport, pool: string): Omit<BackendFigu
   return {
     address: b.address,
     activeStreams: b.activeStreams,
-    calls: { ...b.callsByCode },
+    calls: counts(b.callsByCode),
     totalCalls: total,
     errors: total - (b.callsByCode.OK ?? 0),
     callsPerSecond: Math.round(rate(b, r.report, r.previous, pool) * 10) / 10,
     latencyMs: { p50: b.p50Ms, p90: b.p90Ms, p99: b.p99Ms },
-    healthy: b.healthy,
+    healthy: b.healthy && b.unreachable !== true,
     ejected: b.ejected,
     draining: b.draining,
+    reachable: b.unreachable !== true,
+    lastError: b.unreachable === true ? (b.lastError ?? '') : null,
   };
 }
 
@@ -87,7 +96,7 @@ export class StatsService {
           const f = figures(b, r, p.name);
           const agg = pool.backends.get(b.address);
           if (!agg) {
-            pool.backends.set(b.address, { ...f, calls: { ...f.calls }, healthyOn: f.healthy ? 1 : 0, ...(options.perNode ? { nodes: [{ nodeId: r.nodeId, ...f }] } : {}) });
+            pool.backends.set(b.address, { ...f, calls: counts(f.calls), healthyOn: f.healthy ? 1 : 0, ...(options.perNode ? { nodes: [{ nodeId: r.nodeId, ...f }] } : {}) });
             continue;
           }
           agg.activeStreams += f.activeStreams;
@@ -99,6 +108,8 @@ export class StatsService {
           agg.healthy &&= f.healthy;
           agg.ejected ||= f.ejected;
           agg.draining ||= f.draining;
+          agg.reachable ||= f.reachable;
+          agg.lastError ??= f.lastError;
           agg.healthyOn += f.healthy ? 1 : 0;
           agg.nodes?.push({ nodeId: r.nodeId, ...f });
         }

@@ -77,6 +77,7 @@ export const nodeSchema = z.object({
   lastSeen: d(z.string(), 'ISO 8601: last message from it.', '2026-11-25T05:01:00.000Z'),
   appliedRevision: d(z.int().nullable(), 'The revision it runs.', 7),
   lastNack: d(z.string().nullable(), 'The last revision it rejected, and why.', null),
+  admin: d(z.string().nullable(), 'The admin it is (or was last) connected to: host:port/id. Several admins on one database list each other\'s balancers.', 'admin-1:8080/3f2a1c'),
 });
 
 const latencySchema = z.object({
@@ -96,6 +97,8 @@ const backendFigureFields = {
   healthy: d(z.boolean(), 'Healthy on every reporting node.', true),
   ejected: d(z.boolean(), 'Ejected on some node.', false),
   draining: d(z.boolean(), 'Draining.', false),
+  reachable: d(z.boolean(), 'Some reporting node can reach it (connects, TLS handshake passes). An unreachable backend is not healthy.', true),
+  lastError: d(z.string().nullable(), 'When unreachable: why, as the balancer saw it.', null),
 };
 
 export const backendFiguresSchema = z.object({

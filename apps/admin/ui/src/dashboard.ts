@@ -70,8 +70,9 @@ export class Dashboard {
         const row = this.row(card.body, pool.name, b.address, key);
         const f = figures.get(b.address);
         const draining = b.drain;
-        const state = draining ? 'draining' : !f ? 'no report' : f.ejected ? 'ejected' : f.healthy ? 'healthy' : 'unhealthy';
+        const state = draining ? 'draining' : !f ? 'no report' : f.ejected ? 'ejected' : !f.reachable ? 'unreachable' : f.healthy ? 'healthy' : 'unhealthy';
         setText(row.state, state);
+        row.state.title = f?.lastError ?? '';
         row.state.className = `state ${state.replace(' ', '-')}`;
         setText(row.active, f ? String(f.activeStreams) : '–');
         setText(row.cps, fmt(f?.callsPerSecond));

@@ -93,7 +93,10 @@ export function mergeStats(primary: readonly PoolStats[], workers: readonly Work
       const mine = shares.get(key(pool.name, b.address)) ?? [];
       const callsByCode: Record<string, number> = {};
       for (const s of mine) for (const [code, n] of Object.entries(s.callsByCode)) callsByCode[code] = (callsByCode[code] ?? 0) + n;
-      return { ...b, activeStreams: sum(mine, (s) => s.activeStreams), callsByCode, ...mergedWindow(mine.map((s) => s.window)) };
+      // Reachable when any worker reaches it (as in /state).
+      const unreachable = mine.length > 0 ? mine.every((s) => s.unreachable === true) : b.unreachable === true;
+      const lastError = unreachable ? (mine.find((s) => s.lastError)?.lastError ?? b.lastError ?? '') : '';
+      return { ...b, activeStreams: sum(mine, (s) => s.activeStreams), callsByCode, ...mergedWindow(mine.map((s) => s.window)), unreachable, lastError };
     }),
   }));
 }

@@ -27,6 +27,8 @@ function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) =>
       healthy: b.healthy,
       ejected: b.ejected,
       draining: b.draining,
+      unreachable: !b.upstream.available,
+      lastError: b.upstream.available ? '' : b.upstream.lastError,
     })),
   }));
 }

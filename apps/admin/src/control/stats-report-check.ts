@@ -1,0 +1,100 @@
+/**
+ * A balancer's stats report as the admin keeps it: checked against the config and bounded, so a
+ * broken or hostile node (any holder of a node token) cannot make the admin's figures lie, grow
+ * without bound, or break `/metrics`.
+ *
+ * - Only pools and backends of the current config are kept; a backend listed twice counts once
+ *   (the first). So a report costs at most the config's size, whatever it lists.
+ * - Counts are integers in [0, MAX_COUNT]; latencies finite numbers in [0, MAX_LATENCY_MS];
+ *   `callsByCode` keys are gRPC status names only, in a map with no prototype. A report with any
+ *   value out of range is refused whole (the node's previous report stays), and the reason says
+ *   which value: a balancer that sends one is broken, and half of its figures are no truth.
+ */
+import { GRPC_CODE_NAMES, type SwitchboardConfig as Config } from '#config';
+import type { BackendStats, PoolStats, StatsReport } from '#proto';
+
+/** No balancer has more active streams than this on one backend (HTTP/2 allows 2^31 per connection, not per backend in practice). */
+export const MAX_ACTIVE_STREAMS = 10_000_000;
+/** A call counter past 2^53 is not a count any more. */
+export const MAX_COUNT = Number.MAX_SAFE_INTEGER;
+/** A latency percentile over a day is not a measurement. */
+export const MAX_LATENCY_MS = 86_400_000;
+
+/** A backend's last error is kept to this many characters. */
+const MAX_ERROR_CHARS = 512;
+
+const CODE_NAMES: ReadonlySet<string> = new Set(GRPC_CODE_NAMES);
+
+export type CheckedReport = { ok: true; report: StatsReport; dropped: number } | { ok: false; reason: string };
+
+const isCount = (n: unknown, max: number): boolean => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= max;
+const isLatency = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n >= 0 && n <= MAX_LATENCY_MS;
+
+/** The backends each pool of `config` has, by pool name (made once per config object). */
+const known = new WeakMap<Config, Map<string, Set<string>>>();
+function backendsOf(config: Config): Map<string, Set<string>> {
+  let index = known.get(config);
+  if (index === undefined) {
+    index = new Map(config.pools.map((p) => [p.name, new Set(p.backends.map((b) => b.address))]));
+    known.set(config, index);
+  }
+  return index;
+}
+
+function checkBackend(b: BackendStats, where: string): BackendStats | string {
+  if (!isCount(b.activeStreams, MAX_ACTIVE_STREAMS)) return `${where}.activeStreams: ${String(b.activeStreams)} is not an integer in [0, ${MAX_ACTIVE_STREAMS}]`;
+  for (const field of ['p50Ms', 'p90Ms', 'p99Ms'] as const) {
+    if (!isLatency(b[field])) return `${where}.${field}: ${String(b[field])} is not a number in [0, ${MAX_LATENCY_MS}]`;
+  }
+  const calls: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const [code, n] of Object.entries(b.callsByCode ?? {})) {
+    if (!CODE_NAMES.has(code)) return `${where}.callsByCode: ${JSON.stringify(code.slice(0, 40))} is not a gRPC status name`;
+    if (!isCount(n, MAX_COUNT)) return `${where}.callsByCode.${code}: ${String(n)} is not a count`;
+    calls[code] = n;
+  }
+  return {
+    address: b.address,
+    activeStreams: b.activeStreams,
+    callsByCode: calls,
+    p50Ms: b.p50Ms,
+    p90Ms: b.p90Ms,
+    p99Ms: b.p99Ms,
+    healthy: b.healthy === true,
+    ejected: b.ejected === true,
+    draining: b.draining === true,
+    unreachable: b.unreachable === true,
+    lastError: b.unreachable === true ? String(b.lastError ?? '').slice(0, MAX_ERROR_CHARS) : '',
+  };
+}
+
+/** `report` kept to what `config` has, or why it is refused. */
+export function checkStatsReport(report: StatsReport, config: Config): CheckedReport {
+  if (!isCount(report.atMs, MAX_COUNT)) return { ok: false, reason: `atMs: ${String(report.atMs)} is not a time` };
+  if (!isCount(report.appliedRevision, MAX_COUNT)) return { ok: false, reason: `appliedRevision: ${String(report.appliedRevision)} is not a revision` };
+  const index = backendsOf(config);
+  const pools: PoolStats[] = [];
+  const seenPools = new Set<string>();
+  let dropped = 0;
+  for (const p of report.pools ?? []) {
+    const addresses = index.get(p.name);
+    if (addresses === undefined || seenPools.has(p.name)) {
+      dropped += 1 + (p.backends?.length ?? 0);
+      continue;
+    }
+    seenPools.add(p.name);
+    const seen = new Set<string>();
+    const backends: BackendStats[] = [];
+    for (const b of p.backends ?? []) {
+      if (!addresses.has(b.address) || seen.has(b.address)) {
+        dropped++;
+        continue;
+      }
+      seen.add(b.address);
+      const checked = checkBackend(b, `pools[${JSON.stringify(p.name)}].backends[${JSON.stringify(b.address)}]`);
+      if (typeof checked === 'string') return { ok: false, reason: checked };
+      backends.push(checked);
+    }
+    pools.push({ name: p.name, panic: p.panic === true, backends });
+  }
+  return { ok: true, report: { atMs: report.atMs, appliedRevision: report.appliedRevision, pools }, dropped };
+}

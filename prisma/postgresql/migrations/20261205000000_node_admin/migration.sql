@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Node" ADD COLUMN     "adminId" TEXT,
+ADD COLUMN     "report" TEXT;
