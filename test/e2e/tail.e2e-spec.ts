@@ -172,6 +172,23 @@ describe('the tail: hedging, retries, budget', () => {
     expect(r.error?.code).toBe(grpc.status.INTERNAL);
     expect(flaky.stats.calls).toBe(5);
     expect(metric(await lb.metrics(), 'switchboard_retries_total', 'pool="echo",reason="UNAVAILABLE"')).toBe(2);
+    // A pushback of 11 days is not obeyed: the backend's status is the answer, at once.
+    t0 = Date.now();
+    r = await unary(client, { statusCode: grpc.status.UNAVAILABLE, statusMessage: 'come back in 11 days', pushbackMs: '999999999' });
+    expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.error?.details).toBe('come back in 11 days');
+    expect(flaky.stats.calls).toBe(6);
+    // Nor one that passes the call's deadline.
+    r = await unary(client, { statusCode: grpc.status.UNAVAILABLE, statusMessage: 'after your deadline', pushbackMs: '5000' }, undefined, deadlineIn(2000));
+    expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.error?.details).toBe('after your deadline');
+    expect(flaky.stats.calls).toBe(7);
+    expect(Date.now() - t0).toBeLessThan(1900); // neither waited
+    // A client's own grpc-previous-rpc-attempts never reaches the backend: a first attempt carries none.
+    const md = new grpc.Metadata();
+    md.set('grpc-previous-rpc-attempts', '41');
+    expect((await unary(client, {}, md)).error).toBeUndefined();
+    expect(flaky.stats.previousAttempts.at(-1)).toBe('');
     await countsReturnToZero();
   });
 

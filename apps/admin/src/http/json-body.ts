@@ -1,6 +1,9 @@
 /**
  * The request body parser: JSON (application/json, application/merge-patch+json) or YAML
- * (application/yaml, text/yaml: the declarative config's own format), at most 1 MiB. Failures
+ * (application/yaml, text/yaml: the declarative config's own format), at most 1 MiB, or
+ * MAX_CONFIG_BODY_BYTES for the whole-config endpoints (PUT /v1/config, POST /v1/config/plan),
+ * so any config the admin holds (16 MiB of compact JSON) applies back as exported, pretty-printed
+ * or in YAML. Failures
  * are answered here as problem+json, since they happen before routing: 413 for a body over the
  * limit, 400 naming the position of malformed JSON or the line of malformed YAML, 415 for
  * another media type.
@@ -17,13 +20,21 @@ import { depthOf, lineColumnAt, scanJson } from './json-structure';
 import { problemOf, sendProblem } from './problem';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** The whole-config endpoints: twice the config limit (an export in YAML or indented JSON is larger than its compact JSON). */
+export const MAX_CONFIG_BODY_BYTES = 32 * 1024 * 1024;
+const WHOLE_CONFIG = /^\/v1\/config(\/plan)?\/?$/;
 /** Levels of objects and arrays in a body; a whole config needs 6. */
 export const MAX_DEPTH = 32;
 export const MAX_YAML_ALIASES = 100;
 
 export function jsonBody(): (req: Request, res: Response, next: NextFunction) => void {
-  const read = raw({ limit: MAX_BODY_BYTES, type: ['application/json', 'application/*+json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'] });
+  const types = ['application/json', 'application/*+json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'];
+  const readSmall = raw({ limit: MAX_BODY_BYTES, type: types });
+  const readConfig = raw({ limit: MAX_CONFIG_BODY_BYTES, type: types });
   return (req, res, next) => {
+    const whole = WHOLE_CONFIG.test(req.path);
+    const read = whole ? readConfig : readSmall;
+    const limit = whole ? MAX_CONFIG_BODY_BYTES : MAX_BODY_BYTES;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     const type = req.headers['content-type'] ?? '';
     const yaml = /^(application|text)\/(x-)?yaml\b/i.test(type);
@@ -31,7 +42,7 @@ export function jsonBody(): (req: Request, res: Response, next: NextFunction) =>
       return sendProblem(res, req, problemOf(415, `send the body as application/json or application/yaml (got ${type || 'no content-type'})`));
     }
     read(req, res, (err?: { type?: string; message?: string; status?: number }) => {
-      if (err?.type === 'entity.too.large') return sendProblem(res, req, problemOf(413, `the body is larger than ${MAX_BODY_BYTES} bytes (1 MiB)`));
+      if (err?.type === 'entity.too.large') return sendProblem(res, req, problemOf(413, `the body is larger than ${limit} bytes (${limit / 1024 / 1024} MiB)`));
       if (err) return sendProblem(res, req, problemOf(err.status ?? 400, err.message ?? 'unreadable body'));
       if (!Buffer.isBuffer(req.body)) {
         req.body = undefined;

@@ -6,6 +6,7 @@
 import { ArgumentsHost, Catch, HttpException, HttpStatus, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { DATABASE_RETRY_AFTER_S, isDatabaseUnavailable } from '../store/database-unavailable';
 
 export interface FieldError {
   /** The field, e.g. `backends[0].weight`; empty for the body itself. */
@@ -56,6 +57,7 @@ const TITLES: Record<number, string> = {
   428: 'Precondition required',
   429: 'Too many requests',
   500: 'Internal server error',
+  503: 'Service unavailable',
 };
 
 export function sendProblem(res: Response, req: Request, problem: Omit<Problem, 'instance'> & Record<string, unknown>): void {
@@ -86,6 +88,12 @@ export class ProblemFilter implements ExceptionFilter {
         const message = typeof body === 'string' ? body : ((body as { message?: unknown }).message ?? exception.message);
         sendProblem(res, req, problemOf(status, Array.isArray(message) ? message.join('; ') : String(message)));
       }
+      return;
+    }
+    if (isDatabaseUnavailable(exception)) {
+      this.log.warn({ err: (exception as Error).message, method: req.method, url: req.originalUrl }, 'the database is unavailable; answered 503');
+      res.setHeader('Retry-After', String(DATABASE_RETRY_AFTER_S));
+      sendProblem(res, req, problemOf(503, `the database is unavailable now; nothing was changed: retry in ${DATABASE_RETRY_AFTER_S} s`, 'database-unavailable'));
       return;
     }
     this.log.error({ err: exception, method: req.method, url: req.originalUrl }, 'unhandled error');

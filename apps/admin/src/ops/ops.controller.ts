@@ -2,7 +2,7 @@
 import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { pendingMigrations } from '../store/migrations';
+import { migrationNames, pendingMigrations, unknownMigrations } from '../store/migrations';
 import { PrismaService } from '../store/prisma.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { AdminMetrics } from './http-metrics';
@@ -30,7 +30,14 @@ export class OpsController {
   async readyz(@Res({ passthrough: true }) res: Response) {
     try {
       const rows = await this.prisma.$queryRawUnsafe<{ migration_name: string }[]>('SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL');
-      const pending = pendingMigrations(rows.map((r) => r.migration_name), this.settings.migrationsDir);
+      const done = rows.map((r) => r.migration_name);
+      const unknown = unknownMigrations(done, migrationNames(this.settings.migrationsDir));
+      if (unknown.length > 0) {
+        // Another admin sharing the database is newer: this one's writes may now fail.
+        res.status(503);
+        return { status: 'not ready', reason: `the database has migrations this admin does not know: ${unknown.join(', ')}` };
+      }
+      const pending = pendingMigrations(done, this.settings.migrationsDir);
       if (pending.length > 0) {
         res.status(503);
         return { status: 'not ready', reason: `migrations not applied: ${pending.join(', ')}` };

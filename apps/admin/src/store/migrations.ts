@@ -43,7 +43,13 @@ export function migrationNames(migrationsDir: string): string[] {
  */
 export function migrationsToApply(migrationsDir: string, done: ReadonlyMap<string, string>, where: string): { name: string; sql: string; checksum: string }[] {
   const out: { name: string; sql: string; checksum: string }[] = [];
-  for (const name of migrationNames(migrationsDir)) {
+  const names = migrationNames(migrationsDir);
+  const unknown = unknownMigrations([...done.keys()], names);
+  if (unknown.length > 0) {
+    // A newer admin migrated this database: this one would write rows without the columns it added.
+    throw new Error(`${where} has migration${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that this admin does not know (a newer Switchboard applied ${unknown.length > 1 ? 'them' : 'it'}): run that version, or restore a backup taken before it`);
+  }
+  for (const name of names) {
     const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
     const checksum = createHash('sha256').update(sql).digest('hex');
     const recorded = done.get(name);
@@ -77,6 +83,12 @@ export function applyMigrations(dbFile: string, migrationsDir: string): Migratio
   } finally {
     db.close();
   }
+}
+
+/** Migrations recorded in the database that are not among the committed ones. */
+export function unknownMigrations(done: readonly string[], known: readonly string[]): string[] {
+  const ours = new Set(known);
+  return done.filter((n) => !ours.has(n)).sort();
 }
 
 /** For /readyz: the committed migrations not recorded as finished in `done`. */

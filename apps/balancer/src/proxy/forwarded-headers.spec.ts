@@ -13,3 +13,10 @@ describe('forwardedHeaders', () => {
     expect(h['http2-settings']).toBe('AAA'); // the client's headers are left as they were
   });
 });
+
+describe('forwardedHeaders: the attempt count is the balancer\'s', () => {
+  it('drops a client\'s own grpc-previous-rpc-attempts (a first attempt carries none)', () => {
+    const h = { ':path': '/a.B/C', te: 'trailers', 'grpc-previous-rpc-attempts': '7' };
+    expect(forwardedHeaders(h)).toEqual({ ':path': '/a.B/C', te: 'trailers' });
+  });
+});

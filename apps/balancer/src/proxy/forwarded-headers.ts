@@ -5,12 +5,14 @@
  * to send them, so a client could otherwise make every call it sends fail inside the balancer.
  *
  * Decision, as Envoy and NGINX do for hop-by-hop fields: drop them and forward the rest; `te` is
- * forwarded only as `te: trailers`, the one value HTTP/2 allows (and gRPC requires). The common
+ * forwarded only as `te: trailers`, the one value HTTP/2 allows (and gRPC requires).
+ * `grpc-previous-rpc-attempts` is the balancer's to say (gRPC A6: the attempts before this one
+ * on this hop), so a client's own is dropped: a first attempt carries none. The common
  * case (none present) costs a few property reads and returns the same object.
  */
 import type { IncomingHttpHeaders } from 'node:http2';
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings'] as const;
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'grpc-previous-rpc-attempts'] as const;
 
 export function forwardedHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   let clean = headers.te === undefined || headers.te === 'trailers';

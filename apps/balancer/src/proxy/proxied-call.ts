@@ -32,7 +32,7 @@ import * as http2 from 'node:http2';
 import type { Backend } from '../pool/backend';
 import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
-import { backoffMs, pushbackMs, type HedgingRule } from '../tail/call-policy';
+import { backoffMs, MAX_PUSHBACK_MS, pushbackMs, type HedgingRule } from '../tail/call-policy';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
@@ -415,7 +415,9 @@ export class ProxiedCall {
         }
       } else if (policy.retry !== null && policy.retry.codes & (1 << code) && this.policyAttempts < policy.retry.maxAttempts) {
         const pushback = headers === null ? undefined : pushbackMs(headers['grpc-retry-pushback-ms']);
-        if (pushback !== -1) {
+        // A pushback past the cap, or past the call's deadline, is a "not now": the backend's status is the answer.
+        const tooLate = pushback !== undefined && (pushback > MAX_PUSHBACK_MS || (this.timeoutMs !== undefined && performance.now() - this.startedAt + pushback >= this.timeoutMs));
+        if (pushback !== -1 && !tooLate) {
           if (policy.budget.tryWithdraw(performance.now())) {
             this.drop(a);
             (this.tried ??= []).push(a.backend);

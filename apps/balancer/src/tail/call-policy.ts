@@ -93,6 +93,9 @@ export function backoffMs(rule: RetryRule, retry: number, random: () => number):
   return random() * Math.min(rule.initialBackoffMs * rule.multiplier ** (retry - 1), rule.maxBackoffMs);
 }
 
+/** The longest pushback obeyed; a backend asking for more gets its status passed on, unretried. */
+export const MAX_PUSHBACK_MS = 30_000;
+
 /**
  * The backend's `grpc-retry-pushback-ms`: a delay in ms to retry after; -1 when it says not to
  * retry (a negative or malformed value, as A6 asks); undefined when absent.
