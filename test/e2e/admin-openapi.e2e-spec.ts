@@ -64,5 +64,13 @@ describe('OpenAPI', () => {
     const res = await fetch(`${admin.url}/docs`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('swagger-ui');
+    // Its page may not be framed, and loads nothing from elsewhere.
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("default-src 'none'");
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    const init = await fetch(`${admin.url}/docs/swagger-ui-init.js`);
+    expect(init.headers.get('content-security-policy')).toBe(csp);
   });
 });

@@ -5,11 +5,16 @@
  * that are not in the config. Each part reproduces a defect seen on the main of its day.
  */
 import * as grpc from '@grpc/grpc-js';
+import Database from 'libsql';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import type { StatsReport } from '#proto';
-import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+import { ADMIN_TOKEN as ADMIN_TOKEN_FOR_CLI, killAdmins, startAdmin, type AdminProcess } from '../support/admin';
 import { connect, type ControlClient } from '../support/control-client';
-import { killAll, waitFor } from '../support/processes';
+import { startEchoBackend } from '../fixtures/echo-backend';
+import { echoClient } from '../fixtures/echo-proto';
+import { runCli } from '../support/cli';
+import { unary } from '../support/grpc';
+import { killAll, startNode, waitFor } from '../support/processes';
 
 const said = (what: string): void => {
   process.stdout.write(`control-plane-truth: ${what}\n`);
@@ -167,6 +172,110 @@ describe('the control plane tells the truth', () => {
       c.stream.end();
       c.client.close();
     } finally {
+      await admin.stop();
+    }
+  }, 60_000);
+
+  it('a pool one balancer cannot serve (a CA file missing on its host) does not freeze the fleet: the revision applies, that pool answers UNAVAILABLE naming the file, later revisions apply', async () => {
+    const admin = await startAdmin();
+    const good = await startEchoBackend({ name: 'good' });
+    const node1 = await startNode(admin.grpc, { nodeId: 'edge-tls', token: (await nodeToken(admin)) });
+    const client = echoClient(node1.listen);
+    try {
+      expect((await admin.api('PUT', '/v1/pools/echo', { name: 'echo', match: { services: ['*'] }, backends: [{ address: good.address }] })).status).toBe(201);
+      await waitFor('revision 1 served', async () => (await node1.state()).revision === 1);
+      said('a pool whose tls.caFile does not exist on the balancer\'s host');
+      const bad = await admin.api('PUT', '/v1/pools/tlsbad', { name: 'tlsbad', match: { services: ['bad.Svc'] }, tls: { caFile: '/nonexistent/switchboard-ca.pem' }, backends: [{ address: '127.0.0.1:1' }] });
+      expect(bad.status).toBe(201);
+      await waitFor('revision 2 applied', async () => (await node1.state()).revision === 2);
+      await waitFor('revision 2 converged', async () => (await admin.api('GET', '/v1/revisions/2')).body.converged === true);
+      const state = await node1.state();
+      const failing = (state.pools as { name: string; failure?: string | null }[]).find((p) => p.name === 'tlsbad');
+      expect(failing?.failure).toMatch(/\/nonexistent\/switchboard-ca\.pem/);
+      // The rest of the revision serves; the failing pool's calls say why.
+      expect((await unary(client, {})).response?.backend).toBe('good');
+      const badClient = new (grpc.makeGenericClientConstructor({}, 'x'))(node1.listen, grpc.credentials.createInsecure());
+      const failed = await new Promise<grpc.ServiceError>((resolve) =>
+        badClient.makeUnaryRequest('/bad.Svc/Call', (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), (err: grpc.ServiceError | null) => resolve(err!)),
+      );
+      expect(failed.code).toBe(grpc.status.UNAVAILABLE);
+      expect(failed.details).toMatch(/tlsbad.*\/nonexistent\/switchboard-ca\.pem/);
+      badClient.close();
+      const stats = await waitFor('the failure in the stats', async () => (await admin.api('GET', '/v1/stats')).body.pools.find((p: { name: string; failure: unknown }) => p.name === 'tlsbad' && p.failure));
+      expect(stats.failure).toMatchObject({ nodeId: 'edge-tls', reason: expect.stringContaining('/nonexistent/switchboard-ca.pem') });
+      said('switchboard drain after it: applied and converged, exit 0');
+      const drained = await runCli(['drain', 'echo', good.address, '--server', admin.url, '--token', ADMIN_TOKEN_FOR_CLI]);
+      expect(drained.stderr).toBe('');
+      expect(drained.code).toBe(0);
+      expect(drained.stdout).toMatch(/Converged: 1 connected balancer runs revision 3/);
+      expect((await node1.state()).revision).toBe(3);
+    } finally {
+      client.close();
+      await node1.stop();
+      await good.stop();
+      await admin.stop();
+    }
+  }, 60_000);
+
+  it('switchboard apply and drain report a NACK as soon as it arrives, with its reason, and exit non-zero', async () => {
+    const admin = await startAdmin();
+    try {
+      const token = await nodeToken(admin);
+      await admin.api('PUT', '/v1/pools/a', pool('a', [1111]));
+      const picky = balancer(admin, token, 'picky', { nack: (r) => (r >= 2 ? 'pool "a": cannot do that on this host' : undefined) });
+      await waitFor('picky on revision 1', async () => (await node(admin, 'picky'))?.appliedRevision === 1);
+      const started = Date.now();
+      const drained = await runCli(['drain', 'a', '127.0.0.1:1111', '--server', admin.url, '--token', ADMIN_TOKEN_FOR_CLI, '--wait-timeout', '30']);
+      expect(drained.code).toBe(1);
+      expect(drained.stderr).toMatch(/revision 2.*rejected/);
+      expect(drained.stderr).toMatch(/picky: pool "a": cannot do that on this host/);
+      expect(Date.now() - started).toBeLessThan(20_000); // not the 30 s wait
+      picky.stream.end();
+      picky.client.close();
+    } finally {
+      await admin.stop();
+    }
+  }, 60_000);
+
+  it('one admin per SQLite file: a second is refused naming the first; an unknown migration stops the start, naming it', async () => {
+    const admin = await startAdmin();
+    try {
+      await expect(startAdmin({ dataDir: admin.dataDir })).rejects.toThrow(/another admin \(process \d+\) runs on/);
+      await admin.api('PUT', '/v1/pools/a', pool('a', [1111]));
+    } finally {
+      await admin.stop();
+    }
+    said('the lock goes with the admin: the same file starts again');
+    const again = await startAdmin({ dataDir: admin.dataDir });
+    expect((await again.api('GET', '/v1/pools/a')).status).toBe(200);
+    await again.stop();
+    said('a migration from a newer Switchboard in the ledger');
+    const db = new Database(admin.dbFile);
+    db.prepare("INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count, started_at) VALUES ('x', 'y', 1, '29991231000000_from_the_future', 1, 1)").run();
+    db.close();
+    await expect(startAdmin({ dataDir: admin.dataDir })).rejects.toThrow(/29991231000000_from_the_future/);
+  }, 60_000);
+
+  it('a backend the balancer cannot reach is not healthy in the admin\'s stats, and says why', async () => {
+    const admin = await startAdmin();
+    const node1 = await startNode(admin.grpc, { nodeId: 'edge-dead', token: await nodeToken(admin) });
+    const client = echoClient(node1.listen);
+    try {
+      // No health policy: only the connection attempts tell.
+      await admin.api('PUT', '/v1/pools/echo', { name: 'echo', match: { services: ['*'] }, backends: [{ address: '127.0.0.1:1' }] });
+      await waitFor('revision 1 served', async () => (await node1.state()).revision === 1);
+      expect((await unary(client, {})).error?.code).toBe(grpc.status.UNAVAILABLE);
+      const b = await waitFor('the dead backend reported', async () => {
+        const pool0 = (await admin.api('GET', '/v1/stats')).body.pools.find((p: { name: string }) => p.name === 'echo');
+        return pool0?.backends.find((x: { reachable: boolean }) => x.reachable === false);
+      });
+      expect(b).toMatchObject({ address: '127.0.0.1:1', healthy: false, reachable: false });
+      expect(b.lastError).toMatch(/ECONNREFUSED/);
+      const cli = await runCli(['stats', '--server', admin.url, '--token', ADMIN_TOKEN_FOR_CLI]);
+      expect(cli.stdout).toMatch(/127\.0\.0\.1:1\s.*unreachable/);
+    } finally {
+      client.close();
+      await node1.stop();
       await admin.stop();
     }
   }, 60_000);

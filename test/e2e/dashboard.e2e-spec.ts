@@ -187,6 +187,11 @@ describe('the dashboard at /ui', () => {
     await page.keyboard.press('Enter');
     await page.waitForSelector('#sign-in-view:not([hidden])');
     expect(await page.evaluate(() => sessionStorage.getItem('switchboard.token'))).toBeNull();
+    // Nothing of the session stays in the page, hidden or not, and no refresh brings it back.
+    const leftOver = (): Promise<number> => page.evaluate(() => document.querySelectorAll('#pools *, #nodes tbody tr, #revisions tbody tr').length);
+    expect(await leftOver()).toBe(0);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await leftOver()).toBe(0);
     await page.close();
   }, 30_000);
 

@@ -187,7 +187,7 @@ describe('the dashboard\'s static files (/ui)', () => {
     });
 
   it('serves only its own files: traversal, encoded, NUL and oversized names are 4xx problems, never a file from disk', async () => {
-    const assets = new Set(['/ui', '/ui/', '/ui/app.js', '/ui/styles.css', '/ui/uPlot.min.css', '/ui/index.html', '/ui/app.js.map']);
+    const assets = new Set(['/ui', '/ui/', '/ui/app.js', '/ui/styles.css', '/ui/uPlot.min.css', '/ui/index.html']);
     const fixed = [
       '/ui/../package.json', '/ui/..%2fpackage.json', '/ui/%2e%2e%2f%2e%2e%2fpackage.json', '/ui/..\\..\\package.json', '/ui/%00', '/ui/app.js%00.html',
       '/ui/.env', '/ui/' + 'a'.repeat(5000), '/ui/%ff%fe', '/ui//etc/passwd', '/ui/index.html/', '/ui/app.js?x=../../x', '/ui/%2e%2e',
@@ -206,6 +206,8 @@ describe('the dashboard\'s static files (/ui)', () => {
     said(`${fixed.length + fuzzed.length} odd /ui paths, statuses: ${JSON.stringify(Object.fromEntries(statuses))}`);
     const page = await rawGet('/ui');
     expect(page.status).toBe(200);
+    // The source map (the dashboard's sources) is not public.
+    expect((await rawGet('/ui/app.js.map')).status).toBe(404);
     expect((await admin.api('GET', '/healthz', undefined, { token: null })).status).toBe(200);
   });
 

@@ -357,6 +357,46 @@ describe('--workers 2: worker failure and shutdown', () => {
     }
   });
 
+  it('replaces a worker that stops answering (SIGSTOP): a revision committed meanwhile is applied, not NACKed, and no new connection goes to it', async () => {
+    const backends = await Promise.all(['s1', 's2'].map((name) => startEchoBackend({ name })));
+    const lb = await startBalancer(poolConfig([backends[0]!.address]), WORKERS);
+    let victim = 0;
+    const clients: EchoClient[] = [];
+    try {
+      await connectInTurn(lb.listen, 2).then((c) => clients.push(...c));
+      const before = await stateOf(lb);
+      victim = before.workers.processes[0]!.pid;
+      process.kill(victim, 'SIGSTOP');
+      // A revision that adds a backend, committed while the worker is stopped: acknowledged once
+      // the stopped worker is replaced by one on the new revision (not rolled back, not refused).
+      await lb.reload(poolConfig(backends.map((b) => b.address)), before.revision + 1);
+      const s = await waitFor('the stalled worker replaced', async () => {
+        const st = await stateOf(lb);
+        return st.workers.count === 2 && st.workers.processes.length === 2 && !st.workers.processes.some((p) => p.pid === victim) && st;
+      }, 20_000);
+      expect(s.revision).toBe(before.revision + 1);
+      expect(samples(await lb.metrics(), 'switchboard_worker_stalls_total').get('')).toBe(1);
+      // Fresh connections are all served (none handed to a stopped process), and the new backend takes calls.
+      for (let i = 0; i < 6; i++) {
+        const c = echoClient(lb.listen);
+        clients.push(c);
+        for (let j = 0; j < 3; j++) expect((await unary(c, {}, undefined, { deadline: Date.now() + 5000 })).error).toBeUndefined();
+      }
+      expect(backends[1]!.stats.calls).toBeGreaterThan(0);
+    } finally {
+      if (victim) {
+        try {
+          process.kill(victim, 'SIGCONT');
+        } catch {
+          // killed already
+        }
+      }
+      clients.forEach((c) => c.close());
+      await lb.stop();
+      await Promise.all(backends.map((b) => b.stop()));
+    }
+  }, 60_000);
+
   it('drains every worker on SIGTERM: in-flight calls finish, then the balancer exits 0', async () => {
     const backend = await startEchoBackend({ name: 's1' });
     // A drain timeout far above the calls' 700 ms: the backend runs in this test's own process,

@@ -18,6 +18,9 @@ export interface PostgresCluster {
   /** postgresql://postgres@127.0.0.1:PORT/postgres */
   readonly url: string;
   stop(): void;
+  /** Stops the server at once (an outage) and, with `restart`, starts it again on the same data and port. */
+  outage(): void;
+  restart(): void;
 }
 
 function binDir(): string {
@@ -45,9 +48,12 @@ export async function startPostgres(): Promise<PostgresCluster> {
   const user = root ? 'postgres' : (process.env.USER ?? 'postgres');
   run('initdb', ['-D', path.join(dir, 'data'), '-A', 'trust', '-U', user, '--no-sync']);
   const port = await freePort();
-  run('pg_ctl', ['-D', path.join(dir, 'data'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, '-l', path.join(dir, 'log'), '-w', 'start']);
+  const start = (): void => run('pg_ctl', ['-D', path.join(dir, 'data'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, '-l', path.join(dir, 'log'), '-w', 'start']);
+  start();
   return {
     url: `postgresql://${user}@127.0.0.1:${port}/postgres`,
+    outage: () => run('pg_ctl', ['-D', path.join(dir, 'data'), '-m', 'immediate', 'stop']),
+    restart: start,
     stop: () => {
       try {
         run('pg_ctl', ['-D', path.join(dir, 'data'), '-m', 'immediate', 'stop']);

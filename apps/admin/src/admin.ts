@@ -102,6 +102,15 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   app.enableShutdownHooks([]);
   const document = buildOpenApi(app);
   app.get(OpenApiDocument).document = document;
+  // Swagger UI: everything from this origin (its inline <style> blocks need 'unsafe-inline' for
+  // styles only), never framed (clickjacking of a page that holds a pasted token).
+  app.use('/docs', (_req: import('express').Request, res: import('express').Response, next: () => void) => {
+    res.setHeader('content-security-policy', DOCS_CSP);
+    res.setHeader('x-frame-options', 'DENY');
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('referrer-policy', 'no-referrer');
+    next();
+  });
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json', customSiteTitle: 'Switchboard admin API' });
   app.get(ConfigService).onCommit(() => metrics.revision.inc());
   app.get(ControlPlaneServer).onPush((kind, bytes) => {
@@ -170,6 +179,8 @@ async function closeBounded(app: INestApplication, log: Logger): Promise<void> {
     clearTimeout(force);
   }
 }
+
+const DOCS_CSP = ["default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "font-src 'self' data:", "connect-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"].join('; ');
 
 const LOOPBACK = /^(127\.|::1$|localhost$|\[::1\]$)/;
 

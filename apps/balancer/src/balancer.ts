@@ -175,6 +175,7 @@ export class Balancer implements ConfigSink {
       if (previous.revision > 0) b.rampUp(); // joining a running pool; the first revision starts all alike
     }
     this.metrics.reloads.inc({ result: 'applied' });
+    for (const [pool, reason] of change.failures) this.log.error({ pool, revision, reason }, 'pool cannot be served on this balancer: its calls get UNAVAILABLE until its files can be read (the rest of the revision serves)');
     this.log.info(
       {
         revision,
@@ -198,6 +199,11 @@ export class Balancer implements ConfigSink {
    * context are refused with a log line; the pool keeps the ones it has.
    */
   reloadUpstreamTls(why: string): void {
+    // A pool that could not be served for its files is built again: they may be readable now.
+    if ([...this.runtime.pools.values()].some((p) => p.failure !== null)) {
+      const { config, revision } = this.runtime;
+      this.apply(config, revision);
+    }
     for (const pc of this.runtime.config.pools) {
       if (pc.tls === undefined) continue;
       let tls: UpstreamTls | null;

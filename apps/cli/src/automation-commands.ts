@@ -6,6 +6,7 @@ import type { ConfigDiff, SwitchboardConfig } from '#config';
 import type { ApiClient } from './client/api-client';
 import { loadConfigFiles } from './client/config-files';
 import { renderPlan, colours } from './client/render';
+import { waitConverged, waitOptions } from './client/wait-converged';
 import { mergeOwned, parseSelectTags, selectOwned } from './client/select-tags';
 import { apiOf, clientCommand, ExitCode, type ClientFlags } from './client-options';
 
@@ -45,10 +46,8 @@ export function planCommand(): Command {
 }
 
 export function applyCommand(): Command {
-  return fileOptions(clientCommand('apply', 'apply the files atomically (PUT /v1/config): shows the plan, asks, applies, waits for the balancers', 'switchboard apply -f switchboard.yaml --auto-approve'))
-    .addOption(new Option('--auto-approve', 'do not ask for confirmation (needed without a terminal)').env('SWITCHBOARD_AUTO_APPROVE'))
-    .addOption(new Option('--no-wait', 'do not wait for the balancers to apply the new revision'))
-    .addOption(new Option('--wait-timeout <seconds>', 'how long to wait for the balancers').env('SWITCHBOARD_WAIT_TIMEOUT').default('60'))
+  return waitOptions(fileOptions(clientCommand('apply', 'apply the files atomically (PUT /v1/config): shows the plan, asks, applies, waits for the balancers', 'switchboard apply -f switchboard.yaml --auto-approve'))
+    .addOption(new Option('--auto-approve', 'do not ask for confirmation (needed without a terminal)').env('SWITCHBOARD_AUTO_APPROVE')))
     .action(async (flags: FileFlags & { autoApprove?: boolean; wait: boolean; waitTimeout: string }) => {
       const api = apiOf(flags);
       const { config, etag } = await desired(api, flags);
@@ -70,27 +69,6 @@ export function applyCommand(): Command {
       process.stdout.write(`${colours().green(`Applied: revision ${result.revision}.`)}\n`);
       if (flags.wait) await waitConverged(api, result.revision, Number(flags.waitTimeout) * 1000);
     });
-}
-
-async function waitConverged(api: ApiClient, revision: number, timeoutMs: number): Promise<void> {
-  const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-  const tty = process.stdout.isTTY;
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; ; i++) {
-    const rev = (await api.call(api.api.GET('/v1/revisions/{n}', { params: { path: { n: revision } } }))).data;
-    if (rev.converged) {
-      if (tty) process.stdout.write('\r\x1b[2K');
-      const nodes = (await api.call(api.api.GET('/v1/nodes'))).data.items.filter((n) => n.connected).length;
-      process.stdout.write(`Converged: ${nodes} connected balancer${nodes === 1 ? ' runs' : 's run'} revision ${revision}.\n`);
-      return;
-    }
-    if (Date.now() > deadline) {
-      if (tty) process.stdout.write('\n');
-      throw new Error(`revision ${revision} was applied but not every balancer acknowledged it within ${timeoutMs / 1000} s (see switchboard get nodes)`);
-    }
-    if (tty) process.stdout.write(`\r${frames[i % frames.length]} waiting for the balancers to apply revision ${revision}...`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export function exportCommand(): Command {

@@ -1,4 +1,5 @@
 /** `switchboard get`, `drain`, `undrain`, `revisions`, `rollback` and `stats` over the REST API. */
+import { waitConverged, waitOptions, type WaitFlags } from './client/wait-converged';
 import { Command, Option } from 'commander';
 import { stringify } from 'yaml';
 import type { Schemas } from '#api-client';
@@ -108,26 +109,28 @@ export function revisionsCommand(): Command {
 }
 
 export function rollbackCommand(): Command {
-  return clientCommand('rollback', 'make a new revision equal to revision N', 'switchboard rollback 12')
+  return waitOptions(clientCommand('rollback', 'make a new revision equal to revision N, and wait for the balancers', 'switchboard rollback 12'))
     .argument('<n>', 'the revision to go back to')
-    .action(async (n: string, flags: ClientFlags) => {
+    .action(async (n: string, flags: ClientFlags & WaitFlags) => {
       const api = apiOf(flags);
       const target = Number(n);
       if (!Number.isInteger(target) || target < 1) throw new Error(`"${n}" is not a revision number`);
       const res = (await api.call(api.api.POST('/v1/revisions/{n}/rollback', { params: { path: { n: target } } }))).data;
       process.stdout.write(res.changed ? `Rolled back to revision ${n}: now revision ${res.revision}.\n` : `The configuration already equals revision ${n} (revision ${res.revision}); nothing to do.\n`);
+      if (res.changed && flags.wait) await waitConverged(api, res.revision, Number(flags.waitTimeout) * 1000);
     });
 }
 
 function drainCommand(name: 'drain' | 'undrain'): Command {
   const drain = name === 'drain';
-  return clientCommand(name, drain ? 'stop sending new calls to a backend; its calls in flight finish' : 'send calls to a drained backend again', `switchboard ${name} greeter 127.0.0.1:50051`)
+  return waitOptions(clientCommand(name, drain ? 'stop sending new calls to a backend (its calls in flight finish), and wait for the balancers' : 'send calls to a drained backend again, and wait for the balancers', `switchboard ${name} greeter 127.0.0.1:50051`))
     .argument('<pool>')
     .argument('<address>', 'host:port of the backend')
-    .action(async (pool: string, address: string, flags: ClientFlags) => {
+    .action(async (pool: string, address: string, flags: ClientFlags & WaitFlags) => {
       const api = apiOf(flags);
       const res = await api.call(api.api.PATCH('/v1/pools/{pool}/backends/{address}', { params: { path: { pool, address } }, body: { drain } }));
       process.stdout.write(`${drain ? 'Draining' : 'Undrained'} ${address} in pool ${pool} (revision ${res.data.revision}).\n`);
+      if (flags.wait && res.data.revision !== undefined) await waitConverged(api, res.data.revision, Number(flags.waitTimeout) * 1000);
     });
 }
 
@@ -146,10 +149,11 @@ function statsTable(doc: StatsDoc): string {
       b.totalCalls,
       b.errors,
       Number(b.latencyMs.p99.toFixed(1)),
-      b.draining ? c.yellow('draining') : b.ejected ? c.red('ejected') : b.healthy ? c.green('healthy') : c.red('unhealthy'),
+      b.draining ? c.yellow('draining') : b.ejected ? c.red('ejected') : !b.reachable ? c.red(`unreachable: ${b.lastError ?? ''}`) : b.healthy ? c.green('healthy') : c.red('unhealthy'),
     ]),
   );
-  return `${renderTable(['POOL', 'BACKEND', 'ACTIVE', 'CALLS/S', 'CALLS', 'ERRORS', 'P99 MS', 'HEALTH'], rows)}\n${c.dim(`${doc.nodes.length} balancer${doc.nodes.length === 1 ? '' : 's'} reporting`)}`;
+  const failing = doc.pools.flatMap((p) => (p.failure ? [`${c.red('pool')} ${p.name} ${c.red(`cannot be served on ${p.failure.nodeId}`)}: ${p.failure.reason}`] : []));
+  return `${failing.length > 0 ? `${failing.join('\n')}\n` : ''}${renderTable(['POOL', 'BACKEND', 'ACTIVE', 'CALLS/S', 'CALLS', 'ERRORS', 'P99 MS', 'HEALTH'], rows)}\n${c.dim(`${doc.nodes.length} balancer${doc.nodes.length === 1 ? '' : 's'} reporting`)}`;
 }
 
 export function statsCommand(): Command {

@@ -2126,6 +2126,22 @@ export interface components {
                 totalCalls: number;
             }[];
             /**
+             * @description A balancer that cannot serve this pool (a TLS file it cannot read on its host): its calls get UNAVAILABLE naming the file, while the rest of the revision serves. Null when every reporting balancer serves it.
+             * @example null
+             */
+            failure: {
+                /**
+                 * @description The balancer.
+                 * @example edge-1
+                 */
+                nodeId: string;
+                /**
+                 * @description Why it cannot serve the pool.
+                 * @example pool "greeter" tls: cannot read CA file /etc/switchboard/ca.pem
+                 */
+                reason: string;
+            } | null;
+            /**
              * @description Pool name.
              * @example greeter
              */
@@ -3035,6 +3051,22 @@ export interface components {
                      */
                     totalCalls: number;
                 }[];
+                /**
+                 * @description A balancer that cannot serve this pool (a TLS file it cannot read on its host): its calls get UNAVAILABLE naming the file, while the rest of the revision serves. Null when every reporting balancer serves it.
+                 * @example null
+                 */
+                failure: {
+                    /**
+                     * @description The balancer.
+                     * @example edge-1
+                     */
+                    nodeId: string;
+                    /**
+                     * @description Why it cannot serve the pool.
+                     * @example pool "greeter" tls: cannot read CA file /etc/switchboard/ca.pem
+                     */
+                    reason: string;
+                } | null;
                 /**
                  * @description Pool name.
                  * @example greeter

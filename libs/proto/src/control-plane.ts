@@ -55,6 +55,8 @@ export interface BackendStats {
 export interface PoolStats {
   name: string;
   panic: boolean;
+  /** Why this balancer cannot serve the pool ('' or absent: it serves). */
+  failure?: string;
   backends: BackendStats[];
 }
 export interface StatsReport {

@@ -41,6 +41,6 @@ export class NodesController {
     const q = parseWith(statsQuery, query, 'Invalid query');
     if (!this.config.current().config.pools.some((p) => p.name === name)) throw notFound(`pool "${name}"`);
     const view = this.stats.view({ pool: name, perNode: q.perNode === 'true' });
-    return { nodes: view.nodes, ...(view.pools[0] ?? { name, panic: false, backends: [] }) };
+    return { nodes: view.nodes, ...(view.pools[0] ?? { name, panic: false, failure: null, backends: [] }) };
   }
 }

@@ -94,7 +94,7 @@ export function checkStatsReport(report: StatsReport, config: Config): CheckedRe
       if (typeof checked === 'string') return { ok: false, reason: checked };
       backends.push(checked);
     }
-    pools.push({ name: p.name, panic: p.panic === true, backends });
+    pools.push({ name: p.name, panic: p.panic === true, failure: String(p.failure ?? '').slice(0, MAX_ERROR_CHARS), backends });
   }
   return { ok: true, report: { atMs: report.atMs, appliedRevision: report.appliedRevision, pools }, dropped };
 }

@@ -117,6 +117,7 @@ export const poolStatsSchema = z.object({
   nodes: reportingNodes,
   name: d(z.string(), 'Pool name.', 'greeter'),
   panic: d(z.boolean(), 'In panic mode on some node.', false),
+  failure: d(z.object({ nodeId: d(z.string(), 'The balancer.', 'edge-1'), reason: d(z.string(), 'Why it cannot serve the pool.', 'pool "greeter" tls: cannot read CA file /etc/switchboard/ca.pem') }).nullable(), 'A balancer that cannot serve this pool (a TLS file it cannot read on its host): its calls get UNAVAILABLE naming the file, while the rest of the revision serves. Null when every reporting balancer serves it.', null),
   backends: d(z.array(backendFiguresSchema), 'Per backend.', []),
 });
 

@@ -2,6 +2,7 @@
  * GET /ui: the dashboard, static files built by scripts/build-ui.mjs into dist/ui and served
  * from memory. Open (no token): the page asks for one and sends it to the API itself. A strict
  * Content-Security-Policy keeps every script, style, image and request on the admin's origin.
+ * Source maps are not served (only .html, .js, .css and .txt files are).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -15,7 +16,6 @@ const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
 };
 

@@ -38,11 +38,20 @@ export class Dashboard {
   ) {}
 
   /** One refresh of pools, figures and balancers; revisions when the newest one changed. */
+  /** Signed out: what is still on its way is dropped, nothing more is drawn. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private stopped = false;
+
   async refresh(): Promise<void> {
     const [pools, stats, nodes] = await Promise.all([this.get(this.api.GET('/v1/pools', { params: { query: { limit: 500 } } })), this.get(this.api.GET('/v1/stats')), this.get(this.api.GET('/v1/nodes'))]);
+    if (this.stopped) return;
     this.renderPools(pools.items, stats);
     this.renderNodes(nodes.items);
     const top = (await this.get(this.api.GET('/v1/revisions', { params: { query: { limit: 1 } } }))).items[0]?.number ?? 0;
+    if (this.stopped) return;
     if (top !== this.lastRevisionTop || stats.nodes.length > 0) await this.renderRevisions();
     this.lastRevisionTop = top;
   }
@@ -63,6 +72,9 @@ export class Dashboard {
     for (const pool of pools) {
       seenPools.add(pool.name);
       const card = this.poolCard(host, pool);
+      const failure = stats.pools.find((p) => p.name === pool.name)?.failure ?? null;
+      if (failure) setText(card.meta, `${card.meta.textContent ?? ''} · cannot be served on ${failure.nodeId}: ${failure.reason}`);
+      card.meta.classList.toggle('failing', failure !== null);
       const figures = new Map<string, Figures>((stats.pools.find((p) => p.name === pool.name)?.backends ?? []).map((b) => [b.address, b]));
       for (const b of pool.backends) {
         const key = `${pool.name}|${b.address}`;

@@ -12,6 +12,7 @@ const fetchWithTimeout = (input: RequestInfo | URL, init?: RequestInit): Promise
 const api = createSwitchboardClient({ baseUrl: location.origin, token: () => session.token(), fetch: fetchWithTimeout });
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 let timer: number | undefined;
+let current: Dashboard | null = null;
 
 function say(message: string): void {
   $('status').textContent = message;
@@ -20,6 +21,14 @@ function say(message: string): void {
 function showSignIn(error = ''): void {
   if (timer !== undefined) clearTimeout(timer);
   timer = undefined;
+  // Nothing of the signed-out session stays in the page, hidden or not.
+  current?.stop();
+  current = null;
+  $('pools').replaceChildren();
+  for (const id of ['nodes', 'revisions']) $(id).querySelector('tbody')?.replaceChildren();
+  $('revision-diff').replaceChildren();
+  $('status').textContent = '';
+  delete document.body.dataset.scope;
   $('app-view').hidden = true;
   $('sign-out').hidden = true;
   $('who').textContent = '';
@@ -43,7 +52,9 @@ async function start(): Promise<void> {
   $('who').textContent = `${self.data.name} (${canWrite ? 'read and write' : 'read only'})`;
   document.body.dataset.scope = canWrite ? 'write' : 'read';
   $('pools').replaceChildren();
+  current?.stop();
   const dashboard = new Dashboard(api, canWrite, say);
+  current = dashboard;
   const tick = async (): Promise<void> => {
     const started = Date.now();
     // The start times of the last refreshes, for whoever checks the cadence (the browser test).
@@ -55,7 +66,7 @@ async function start(): Promise<void> {
       say(`Refresh failed: ${(err as Error).message}`);
     }
     // Every REFRESH_MS from the start of the last refresh, however long it took.
-    if (session.token() !== undefined) timer = window.setTimeout(() => void tick(), Math.max(0, REFRESH_MS - (Date.now() - started)));
+    if (session.token() !== undefined && current === dashboard) timer = window.setTimeout(() => void tick(), Math.max(0, REFRESH_MS - (Date.now() - started)));
   };
   await tick();
 }

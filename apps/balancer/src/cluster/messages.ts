@@ -16,7 +16,8 @@ export type VerdictEntry = [pool: string, address: string, healthy: boolean, eje
  */
 export type OutcomeRuns = [pool: string, address: string, runs: number[]];
 
-export type Query = 'state' | 'metrics' | 'stats';
+/** `ping`: the primary's liveness check (answered with null). */
+export type Query = 'state' | 'metrics' | 'stats' | 'ping';
 
 /** A worker's stats: the admin's shape plus each backend's latency window as an encoded HDR histogram. */
 export type WorkerPoolStats = Omit<PoolStats, 'backends'> & { backends: (PoolStats['backends'][number] & { window: string })[] };

@@ -13,6 +13,7 @@ export class PrimaryMetrics {
   readonly registry = new Registry();
   readonly reloads: Counter<'result'>;
   readonly restarts: Counter;
+  readonly stalls: Counter;
 
   constructor(workers: () => number) {
     const registers = [this.registry];
@@ -21,6 +22,11 @@ export class PrimaryMetrics {
     this.restarts = new Counter({
       name: 'switchboard_worker_restarts_total',
       help: 'Data-plane workers that died and were replaced (their calls ended UNAVAILABLE).',
+      registers,
+    });
+    this.stalls = new Counter({
+      name: 'switchboard_worker_stalls_total',
+      help: 'Data-plane workers killed for not answering the primary (stopped, hung); each was replaced.',
       registers,
     });
     new Gauge({

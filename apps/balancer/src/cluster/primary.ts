@@ -11,7 +11,11 @@
  *  - health checks (each backend is probed once per interval) and outlier detection (on every
  *    worker's outcomes, sent up in batches): verdicts go to every worker as they change;
  *  - the ops endpoint: `/state`, `/metrics` and the admin's stats merge every worker's share;
- *  - a worker that dies is replaced (its connections, and so its calls, end with it).
+ *  - a worker that dies is replaced (its connections, and so its calls, end with it); so is one
+ *    that stops answering (SIGSTOP, a hung event loop): pinged every LIVENESS_MS, a worker
+ *    silent for STALL_MS is killed, which takes it out of the connection round robin, and its
+ *    replacement starts on the current revision. A revision a stalled worker did not answer is
+ *    not refused for it: the worker is replaced and the revision acknowledged.
  * Nothing crosses processes per call.
  */
 import cluster from 'node:cluster';
@@ -31,7 +35,7 @@ import { DEFAULT_UPSTREAM_OPTIONS, type UpstreamOptions } from '../upstream/upst
 import { mergeStates, mergeStats, type WorkerState } from './merge';
 import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } from './messages';
 import { PrimaryMetrics } from './primary-metrics';
-import { WorkerGone, WorkerHandle } from './worker-handle';
+import { WorkerGone, WorkerHandle, WorkerTimedOut } from './worker-handle';
 
 export interface PrimaryOptions {
   workers: number;
@@ -53,6 +57,10 @@ const QUERY_TIMEOUT_MS = 2_000;
 const SHORT_LIFE_MS = 5_000;
 const RESPAWN_DELAY_MS = 1_000;
 const UNAVAILABLE = 14;
+/** How often each worker is pinged. */
+const LIVENESS_MS = 1_000;
+/** A worker whose ping waits this long is replaced (SWITCHBOARD_WORKER_STALL_MS overrides, for tests). */
+const STALL_MS = Number(process.env.SWITCHBOARD_WORKER_STALL_MS) || 5_000;
 
 export class BalancerPrimary implements ConfigSink {
   private runtime = Runtime.empty();
@@ -70,6 +78,7 @@ export class BalancerPrimary implements ConfigSink {
   /** Revisions are applied one at a time, in the order offered. */
   private applying: Promise<unknown> = Promise.resolve();
   private backendIndex: { runtime: Runtime; byKey: Map<string, Backend> } | null = null;
+  private liveness: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: PrimaryOptions) {
     this.log = options.logger;
@@ -99,6 +108,8 @@ export class BalancerPrimary implements ConfigSink {
       this.opsServer = started.server;
       ops = started.address;
     }
+    this.liveness = setInterval(() => this.checkLiveness(), LIVENESS_MS);
+    this.liveness.unref();
     if (source) {
       this.source = source;
       await source.start(this);
@@ -134,6 +145,7 @@ export class BalancerPrimary implements ConfigSink {
   }
 
   private async stopNow(): Promise<void> {
+    if (this.liveness !== null) clearInterval(this.liveness);
     this.source?.stop();
     this.verdicts.stop();
     const timeoutMs = this.options.drainTimeoutMs;
@@ -188,9 +200,43 @@ export class BalancerPrimary implements ConfigSink {
     const targets = [...this.workers.values()].filter((w) => w.initialised);
     const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'apply', config, revision, verdicts }, APPLY_TIMEOUT_MS)));
     for (const [i, r] of results.entries()) {
-      if (r.status === 'rejected' && !(r.reason instanceof WorkerGone)) return `worker ${targets[i]!.worker.id}: ${(r.reason as Error).message}`;
+      if (r.status === 'fulfilled' || r.reason instanceof WorkerGone) continue;
+      // Silence is not a refusal: the worker is replaced, and its replacement starts on this revision.
+      if (r.reason instanceof WorkerTimedOut) {
+        this.replaceStalled(targets[i]!, `did not apply revision ${revision} within ${APPLY_TIMEOUT_MS} ms`);
+        continue;
+      }
+      return `worker ${targets[i]!.worker.id}: ${(r.reason as Error).message}`;
     }
     return null;
+  }
+
+  /** Pings every worker; one whose ping waited STALL_MS is replaced. */
+  private checkLiveness(): void {
+    const now = Date.now();
+    for (const w of this.workers.values()) {
+      if (!w.listening || w.worker.isDead()) continue;
+      if (w.pingSentAt !== null) {
+        if (now - w.pingSentAt >= STALL_MS) this.replaceStalled(w, `did not answer a ping for ${now - w.pingSentAt} ms`);
+        continue;
+      }
+      w.pingSentAt = now;
+      w.request({ t: 'query', what: 'ping' }, STALL_MS * 4).then(
+        () => {
+          w.pingSentAt = null;
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  /** Kills a worker that stopped answering (it takes no more connections); died() starts its replacement. */
+  private replaceStalled(w: WorkerHandle, why: string): void {
+    if (this.stopping || w.worker.isDead() || w.stalled) return;
+    w.stalled = true;
+    this.metrics.stalls.inc();
+    this.log.error({ worker: w.worker.id, pid: w.pid, why }, 'worker stopped answering: killing it and starting a replacement on the current revision');
+    w.worker.process.kill('SIGKILL');
   }
 
   /** Starts the worker of `slot` (0..N-1: its share of the limits; a replacement takes the dead one's slot). */

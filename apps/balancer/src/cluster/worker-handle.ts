@@ -7,12 +7,19 @@ type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void
 /** The worker exited before it answered: not the worker's verdict on the request. */
 export class WorkerGone extends Error {}
 
+/** The worker did not answer in time: it may be stopped or hung, not refusing. */
+export class WorkerTimedOut extends Error {}
+
 export class WorkerHandle {
   /** Told its revision (init sent): later applies must reach it. */
   initialised = false;
   listening = false;
   readonly startedAt = Date.now();
   private nextId = 1;
+  /** The liveness ping waiting for its answer, sent at this time (null: none waits). */
+  pingSentAt: number | null = null;
+  /** Killed for not answering. */
+  stalled = false;
   private readonly pending = new Map<number, Pending>();
 
   constructor(
@@ -46,7 +53,7 @@ export class WorkerHandle {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new Error(`worker ${this.worker.id} did not answer within ${timeoutMs} ms`));
+        reject(new WorkerTimedOut(`worker ${this.worker.id} did not answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.send({ ...message, id } as ToWorker);

@@ -101,6 +101,8 @@ export class WorkerLink {
         return this.balancer.metricsJson();
       case 'stats':
         return this.balancer.collectWorkerStats();
+      case 'ping':
+        return null;
     }
   }
 }

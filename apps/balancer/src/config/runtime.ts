@@ -16,8 +16,7 @@ import type { UpstreamOptions, UpstreamTls } from '../upstream/upstream-sessions
 
 /**
  * A pool's upstream TLS settings with its files read: throws, naming the file, when one cannot
- * be read or the set is not a valid TLS context, so that the revision is refused (NACKed) and
- * the previous one keeps serving.
+ * be read or the set is not a valid TLS context.
  */
 export function upstreamTlsOf(pool: PoolConfig): UpstreamTls | null {
   const t = pool.tls;
@@ -46,6 +45,8 @@ export interface RuntimeChange {
   runtime: Runtime;
   added: Backend[];
   retired: Backend[];
+  /** Pools this host cannot serve, with why (pool name → reason). */
+  failures: ReadonlyMap<string, string>;
 }
 
 export function buildRuntime(
@@ -56,8 +57,19 @@ export function buildRuntime(
   onPanic?: ConstructorParameters<typeof Pool>[2],
   onTlsFailure?: ConstructorParameters<typeof Backend>[5],
 ): RuntimeChange {
-  // Every file is read before anything changes: a pool whose files cannot be read fails the revision.
-  const tlsByPool = new Map(config.pools.map((pc) => [pc.name, upstreamTlsOf(pc)]));
+  // Every file is read before anything changes. A pool whose files cannot be read on this host is
+  // a failure of this host, not of the revision: the revision applies (a fleet's config is never
+  // frozen by one balancer's missing file), and that pool alone answers UNAVAILABLE naming the
+  // file, shown in /state and the stats, until a revision or the file fixes it.
+  const tlsByPool = new Map<string, UpstreamTls | null>();
+  const failures = new Map<string, string>();
+  for (const pc of config.pools) {
+    try {
+      tlsByPool.set(pc.name, upstreamTlsOf(pc));
+    } catch (err) {
+      failures.set(pc.name, (err as Error).message);
+    }
+  }
   const old = new Map<string, Backend>();
   for (const pool of previous.pools.values()) for (const b of pool.backends) old.set(`${b.pool}\0${b.address}`, b);
 
@@ -66,7 +78,9 @@ export function buildRuntime(
   const entries: { config: (typeof config.pools)[number]; pool: Pool }[] = [];
   for (const pc of config.pools) {
     const tls = tlsByPool.get(pc.name) ?? null;
-    const backends = pc.backends.map((bc) => {
+    const failure = failures.get(pc.name) ?? null;
+    // A failing pool has no backends: never a cleartext connection to a backend meant for TLS.
+    const backends = (failure !== null ? [] : pc.backends).map((bc) => {
       const key = `${pc.name}\0${bc.address}`;
       const survivor = old.get(key);
       if (survivor !== undefined) {
@@ -79,9 +93,9 @@ export function buildRuntime(
       added.push(b);
       return b;
     });
-    const pool = new Pool(pc, backends, onPanic, previous.pools.get(pc.name)?.panic ?? false);
+    const pool = new Pool(pc, backends, onPanic, previous.pools.get(pc.name)?.panic ?? false, failure);
     pools.set(pc.name, pool);
     entries.push({ config: pc, pool });
   }
-  return { runtime: new Runtime(revision, config, pools, new Router(entries)), added, retired: [...old.values()] };
+  return { runtime: new Runtime(revision, config, pools, new Router(entries)), added, retired: [...old.values()], failures };
 }

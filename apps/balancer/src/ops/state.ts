@@ -27,6 +27,8 @@ export interface PoolState {
   maxStreamsPerBackend: number;
   panic: boolean;
   available: number;
+  /** Why this balancer cannot serve the pool (a TLS file it cannot read), or null. */
+  failure: string | null;
   /** With hedging: the delay before a hedge now, in ms (adaptive once the pool has enough samples). */
   hedgeDelayMs?: number;
   /** With retry or hedging: the budget's 10 s window (calls, retries plus hedges, and how many it allows). */
@@ -52,6 +54,7 @@ export function describeState(runtime: Runtime): BalancerState {
         maxStreamsPerBackend: pool.maxStreamsPerBackend,
         panic: pool.panic,
         available: pool.ready,
+        failure: pool.failure,
         ...(pool.policy?.hedging ? { hedgeDelayMs: pool.policy.hedgeDelayMs(now) } : {}),
         ...(pool.policy ? { retryBudget: pool.policy.budget.state(now) } : {}),
         backends: pool.backends.map((b) => {

@@ -19,6 +19,7 @@ function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) =>
   return [...runtime.pools.values()].map((pool) => ({
     name: pool.name,
     panic: pool.panic,
+    failure: pool.failure ?? '',
     backends: pool.backends.map((b) => ({
       address: b.address,
       activeStreams: b.activeStreams,

@@ -48,6 +48,12 @@ export class Pool {
     private readonly onPanic: (pool: Pool, available: number, inService: number) => void = () => {},
     /** The pool this one replaces (a new revision) was in panic mode: only a change is told. */
     wasInPanic = false,
+    /**
+     * Why this balancer cannot serve the pool (a TLS file it cannot read on this host): the
+     * pool has no backends and answers every call UNAVAILABLE with this reason, while the rest
+     * of the revision serves. Null when it serves.
+     */
+    readonly failure: string | null = null,
   ) {
     this.panic = wasInPanic;
     this.name = config.name;
@@ -90,6 +96,7 @@ export class Pool {
 
   /** Why backends cannot be reached (their last connection errors, TLS verification included), for a status message; '' if none says. */
   unavailableReasons(): string {
+    if (this.failure !== null) return this.failure;
     const reasons: string[] = [];
     for (const b of this.backends) {
       const e = b.upstream.lastError;

@@ -171,6 +171,7 @@ export class ProxiedCall {
   private failUnavailable(): void {
     const p = this.pool;
     const why = p.unavailableReasons();
+    if (p.failure !== null) return this.fail(Status.UNAVAILABLE, `pool "${p.name}" cannot be served on this balancer: ${p.failure}`);
     this.fail(Status.UNAVAILABLE, `pool "${p.name}": no healthy backend (${p.backends.length} configured, none available)${why ? `: ${why}` : ''}`);
   }
 
