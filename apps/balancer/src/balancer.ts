@@ -30,6 +30,8 @@ export interface HostPort {
 
 export interface BalancerOptions {
   listen: HostPort;
+  /** A worker of a multi-worker balancer: it does not listen, its primary hands it connections. */
+  connectionsFromPrimary?: boolean;
   ops: HostPort | null;
   dataPlane?: Partial<DataPlaneOptions>;
   upstream?: Partial<UpstreamOptions>;
@@ -130,7 +132,8 @@ export class Balancer implements ConfigSink {
 
   /** Starts listening, then loads the first revision from `source` (if any). */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
-    const listen = await this.dataPlane.listen(this.options.listen.host, this.options.listen.port);
+    // A worker does not listen: its primary accepts and hands it connections (adopt).
+    const listen = this.options.connectionsFromPrimary ? this.options.listen : await this.dataPlane.listen(this.options.listen.host, this.options.listen.port);
     let ops: HostPort | null = null;
     if (this.options.ops) {
       const started = await startOpsServer(
@@ -186,6 +189,11 @@ export class Balancer implements ConfigSink {
       },
       'configuration applied',
     );
+  }
+
+  /** A client connection the primary accepted (a worker's data plane). */
+  adopt(socket: import('node:net').Socket): void {
+    this.dataPlane.adopt(socket);
   }
 
   /** The data listener's certificate, key or client CA were rotated. */

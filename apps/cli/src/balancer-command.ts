@@ -99,6 +99,7 @@ export function balancerCommand(): Command {
         workers > 1
           ? new BalancerPrimary({
               workers,
+              listen: parseHostPort(flags.listen, '--listen'),
               ops: parseHostPort(flags.ops, '--ops'),
               drainTimeoutMs,
               logger: log,
@@ -163,7 +164,8 @@ function dataPlaneOptions(flags: BalancerFlags, tls: TlsMaterial | undefined, sh
  * One worker of a multi-worker balancer: a Balancer without ops endpoint or config source, whose
  * health and ejection verdicts come from the primary (see apps/balancer/src/cluster).
  * --max-connections and --max-streams are the balancer's totals: each worker enforces its share
- * (the primary hands connections out round robin, so the shares fill alike).
+ * (the primary hands connections out round robin, so the shares fill alike). It does not listen:
+ * the primary accepts each connection and hands it over (apps/balancer/src/cluster/connection-handoff.ts).
  */
 async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeoutMs: number): Promise<void> {
   const workers = positiveInt(flags.workers, '--workers');
@@ -180,7 +182,7 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
     ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
     : null;
   const verdicts = new WorkerVerdicts((runs) => WorkerLink.send({ t: 'outcomes', runs }));
-  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), ops: null, drainTimeoutMs, logger: log, verdicts });
+  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), connectionsFromPrimary: true, ops: null, drainTimeoutMs, logger: log, verdicts });
   balancerRef = balancer;
   const stop = (): void => {
     balancer.stop().then(

@@ -31,7 +31,9 @@ export type ToWorker =
   /** SIGHUP reached the primary: re-read certificate files. */
   | { t: 'hup' }
   /** Stop gracefully (the SIGTERM drain), then exit. */
-  | { t: 'drain' };
+  | { t: 'drain' }
+  /** A client connection, sent with the message as its handle (see connection-handoff.ts): confirm with conn-ok. */
+  | { t: 'conn'; id: number };
 
 export type FromWorker =
   | { t: 'booted' }
@@ -40,6 +42,8 @@ export type FromWorker =
   | { t: 'failed'; error: string }
   | { t: 'reply'; id: number; ok: true; value: unknown }
   | { t: 'reply'; id: number; ok: false; error: string }
-  | { t: 'outcomes'; runs: OutcomeRuns[] };
+  | { t: 'outcomes'; runs: OutcomeRuns[] }
+  /** The worker took connection `id`: the primary closes its copy. */
+  | { t: 'conn-ok'; id: number };
 
 export type QueryAnswer = { state: BalancerState; metrics: unknown[]; stats: WorkerPoolStats[] };

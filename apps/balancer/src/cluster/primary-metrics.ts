@@ -15,7 +15,7 @@ export class PrimaryMetrics {
   readonly restarts: Counter;
   readonly stalls: Counter;
 
-  constructor(workers: () => number) {
+  constructor(workers: () => number, handoffs: { handed: number; dropped: number }) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     this.reloads = reloadsCounter(registers);
@@ -28,6 +28,17 @@ export class PrimaryMetrics {
       name: 'switchboard_worker_stalls_total',
       help: 'Data-plane workers killed for not answering the primary (stopped, hung); each was replaced.',
       registers,
+    });
+    new Counter({
+      name: 'switchboard_connection_handoffs_total',
+      help: 'Client connections the primary handed to a worker (result="handed"), or closed because no worker took them in time (result="dropped"; the client reconnects).',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ result: 'handed' }, handoffs.handed);
+        this.inc({ result: 'dropped' }, handoffs.dropped);
+      },
     });
     new Gauge({
       name: 'switchboard_workers',

@@ -2,8 +2,10 @@
  * The primary of a multi-worker balancer (`switchboard balancer --workers N`, N > 1): one
  * balancer seen from outside, N data-plane processes inside.
  *
- * Workers are node:cluster processes; they share the data listener (the primary accepts and
- * hands each connection to the next worker, round robin) and each balances the calls of its
+ * Workers are node:cluster processes. The primary holds the data listener and hands each
+ * connection it accepts to the next worker that serves and answers, round robin
+ * (connection-handoff.ts: never a connection stranded by a worker that dies while it is on its
+ * way, as node:cluster's own hand-off strands one), and each worker balances the calls of its
  * own connections by its own active-stream counts, as Envoy's workers do. Everything that must
  * happen once per balancer happens here:
  *  - the configuration source (file or admin): a revision is acknowledged only when every
@@ -36,9 +38,12 @@ import { mergeStates, mergeStats, type WorkerState } from './merge';
 import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } from './messages';
 import { PrimaryMetrics } from './primary-metrics';
 import { WorkerGone, WorkerHandle, WorkerTimedOut } from './worker-handle';
+import { ConnectionHandoff } from './connection-handoff';
 
 export interface PrimaryOptions {
   workers: number;
+  /** The data listener: the primary accepts, workers serve. */
+  listen: HostPort;
   ops: HostPort | null;
   upstream?: Partial<UpstreamOptions>;
   drainTimeoutMs: number;
@@ -79,12 +84,14 @@ export class BalancerPrimary implements ConfigSink {
   private applying: Promise<unknown> = Promise.resolve();
   private backendIndex: { runtime: Runtime; byKey: Map<string, Backend> } | null = null;
   private liveness: NodeJS.Timeout | null = null;
+  private readonly handoff: ConnectionHandoff;
 
   constructor(private readonly options: PrimaryOptions) {
     this.log = options.logger;
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
     this.verdicts = new LocalVerdicts(this.log, (b) => this.broadcastVerdict(b));
-    this.metrics = new PrimaryMetrics(() => this.workers.size);
+    this.handoff = new ConnectionHandoff(() => this.workers.values(), this.log);
+    this.metrics = new PrimaryMetrics(() => this.workers.size, this.handoff.counts);
   }
 
   get servingRevision(): number {
@@ -94,10 +101,12 @@ export class BalancerPrimary implements ConfigSink {
   /** Starts every worker (each listening on the shared data address), the ops endpoint, then the source. */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
     cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    let listen: HostPort;
+    // Listen first: a taken port fails the start before any worker exists.
+    const listen = await this.handoff.listen(this.options.listen);
     try {
-      [listen] = (await Promise.all(Array.from({ length: this.options.workers }, (_, slot) => this.fork(slot)))) as [HostPort];
+      await Promise.all(Array.from({ length: this.options.workers }, (_, slot) => this.fork(slot)));
     } catch (err) {
+      this.handoff.close();
       this.stopping = Promise.resolve();
       for (const w of this.workers.values()) w.worker.process.kill('SIGKILL');
       throw err;
@@ -146,6 +155,7 @@ export class BalancerPrimary implements ConfigSink {
 
   private async stopNow(): Promise<void> {
     if (this.liveness !== null) clearInterval(this.liveness);
+    this.handoff.close();
     this.source?.stop();
     this.verdicts.stop();
     const timeoutMs = this.options.drainTimeoutMs;
@@ -266,10 +276,14 @@ export class BalancerPrimary implements ConfigSink {
           case 'outcomes':
             this.outcomes(m.runs);
             return;
+          case 'conn-ok':
+            this.handoff.confirmed(m.id);
+            return;
         }
       });
       worker.on('exit', (code, signal) => {
         handle.exited();
+        this.handoff.workerGone(handle);
         this.workers.delete(worker.id);
         if (!handle.listening) reject(new Error(`worker ${worker.id} exited (code ${code}, signal ${signal}) before it listened`));
         else this.died(handle, code, signal);

@@ -5,6 +5,7 @@
  * stops when the primary says so (SIGTERM and SIGINT are the primary's to handle), or at once
  * when the primary is gone.
  */
+import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Balancer } from '../balancer';
 import type { FromWorker, Query, ToWorker } from './messages';
@@ -26,7 +27,7 @@ export class WorkerLink {
   ) {}
 
   start(): void {
-    process.on('message', (m: ToWorker) => this.on(m));
+    process.on('message', (m: ToWorker, handle: unknown) => this.on(m, handle));
     process.on('disconnect', () => {
       this.log.error('the primary is gone: exiting');
       process.exit(1);
@@ -47,8 +48,13 @@ export class WorkerLink {
     WorkerLink.send(message);
   }
 
-  private on(m: ToWorker): void {
+  private on(m: ToWorker, handle?: unknown): void {
     switch (m.t) {
+      case 'conn':
+        // Confirmed whatever becomes of it: the primary then lets go of its copy.
+        if (handle instanceof net.Socket) this.balancer.adopt(handle);
+        this.send({ t: 'conn-ok', id: m.id });
+        return;
       case 'init':
         try {
           if (m.config !== null) {

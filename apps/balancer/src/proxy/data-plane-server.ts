@@ -12,6 +12,7 @@
  */
 import cluster from 'node:cluster';
 import * as http2 from 'node:http2';
+import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Runtime } from '../config/runtime';
 import { forwardedHeaders } from './forwarded-headers';
@@ -137,11 +138,26 @@ export class DataPlaneServer {
   }
 
   /**
+   * A connection accepted elsewhere (a multi-worker balancer's primary): served as if this
+   * server had accepted it, unless it is draining.
+   */
+  adopt(socket: net.Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    this.server.emit('connection', socket);
+  }
+
+  private draining = false;
+
+  /**
    * Graceful stop: no new connections, GOAWAY to every client (streams in flight go on), then
    * wait for them up to `timeoutMs` and cut what is left. Resolves with the sessions cut.
    */
   async drain(timeoutMs: number): Promise<number> {
-    this.server.close();
+    this.draining = true;
+    if (this.server.listening) this.server.close();
     for (const s of this.sessions) s.close();
     const deadline = Date.now() + timeoutMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
