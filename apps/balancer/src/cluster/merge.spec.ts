@@ -25,7 +25,7 @@ const backend = (address: string, over: Partial<BackendState> = {}): BackendStat
 
 const state = (backends: BackendState[], revision = 3): BalancerState => ({
   revision,
-  pools: [{ name: 'p', algorithm: 'least_conn', match: { services: ['*'] }, maxStreamsPerBackend: 0, panic: false, failure: null, available: backends.length, backends }],
+  pools: [{ name: 'p', algorithm: 'least_conn', match: { services: ['*'] }, maxStreamsPerBackend: 0, panic: false, failure: null, queued: 0, available: backends.length, backends }],
 });
 
 describe('mergeStates', () => {

@@ -50,6 +50,7 @@ export function mergeStates(primary: BalancerState, workers: readonly WorkerStat
       return {
         ...pool,
         panic: shares.length > 0 ? shares.some((s) => s.panic) : pool.panic,
+        queued: sum(shares, (s) => s.queued ?? 0),
         available: shares.length > 0 ? Math.max(...shares.map((s) => s.available)) : pool.available,
         ...(delays.length > 0 ? { hedgeDelayMs: Math.max(...delays) } : {}),
         ...(budgets.length > 0 ? { retryBudget: { calls: sum(budgets, (b) => b.calls), retries: sum(budgets, (b) => b.retries), allowed: sum(budgets, (b) => b.allowed) } } : {}),

@@ -29,6 +29,8 @@ export interface PoolState {
   available: number;
   /** Why this balancer cannot serve the pool (a TLS file it cannot read), or null. */
   failure: string | null;
+  /** Calls waiting in the pool's queue for a backend below maxStreamsPerBackend. */
+  queued: number;
   /** With hedging: the delay before a hedge now, in ms (adaptive once the pool has enough samples). */
   hedgeDelayMs?: number;
   /** With retry or hedging: the budget's 10 s window (calls, retries plus hedges, and how many it allows). */
@@ -55,6 +57,7 @@ export function describeState(runtime: Runtime): BalancerState {
         panic: pool.panic,
         available: pool.ready,
         failure: pool.failure,
+        queued: pool.queued,
         ...(pool.policy?.hedging ? { hedgeDelayMs: pool.policy.hedgeDelayMs(now) } : {}),
         ...(pool.policy ? { retryBudget: pool.policy.budget.state(now) } : {}),
         backends: pool.backends.map((b) => {
