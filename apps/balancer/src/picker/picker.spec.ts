@@ -81,7 +81,7 @@ describe('p2c', () => {
     expect(pickP2c(list, script(0.9, 0.9))?.name).toBe('a');
   });
 
-  it('keeps the first drawn on a tie and handles one or no endpoint', () => {
+  it('on a tie with equal weights takes either, and handles one or no endpoint', () => {
     expect(pickP2c([ep('a', 1), ep('b', 1)], script(0.6, 0.0))?.name).toBe('b');
     expect(pickP2c([ep('only', 7)], Math.random)?.name).toBe('only');
     expect(pickP2c([], Math.random)).toBeUndefined();
@@ -140,5 +140,42 @@ describe.each([
       if (holding.length > 40) holding.shift()!.activeStreams--;
     }
     counts.forEach((c, i) => expect(Math.abs(c / picks - expected[i]!)).toBeLessThanOrEqual(tolerance));
+  });
+});
+
+describe('weights hold at any concurrency (issue 26)', () => {
+  it('least_conn: sequential calls (every count 0, every pick a tie) split 19:1 exactly, interleaved', () => {
+    const list = [ep('heavy', 0, 19), ep('light', 0, 1)];
+    const picker = createPicker('least_conn', list);
+    const counts = { heavy: 0, light: 0 };
+    const order: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const e = picker.pick(seeded(i), 0)!;
+      counts[e.name as 'heavy' | 'light']++;
+      if (i < 20) order.push(e.name);
+    }
+    expect(counts).toEqual({ heavy: 1900, light: 100 });
+    // Smooth: the light one comes once in each run of 20, not in a burst.
+    expect(order.filter((n) => n === 'light')).toHaveLength(1);
+  });
+
+  it('least_conn: the least loaded still wins when counts differ; ties among the least loaded only go by weight', () => {
+    const picker = createPicker('least_conn', [ep('a', 3, 1), ep('b', 0, 1), ep('c', 0, 3)]);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      const name = picker.pick(Math.random, 0)!.name;
+      seen.set(name, (seen.get(name) ?? 0) + 1);
+    }
+    expect(seen.get('a')).toBeUndefined();
+    expect(seen.get('c')).toBe(300);
+    expect(seen.get('b')).toBe(100);
+  });
+
+  it('p2c: two candidates on a tie win in proportion to their weights: 19:1 within 2% over 2,000 calls', () => {
+    const list = [ep('heavy', 0, 19), ep('light', 0, 1)];
+    const random = seeded(20261205);
+    let heavy = 0;
+    for (let i = 0; i < 2000; i++) if (pickP2c(list, random)!.name === 'heavy') heavy++;
+    expect(Math.abs(heavy / 2000 - 0.95)).toBeLessThanOrEqual(0.02);
   });
 });
