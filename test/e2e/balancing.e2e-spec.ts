@@ -124,3 +124,30 @@ describe.each(['p2c', 'least_response_time'])('%s', (algorithm) => {
     }
   });
 });
+
+describe('weights hold at any concurrency (issue 26)', () => {
+  const cases: [string, string[]][] = [
+    ['least_conn', ['--workers', '1']],
+    ['p2c', ['--workers', '1']],
+    ['least_conn', ['--workers', '2']],
+    ['p2c', ['--workers', '2']],
+  ];
+  for (const [algorithm, flags] of cases) {
+    it(`${algorithm} (${flags.join(' ')}): weights 19:1 give 19:1 (±2%) over 2,000 sequential calls`, async () => {
+      const [heavy, light] = await Promise.all(['heavy', 'light'].map((name) => startEchoBackend({ name })));
+      const lb = await startBalancer({ pools: [{ name: 'echo', match: { services: ['*'] }, algorithm, backends: [{ address: heavy!.address, weight: 19 }, { address: light!.address, weight: 1 }] }] }, flags);
+      // Two client connections (with 2 workers, one on each), one call at a time.
+      const clients = [echoClient(lb.listen), echoClient(lb.listen)];
+      try {
+        for (let i = 0; i < 2000; i++) expect((await unary(clients[i % 2]!, {})).error).toBeUndefined();
+        const share = heavy!.stats.calls / 2000;
+        process.stdout.write(`balancing: ${algorithm} ${flags.join(' ')}: heavy ${heavy!.stats.calls}, light ${light!.stats.calls}\n`);
+        expect(Math.abs(share - 0.95)).toBeLessThanOrEqual(0.02);
+      } finally {
+        clients.forEach((c) => c.close());
+        await lb.stop();
+        await Promise.all([heavy!.stop(), light!.stop()]);
+      }
+    }, 60_000);
+  }
+});

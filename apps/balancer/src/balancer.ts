@@ -32,6 +32,8 @@ export interface BalancerOptions {
   listen: HostPort;
   /** A worker of a multi-worker balancer: it does not listen, its primary hands it connections. */
   connectionsFromPrimary?: boolean;
+  /** This process's share of the balancer's calls (1/N in each of N workers): its part of each retry budget's floor. */
+  budgetShare?: number;
   ops: HostPort | null;
   dataPlane?: Partial<DataPlaneOptions>;
   upstream?: Partial<UpstreamOptions>;
@@ -88,6 +90,7 @@ export class Balancer implements ConfigSink {
           this.metrics.budgetExhausted(call.pool.name, kind);
           this.logBudget({ pool: call.pool.name, kind });
         },
+        hedgeSkipped: (call, reason) => this.metrics.hedgesSkipped.labels(call.pool.name, reason).inc(),
         unrouted: (service) => {
           this.metrics.unrouted();
           if (this.debug) this.log.debug({ service }, 'call matched no pool');
@@ -166,6 +169,7 @@ export class Balancer implements ConfigSink {
         else this.log.info({ pool: pool.name, available, inService }, 'pool left panic mode');
       },
       (b, reason) => this.upstreamTlsFailed(b, reason),
+      this.options.budgetShare ?? 1,
     );
     // Everything that can refuse the revision happens before it serves: a revision that throws
     // (and is NACKed) leaves the previous one serving.

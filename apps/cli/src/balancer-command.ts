@@ -182,7 +182,7 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
     ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
     : null;
   const verdicts = new WorkerVerdicts((runs) => WorkerLink.send({ t: 'outcomes', runs }));
-  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), connectionsFromPrimary: true, ops: null, drainTimeoutMs, logger: log, verdicts });
+  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), connectionsFromPrimary: true, budgetShare: 1 / workers, ops: null, drainTimeoutMs, logger: log, verdicts });
   balancerRef = balancer;
   const stop = (): void => {
     balancer.stop().then(

@@ -56,6 +56,8 @@ export function buildRuntime(
   upstream: UpstreamOptions,
   onPanic?: ConstructorParameters<typeof Pool>[2],
   onTlsFailure?: ConstructorParameters<typeof Backend>[5],
+  /** This process's share of the balancer's calls (1/N in a worker), for the retry budgets' floors. */
+  budgetShare = 1,
 ): RuntimeChange {
   // Every file is read before anything changes. A pool whose files cannot be read on this host is
   // a failure of this host, not of the revision: the revision applies (a fleet's config is never
@@ -93,7 +95,7 @@ export function buildRuntime(
       added.push(b);
       return b;
     });
-    const pool = new Pool(pc, backends, onPanic, previous.pools.get(pc.name)?.panic ?? false, failure);
+    const pool = new Pool(pc, backends, onPanic, previous.pools.get(pc.name)?.panic ?? false, failure, budgetShare);
     pools.set(pc.name, pool);
     entries.push({ config: pc, pool });
   }

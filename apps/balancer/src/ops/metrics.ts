@@ -36,6 +36,7 @@ export class BalancerMetrics {
   private readonly hedgesWon: Counter<'pool'>;
   private readonly retries: Counter<'pool' | 'reason'>;
   private readonly budgetExhaustions: Counter<'pool' | 'kind'>;
+  readonly hedgesSkipped: Counter<'pool' | 'reason'>;
 
   constructor(runtime: () => Runtime) {
     const registers = [this.registry];
@@ -134,6 +135,12 @@ export class BalancerMetrics {
     this.retries = new Counter({
       name: 'switchboard_retries_total',
       help: 'Retries by reason: the status name that the retry policy retried, or transparent (a call the backend never processed).',
+      labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.hedgesSkipped = new Counter({
+      name: 'switchboard_hedges_skipped_total',
+      help: 'Hedges due but not sent because no backend could answer sooner: the least loaded other backend was itself slower than the wait so far (reason=candidate_slow: the whole pool is slow, overload) or busier than the pool mean (candidate_busy).',
       labelNames: ['pool', 'reason'],
       registers,
     });

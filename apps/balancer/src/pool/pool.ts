@@ -54,6 +54,8 @@ export class Pool {
      * of the revision serves. Null when it serves.
      */
     readonly failure: string | null = null,
+    /** This process's share of the balancer's calls (1/N in each of N workers), for the retry budget's floor. */
+    budgetShare = 1,
   ) {
     this.panic = wasInPanic;
     this.name = config.name;
@@ -62,7 +64,7 @@ export class Pool {
     this.panicThreshold = config.panicThreshold;
     this.maxQueuedCalls = config.maxQueuedCalls;
     this.queueTimeoutMs = config.queueTimeoutMs;
-    this.policy = CallPolicy.of(config);
+    this.policy = CallPolicy.of(config, budgetShare);
     for (const b of backends) b.joinPool(() => this.rebuild(), config.slowStartMs);
     this.picker = this.build();
   }

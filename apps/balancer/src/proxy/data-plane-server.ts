@@ -56,7 +56,7 @@ export const DEFAULT_DATA_PLANE_OPTIONS: DataPlaneOptions = {
 /** Why the data plane turned a client away, as the `reason` label of its metric. */
 export type Rejection = 'connection_limit' | 'stream_limit' | 'premature_resets' | 'first_stream_timeout' | 'internal_error';
 
-export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded' | 'attemptSent' | 'budgetExhausted'> {
+export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded' | 'attemptSent' | 'budgetExhausted' | 'hedgeSkipped'> {
   runtime(): Runtime;
   /** A call that matched no pool. */
   unrouted(service: string): void;
@@ -187,6 +187,7 @@ export class DataPlaneServer {
       resetEarly: () => this.prematureResets.record(session),
       attemptSent: hooks.attemptSent,
       budgetExhausted: hooks.budgetExhausted,
+      hedgeSkipped: hooks.hedgeSkipped,
     };
     session.on('stream', (stream, headers) => this.onStream(session, observer, stream, headers));
     let keepalive: NodeJS.Timeout | null = null;

@@ -33,6 +33,7 @@ import type { Backend } from '../pool/backend';
 import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
 import { backoffMs, MAX_PUSHBACK_MS, pushbackMs, type HedgingRule } from '../tail/call-policy';
+import { hedgeVerdict, type HedgeVerdict } from '../tail/hedge-gate';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
@@ -63,6 +64,8 @@ export interface CallObserver {
   attemptSent(call: ProxiedCall, kind: AttemptKind, reason: string): void;
   /** A retry or hedge was due but the pool's retry budget had none left. */
   budgetExhausted(call: ProxiedCall, kind: 'hedge' | 'retry'): void;
+  /** A hedge was due but no backend could answer sooner (tail/hedge-gate.ts). */
+  hedgeSkipped(call: ProxiedCall, reason: Exclude<HedgeVerdict, 'send'>): void;
 }
 
 
@@ -213,7 +216,14 @@ export class ProxiedCall {
     if (rule === null || !this.retriable || this.settled || this.finished || this.policyAttempts >= rule.maxAttempts) return false;
     const next = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     if (next === undefined) return false; // no other backend to hedge on
-    if (!this.pool.policy!.budget.tryWithdraw(performance.now())) {
+    const now = performance.now();
+    // Only to a backend that can answer sooner than the attempt in flight: never more load on a pool that has none to spare.
+    const verdict = hedgeVerdict(next, this.pool.backends, now - this.startedAt, now);
+    if (verdict !== 'send') {
+      this.observer.hedgeSkipped(this, verdict);
+      return false;
+    }
+    if (!this.pool.policy!.budget.tryWithdraw(now)) {
       this.observer.budgetExhausted(this, 'hedge');
       return false;
     }

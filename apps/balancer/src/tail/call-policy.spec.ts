@@ -22,6 +22,14 @@ describe('CallPolicy', () => {
     expect(CallPolicy.of(pool({ hedging: { methods: ['*'] } }))!.hedgingFor('/x.Y/Z')).not.toBeNull();
   });
 
+  it('budget shared by all workers: each of N workers holds 1/N of the floor, so the balancer pays minPerSecond once', () => {
+    const config = pool({ hedging: { methods: ['*'] }, retryBudget: { percent: 20, minPerSecond: 10 } });
+    const whole = CallPolicy.of(config)!.budget.state(0).allowed;
+    const workers = [0, 1].map(() => CallPolicy.of(config, 1 / 2)!.budget.state(0).allowed);
+    expect(whole).toBe(100); // 10 per second over the 10 s window
+    expect(workers.reduce((a, b) => a + b, 0)).toBe(whole);
+  });
+
   it('turns status names into masks', () => {
     const p = CallPolicy.of(pool({ retry: { retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED'] }, hedging: { nonFatalStatusCodes: ['ABORTED'] } }))!;
     expect(p.retry!.codes).toBe((1 << 14) | (1 << 8));

@@ -60,10 +60,16 @@ export class CallPolicy {
     }
   }
 
-  /** The pool's policy, or null when it has neither retry nor hedging (the common, free case). */
-  static of(pool: PoolConfig): CallPolicy | null {
+  /**
+   * The pool's policy, or null when it has neither retry nor hedging (the common, free case).
+   * `share` is this process's share of the balancer's calls (1/N in each of N workers): the
+   * budget's floor (`minPerSecond`) is the balancer's, so each worker holds its share of it; the
+   * percentage applies to each worker's own calls, which add up to the balancer's.
+   */
+  static of(pool: PoolConfig, share = 1): CallPolicy | null {
     if (pool.retry === undefined && pool.hedging === undefined) return null;
-    return new CallPolicy(pool.retry, pool.hedging, pool.retryBudget ?? DEFAULT_BUDGET);
+    const budget = pool.retryBudget ?? DEFAULT_BUDGET;
+    return new CallPolicy(pool.retry, pool.hedging, { percent: budget.percent, minPerSecond: budget.minPerSecond * share });
   }
 
   /** The hedging rule for a call to `path` (/pkg.Service/Method), or null when the method is not listed. */
