@@ -19,7 +19,11 @@ const children = [];
 function run(name, args, env = {}) {
   // stdin is a pipe only we hold: when this process dies, however it dies, the kernel closes it
   // and the child stops itself (SWITCHBOARD_EXIT_WITH_PARENT), instead of living on, orphaned, on its ports.
+  // Each child in its own process group: Ctrl-C signals the terminal's foreground group, and a
+  // child that got that SIGINT and then this script's SIGTERM took the second as "exit now",
+  // skipping the drain. This script alone stops them, with one SIGTERM each.
   const child = spawn(process.execPath, ['bin/switchboard.js', ...args], {
+    detached: true,
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, ...env, SWITCHBOARD_EXIT_WITH_PARENT: '1' },
   });

@@ -176,6 +176,7 @@ describe('operations', () => {
       const drain = await runCli(['drain', 'echo', '127.0.0.1:7200'], env);
       expect(drain.code).toBe(0);
       expect(drain.stdout).toMatch(/Draining 127\.0\.0\.1:7200 in pool echo \(revision \d+\)/);
+      expect(drain.stdout).toMatch(/Converged: 1 connected balancer runs revision \d+/);
       const backends = await runCli(['get', 'backends', 'echo'], env);
       expect(backends.stdout.split('\n')[0]).toMatch(/^ADDRESS\s+WEIGHT\s+DRAIN\s+LABELS$/);
       expect(backends.stdout).toMatch(/127\.0\.0\.1:7200\s+1\s+yes/);
@@ -199,8 +200,17 @@ describe('operations', () => {
       const revisions = await runCli(['revisions'], env);
       expect(revisions.stdout.split('\n')[0]).toMatch(/^REVISION\s+CREATED\s+AUTHOR\s+CHANGES\s+CONVERGED\s+MESSAGE$/);
       const latest = (await admin.api('GET', '/v1/revisions?limit=1')).body.items[0].number as number;
-      const rollback = await runCli(['rollback', String(latest - 1)], env);
-      expect(rollback.stdout).toBe(`Rolled back to revision ${latest - 1}: now revision ${latest + 1}.\n`);
+      // Without a terminal and without --auto-approve it shows the plan and refuses, changing nothing.
+      const refused = await runCli(['rollback', String(latest - 1)], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain(`Rolling back to revision ${latest - 1}:`);
+      expect(refused.stdout).toMatch(/~ .*echo/);
+      expect(refused.stderr).toContain('--auto-approve');
+      expect((await admin.api('GET', '/v1/revisions?limit=1')).body.items[0].number).toBe(latest);
+      const rollback = await runCli(['rollback', String(latest - 1), '--auto-approve'], env);
+      expect(rollback.code).toBe(0);
+      expect(rollback.stdout).toContain(`Rolled back to revision ${latest - 1}: now revision ${latest + 1}.\n`);
+      expect(rollback.stdout).toMatch(/Converged: 1 connected balancer runs revision/);
       await waitFor('undrained by the rollback', async () => (await node.state()).pools.find((p) => p.name === 'echo')?.backends.every((b) => !b.draining));
       expect((await runCli(['get', 'revisions', String(latest + 1), '-o', 'json'], env)).stdout).toContain(`"rollbackOf": ${latest - 1}`);
     } finally {

@@ -134,6 +134,30 @@ describe('npm start', () => {
   }, 60_000);
 });
 
+describe('npm start and Ctrl-C', () => {
+  it('one Ctrl-C (SIGINT to the whole process group, as a terminal sends it) drains the balancer once: no "second signal"', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-start-'));
+    const ports = await Promise.all([0, 0, 0, 0].map(() => freePort()));
+    const [http, grpcPort, listen, ops] = ports.map((p) => `127.0.0.1:${p}`);
+    // Its own process group, as a terminal's foreground job has.
+    const start = spawn(process.execPath, ['scripts/start.mjs'], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SWITCHBOARD_HTTP: http, SWITCHBOARD_GRPC: grpcPort, SWITCHBOARD_LISTEN: listen, SWITCHBOARD_OPS: ops, SWITCHBOARD_DB: `file:${path.join(dir, 'switchboard.db')}` },
+    });
+    let out = '';
+    start.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    start.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => start.once('exit', (code) => resolve(code)));
+    await waitFor('npm start running', () => out.includes('Switchboard is running'), 30_000);
+    said('SIGINT to the process group of scripts/start.mjs');
+    process.kill(-start.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(out).toContain('draining: no new connections');
+    expect(out).not.toContain('second signal');
+  }, 60_000);
+});
+
 function accepts(address: string): Promise<boolean> {
   const colon = address.lastIndexOf(':');
   return new Promise((resolve) => {

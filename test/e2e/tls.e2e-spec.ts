@@ -15,6 +15,7 @@ import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { CLIENT_OPTIONS, loadEcho } from '../fixtures/echo-proto';
 import { controlPlane } from '#proto';
 import { killAdmins, startAdmin, ADMIN_TOKEN } from '../support/admin';
+import { runCli } from '../support/cli';
 import { makePki, type TestPki } from '../support/certs';
 import { unary, type EchoClient } from '../support/grpc';
 import { killAll, sleep, startBalancer, startNode, waitFor } from '../support/processes';
@@ -218,11 +219,23 @@ describe('the admin over TLS', () => {
     hello.cancel();
     raw.close();
 
-    // A revision whose certificate files a balancer cannot read is NACKed; the previous one keeps serving.
+    // A revision whose certificate files a balancer cannot read on its host applies (the fleet's
+    // config is not frozen by one host's files): that pool answers UNAVAILABLE naming the file.
     expect((await call('PUT', '/v1/config', { pools: [{ name: 'p', match: { services: ['*'] }, tls: { caFile: `${pki.dir}/missing-ca.pem` }, backends: [{ address: `127.0.0.1:${backend.port}` }] }] })).status).toBe(200);
-    await waitFor('the NACK', async () => (await call('GET', '/v1/nodes')).body.items.find((n: { nodeId: string }) => n.nodeId === 'edge-tls')?.lastNack?.includes('cannot read CA file'));
-    expect((await secured.state()).revision).toBe(1);
-    expect((await unary(plainClient(secured.listen), {})).error).toBeUndefined();
+    await waitFor('revision 2 applied', async () => (await secured.state()).revision === 2);
+    const failed = await unary(plainClient(secured.listen), {});
+    expect(failed.error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(failed.error?.details).toContain('missing-ca.pem');
+
+    // The CLI against the HTTPS admin: refused with a hint without --ca, served with it.
+    const untrusted = await runCli(['get', 'pools', '--server', base, '--token', ADMIN_TOKEN]);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.stderr).toContain('does not trust');
+    expect(untrusted.stderr).toContain('--ca');
+    const trusted = await runCli(['get', 'pools', '--server', base, '--token', ADMIN_TOKEN, '--ca', pki.ca.cert]);
+    expect(trusted.stderr).toBe('');
+    expect(trusted.code).toBe(0);
+    expect(trusted.stdout).toMatch(/^p\s/m);
     await Promise.all([secured.stop(), cleartext.stop(), noClientCert.stop(), admin.stop()]);
   }, 60_000);
 

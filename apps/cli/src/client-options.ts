@@ -5,6 +5,8 @@ import { ApiClient } from './client/api-client';
 export interface ClientFlags {
   server: string;
   token?: string;
+  /** A CA (PEM file) to trust for an HTTPS admin, beside the system's. */
+  ca?: string;
 }
 
 export function clientCommand(name: string, description: string, example: string): Command {
@@ -12,10 +14,11 @@ export function clientCommand(name: string, description: string, example: string
     .description(description)
     .addOption(new Option('--server <url>', 'admin REST API').env('SWITCHBOARD_URL').default('http://127.0.0.1:8080'))
     .addOption(new Option('--token <token>', 'API token').env('SWITCHBOARD_TOKEN'))
+    .addOption(new Option('--ca <file>', 'trust this CA (PEM) for an HTTPS admin, beside the system\'s').env('SWITCHBOARD_CA'))
     .addHelpText('after', `\nExample:\n  ${example}\n`);
 }
 
-export const apiOf = (flags: ClientFlags): ApiClient => new ApiClient(flags.server, flags.token);
+export const apiOf = (flags: ClientFlags): ApiClient => new ApiClient(flags.server, flags.token, flags.ca);
 
 /** Exit codes: 0 success (plan: no changes), 1 error, 2 plan: changes pending. */
 export class ExitCode extends Error {

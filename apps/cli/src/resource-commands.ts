@@ -1,11 +1,13 @@
 /** `switchboard get`, `drain`, `undrain`, `revisions`, `rollback` and `stats` over the REST API. */
 import { waitConverged, waitOptions, type WaitFlags } from './client/wait-converged';
+import { createInterface } from 'node:readline/promises';
 import { Command, Option } from 'commander';
+import type { ConfigDiff } from '#config';
 import { stringify } from 'yaml';
 import type { Schemas } from '#api-client';
 import type { ApiClient } from './client/api-client';
-import { colours, renderTable } from './client/render';
-import { apiOf, clientCommand, type ClientFlags } from './client-options';
+import { colours, renderPlan, renderTable } from './client/render';
+import { apiOf, clientCommand, ExitCode, type ClientFlags } from './client-options';
 
 type OutputFlags = ClientFlags & { output: string };
 const outputOption = () => new Option('-o, --output <format>', 'table, json or yaml').choices(['table', 'json', 'yaml']).env('SWITCHBOARD_OUTPUT').default('table');
@@ -109,12 +111,31 @@ export function revisionsCommand(): Command {
 }
 
 export function rollbackCommand(): Command {
-  return waitOptions(clientCommand('rollback', 'make a new revision equal to revision N, and wait for the balancers', 'switchboard rollback 12'))
+  return waitOptions(clientCommand('rollback', 'make a new revision equal to revision N: shows the plan (current -> N), asks, applies, waits for the balancers', 'switchboard rollback 12 --auto-approve'))
     .argument('<n>', 'the revision to go back to')
-    .action(async (n: string, flags: ClientFlags & WaitFlags) => {
+    .addOption(new Option('--auto-approve', 'do not ask for confirmation (needed without a terminal)').env('SWITCHBOARD_AUTO_APPROVE'))
+    .action(async (n: string, flags: ClientFlags & WaitFlags & { autoApprove?: boolean }) => {
       const api = apiOf(flags);
       const target = Number(n);
       if (!Number.isInteger(target) || target < 1) throw new Error(`"${n}" is not a revision number`);
+      // The plan from the current config to revision N's, as apply shows one.
+      const rev = (await api.call(api.api.GET('/v1/revisions/{n}', { params: { path: { n: target } } }))).data;
+      const plan = (await api.call(api.api.POST('/v1/config/plan', { body: rev.config as never }))).data as ConfigDiff;
+      if (plan.changes.length === 0) {
+        process.stdout.write(`The configuration already equals revision ${target}; nothing to do.\n`);
+        return;
+      }
+      process.stdout.write(`Rolling back to revision ${target}:\n${renderPlan(plan)}\n`);
+      if (!flags.autoApprove) {
+        if (!process.stdin.isTTY) throw new Error('refusing to prompt without a terminal: pass --auto-approve to roll back');
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        const answer = await rl.question(`\nRoll back to revision ${target}? Only "yes" is accepted: `);
+        rl.close();
+        if (answer.trim() !== 'yes') {
+          process.stdout.write('Rollback cancelled.\n');
+          throw new ExitCode(1);
+        }
+      }
       const res = (await api.call(api.api.POST('/v1/revisions/{n}/rollback', { params: { path: { n: target } } }))).data;
       process.stdout.write(res.changed ? `Rolled back to revision ${n}: now revision ${res.revision}.\n` : `The configuration already equals revision ${n} (revision ${res.revision}); nothing to do.\n`);
       if (res.changed && flags.wait) await waitConverged(api, res.revision, Number(flags.waitTimeout) * 1000);

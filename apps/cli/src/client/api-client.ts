@@ -4,7 +4,13 @@
  * problem+json error (`HTTP 400: backends[0].weight: Too big ...`) and a hint when the admin
  * cannot be reached or no token was given.
  */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { createSwitchboardClient, describeProblem, type SwitchboardApi } from '#api-client';
+
+/** Errors of a certificate the client does not trust (as opposed to a connection that failed). */
+const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME|HOSTNAME|EXPIRED/;
 
 export class ApiError extends Error {
   constructor(
@@ -28,8 +34,21 @@ export class ApiClient {
   constructor(
     readonly server: string,
     private readonly token: string | undefined,
+    /** --ca: a PEM file to trust beside the system's roots (an admin with its own CA). */
+    private readonly caFile?: string,
   ) {
-    this.api = createSwitchboardClient({ baseUrl: server, token });
+    let fetchWith: typeof fetch | undefined;
+    if (caFile !== undefined) {
+      let ca: string;
+      try {
+        ca = readFileSync(caFile, 'utf8');
+      } catch (err) {
+        throw new ApiError(`--ca ${caFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 0);
+      }
+      const dispatcher = new Agent({ connect: { ca: [...rootCertificates, ca] } });
+      fetchWith = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
+    }
+    this.api = createSwitchboardClient({ baseUrl: server, token, ...(fetchWith ? { fetch: fetchWith } : {}) });
   }
 
   /** Awaits a typed request: its data and response, or an ApiError that says what went wrong. */
@@ -39,7 +58,12 @@ export class ApiClient {
       result = await request;
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new ApiError(`cannot reach the admin at ${this.server} (${cause?.code ?? cause?.message ?? (err as Error).message}); set --server or SWITCHBOARD_URL`, 0);
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      if (UNTRUSTED.test(`${cause?.code ?? ''} ${cause?.message ?? ''}`)) {
+        // The admin answered, with a certificate this client does not trust: the server is right, the trust is missing.
+        throw new ApiError(`the admin at ${this.server} presented a certificate this client does not trust (${why}); ${this.caFile ? `it is not signed by --ca ${this.caFile}` : 'give its CA with --ca FILE (or SWITCHBOARD_CA)'}`, 0);
+      }
+      throw new ApiError(`cannot reach the admin at ${this.server} (${why}); set --server or SWITCHBOARD_URL`, 0);
     }
     const { response } = result;
     if (!response.ok) {

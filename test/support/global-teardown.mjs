@@ -1,0 +1,2 @@
+import { teardown } from './temp-root.mjs';
+export default teardown;
