@@ -182,6 +182,7 @@ export class Balancer implements ConfigSink {
       if (previous.revision > 0) b.rampUp(); // joining a running pool; the first revision starts all alike
     }
     this.metrics.reloads.inc({ result: 'applied' });
+    for (const [pool, reason] of change.keptTls) this.log.error({ pool, revision, reason }, 'upstream TLS files rejected; the previous ones keep serving');
     for (const [pool, reason] of change.failures) this.log.error({ pool, revision, reason }, 'pool cannot be served on this balancer: its calls get UNAVAILABLE until its files can be read (the rest of the revision serves)');
     this.log.info(
       {
@@ -228,6 +229,8 @@ export class Balancer implements ConfigSink {
       const pool = this.runtime.pools.get(pc.name);
       let changed = false;
       for (const b of pool?.backends ?? []) changed = b.setTls(tls) || changed;
+      // What a later revision falls back to if these files cannot be read then.
+      (this.runtime.tls as Map<string, UpstreamTls | null>).set(pc.name, tls);
       if (changed) this.log.info({ pool: pc.name, why }, 'upstream TLS files reloaded: new connections to the pool\'s backends use them');
     }
   }

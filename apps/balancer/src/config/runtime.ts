@@ -34,6 +34,8 @@ export class Runtime {
     readonly config: SwitchboardConfig,
     readonly pools: ReadonlyMap<string, Pool>,
     readonly router: Router<Pool>,
+    /** The upstream TLS each pool was built with (its files' contents when they were read). */
+    readonly tls: ReadonlyMap<string, UpstreamTls | null> = new Map(),
   ) {}
 
   static empty(): Runtime {
@@ -47,6 +49,14 @@ export interface RuntimeChange {
   retired: Backend[];
   /** Pools this host cannot serve, with why (pool name → reason). */
   failures: ReadonlyMap<string, string>;
+  /** Pools whose unchanged TLS files cannot be read now, serving on with what was read before (pool name → reason). */
+  keptTls: ReadonlyMap<string, string>;
+}
+
+/** The same TLS settings (paths and name): files that were readable for them may be reused. */
+function sameTlsSettings(a: PoolConfig['tls'], b: PoolConfig['tls']): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.caFile === b.caFile && a.certFile === b.certFile && a.keyFile === b.keyFile && a.serverName === b.serverName;
 }
 
 export function buildRuntime(
@@ -63,13 +73,21 @@ export function buildRuntime(
   // a failure of this host, not of the revision: the revision applies (a fleet's config is never
   // frozen by one balancer's missing file), and that pool alone answers UNAVAILABLE naming the
   // file, shown in /state and the stats, until a revision or the file fixes it.
+  // A pool whose settings did not change keeps the files it read before (a rotation caught
+  // half-written, a file briefly missing): it serves on as it did, with a log line.
   const tlsByPool = new Map<string, UpstreamTls | null>();
   const failures = new Map<string, string>();
+  const keptTls = new Map<string, string>();
   for (const pc of config.pools) {
     try {
       tlsByPool.set(pc.name, upstreamTlsOf(pc));
     } catch (err) {
-      failures.set(pc.name, (err as Error).message);
+      const before = previous.config.pools.find((p) => p.name === pc.name);
+      const served = previous.pools.get(pc.name);
+      if (before !== undefined && served !== undefined && served.failure === null && previous.tls.has(pc.name) && sameTlsSettings(before.tls, pc.tls)) {
+        tlsByPool.set(pc.name, previous.tls.get(pc.name) ?? null);
+        keptTls.set(pc.name, (err as Error).message);
+      } else failures.set(pc.name, (err as Error).message);
     }
   }
   const old = new Map<string, Backend>();
@@ -99,5 +117,5 @@ export function buildRuntime(
     pools.set(pc.name, pool);
     entries.push({ config: pc, pool });
   }
-  return { runtime: new Runtime(revision, config, pools, new Router(entries)), added, retired: [...old.values()], failures };
+  return { runtime: new Runtime(revision, config, pools, new Router(entries), tlsByPool), added, retired: [...old.values()], failures, keptTls };
 }

@@ -46,7 +46,13 @@ export class ApiClient {
         throw new ApiError(`--ca ${caFile}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 0);
       }
       const dispatcher = new Agent({ connect: { ca: [...rootCertificates, ca] } });
-      fetchWith = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
+      // undici's own fetch with an agent that trusts the CA; the request is taken apart (openapi-fetch
+      // passes a global Request, which is another undici's class) and sent again.
+      fetchWith = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+        const req = input instanceof Request ? input : new Request(input, init);
+        const body = req.body === null ? undefined : Buffer.from(await req.arrayBuffer());
+        return (await undiciFetch(req.url, { method: req.method, headers: [...req.headers.entries()], body, signal: req.signal, dispatcher })) as unknown as Response;
+      }) as typeof fetch;
     }
     this.api = createSwitchboardClient({ baseUrl: server, token, ...(fetchWith ? { fetch: fetchWith } : {}) });
   }
