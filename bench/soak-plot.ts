@@ -24,7 +24,7 @@ function panel(top: number, title: string, series: Series[], seconds: number): s
     const pts = s.values.map((v, t) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
     return `<polyline fill="none" stroke="${s.colour}" stroke-width="1" points="${pts}"/>`;
   });
-  const legend = series.map((s, i) => `<text x="${LEFT + 220 + i * 170}" y="${top - 6}" fill="${s.colour}" font-size="12">${s.name} (max ${Math.round(Math.max(0, ...s.values))})</text>`);
+  const legend = series.map((s, i) => `<text x="${LEFT + 300 + i * 210}" y="${top - 6}" fill="${s.colour}" font-size="12">${s.name} (max ${Math.round(Math.max(0, ...s.values))})</text>`);
   return [
     `<text x="${LEFT}" y="${top - 6}" font-size="13" font-weight="bold">${title}</text>`,
     ...legend,
@@ -33,6 +33,12 @@ function panel(top: number, title: string, series: Series[], seconds: number): s
     `<text x="${LEFT - 6}" y="${top + PANEL_H}" font-size="10" text-anchor="end">0</text>`,
     ...lines,
   ].join('\n');
+}
+
+/** A second whose sample failed (0: the state query did not answer in time) shows the one before. */
+function carried(values: number[]): number[] {
+  let last = 0;
+  return values.map((v) => (v > 0 ? (last = v) : last));
 }
 
 export function soakSvg(r: SoakResult): string {
@@ -44,7 +50,7 @@ export function soakSvg(r: SoakResult): string {
       { name: 'DEADLINE_EXCEEDED', colour: '#d62728', values: tl.map((s) => s.deadline) },
       { name: 'UNAVAILABLE', colour: '#ff7f0e', values: tl.map((s) => s.unavailable) },
     ], seconds),
-    panel(30 + PANEL_H + GAP, 'balancer RSS, MiB (primary + workers)', [{ name: 'RSS', colour: '#1f77b4', values: tl.map((s) => s.rssMiB) }], seconds),
+    panel(30 + PANEL_H + GAP, 'balancer RSS, MiB (primary + workers)', [{ name: 'RSS', colour: '#1f77b4', values: carried(tl.map((s) => s.rssMiB)) }], seconds),
     panel(30 + 2 * (PANEL_H + GAP), 'active streams', [{ name: 'active', colour: '#9467bd', values: tl.map((s) => s.activeStreams) }], seconds),
   ];
   const bottom = 30 + 3 * (PANEL_H + GAP);
