@@ -198,6 +198,12 @@ describe('the admin over TLS', () => {
     await waitFor('the TLS node applied revision 1', async () => (await secured.state()).revision === 1);
     expect((await unary(plainClient(secured.listen), {})).response?.backend).toBe('via-admin');
 
+    // By IP address, without --admin-server-name: verified against the certificate's IP, and no DEP0123 warning (SNI with an IP).
+    const byIp = await startNode(admin.grpc, { nodeId: 'edge-ip', token: nodeToken, extraArgs: ['--admin-ca', pki.ca.cert, '--admin-cert', pki.client.cert, '--admin-key', pki.client.key] });
+    await waitFor('the node reaching the admin by IP applied revision 1', async () => (await byIp.state()).revision === 1);
+    expect(byIp.logs.join('\n')).not.toContain('DEP0123');
+    await byIp.stop();
+
     const cleartext = await startNode(admin.grpc, { nodeId: 'edge-plain', token: nodeToken });
     await waitFor('the cleartext node explains', () => cleartext.logs.some((l) => l.includes('cannot reach the admin over cleartext') && l.includes('--admin-ca')));
     expect((await cleartext.state()).revision).toBe(0);

@@ -1,4 +1,5 @@
 /** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
+import { dropIpSniWarning } from './sni-warning';
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
 import * as path from 'node:path';
@@ -84,6 +85,7 @@ export function balancerCommand(): Command {
       if (cluster.isWorker) return runWorker(flags, logger, drainTimeoutMs);
 
       let sourceRef: { tlsChanged(): void } | null = null;
+      if (flags.adminCa && !flags.adminServerName) dropIpSniWarning();
       const adminTls = flags.adminCa ? new TlsFiles({ ca: flags.adminCa, cert: flags.adminCert, key: flags.adminKey }, 'admin client', log, () => sourceRef?.tlsChanged()).watch() : null;
       const [{ Balancer }, { BalancerPrimary }, { AdminConfigSource }, { FileConfigSource }] = await Promise.all([
         import('../../balancer/src/balancer.js'),

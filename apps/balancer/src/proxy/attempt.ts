@@ -1,10 +1,27 @@
 /**
  * One attempt of a proxied call (one upstream stream on one backend), and the stream listeners
- * shared by every call: ProxiedCall (./proxied-call.ts) decides; this file only wires events.
+ * shared by every call: the call (ProxiedCall, ./proxied-call.ts) decides; this file only wires
+ * events to the CallEvents it implements, and knows nothing else of it (no import of it either).
  */
 import type * as http2 from 'node:http2';
 import type { Backend } from '../pool/backend';
-import type { ProxiedCall } from './proxied-call';
+
+/** What the stream listeners tell a call. */
+export interface CallEvents {
+  /** The attempt whose response the client gets, once there is one. */
+  readonly committed: Attempt | null;
+  onDownAborted(): void;
+  onDownData(chunk: Buffer): void;
+  onDownEnd(): void;
+  onDownClose(): void;
+  sendTrailers(): void;
+  resumeDown(): void;
+  onResponse(a: Attempt, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void;
+  onUpTrailers(trailers: http2.IncomingHttpHeaders): void;
+  onUpData(a: Attempt, chunk: Buffer): void;
+  onUpEnd(): void;
+  onUpClose(a: Attempt, up: http2.ClientHttp2Stream): void;
+}
 
 export const FIRST = 0;
 export const HEDGE = 1;
@@ -25,7 +42,7 @@ export class Attempt {
   ended = false;
 
   constructor(
-    readonly call: ProxiedCall,
+    readonly call: CallEvents,
     readonly backend: Backend,
     readonly kind: Kind,
     readonly startedAt: number,
@@ -40,7 +57,7 @@ export class Attempt {
  */
 const CALL = Symbol('switchboard.call');
 const ATTEMPT = Symbol('switchboard.attempt');
-type Tagged<S> = S & { [CALL]?: ProxiedCall; [ATTEMPT]?: Attempt };
+type Tagged<S> = S & { [CALL]?: CallEvents; [ATTEMPT]?: Attempt };
 const noop = (): void => {};
 
 const DownHandlers = {
@@ -93,7 +110,7 @@ const UpHandlers = {
 };
 
 /** Attaches the shared client-stream listeners of `call`. */
-export function listenDown(call: ProxiedCall, down: http2.ServerHttp2Stream): void {
+export function listenDown(call: CallEvents, down: http2.ServerHttp2Stream): void {
   (down as Tagged<http2.ServerHttp2Stream>)[CALL] = call;
   down.on('aborted', DownHandlers.aborted);
   down.on('data', DownHandlers.data);

@@ -32,10 +32,11 @@ import * as http2 from 'node:http2';
 import type { Backend } from '../pool/backend';
 import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
-import { backoffMs, MAX_PUSHBACK_MS, pushbackMs, type HedgingRule } from '../tail/call-policy';
+import type { HedgingRule } from '../tail/call-policy';
+import { planRetry } from '../tail/retry-plan';
 import { hedgeVerdict, type HedgeVerdict } from '../tail/hedge-gate';
 import type { UpstreamError } from '../upstream/upstream-sessions';
-import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type Kind } from './attempt';
+import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type CallEvents, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -69,7 +70,7 @@ export interface CallObserver {
 }
 
 
-export class ProxiedCall {
+export class ProxiedCall implements CallEvents {
   /** grpc-status of the call as the client saw it; -1 while unknown. */
   status = -1;
   /** The backend of the committed attempt, else of the last one. */
@@ -424,18 +425,25 @@ export class ProxiedCall {
           if (this.hedge()) return; // the next one at once
           // No attempt left to make: this status is the answer.
         }
-      } else if (policy.retry !== null && policy.retry.codes & (1 << code) && this.policyAttempts < policy.retry.maxAttempts) {
-        const pushback = headers === null ? undefined : pushbackMs(headers['grpc-retry-pushback-ms']);
-        // A pushback past the cap, or past the call's deadline, is a "not now": the backend's status is the answer.
-        const tooLate = pushback !== undefined && (pushback > MAX_PUSHBACK_MS || (this.timeoutMs !== undefined && performance.now() - this.startedAt + pushback >= this.timeoutMs));
-        if (pushback !== -1 && !tooLate) {
-          if (policy.budget.tryWithdraw(performance.now())) {
+      } else if (policy.retry !== null) {
+        const now = performance.now();
+        const plan = planRetry({
+          rule: policy.retry,
+          code,
+          pushbackHeader: headers?.['grpc-retry-pushback-ms'],
+          attempts: this.policyAttempts,
+          backoffs: this.backoffs,
+          elapsedMs: now - this.startedAt,
+          timeoutMs: this.timeoutMs,
+          random: this.settings.random,
+        });
+        if (plan.kind === 'retry') {
+          if (policy.budget.tryWithdraw(now)) {
             this.drop(a);
             (this.tried ??= []).push(a.backend);
-            const delay = pushback ?? backoffMs(policy.retry, ++this.backoffs, this.settings.random);
-            if (pushback !== undefined) this.backoffs = 0; // A6: after pushback, backoff starts over
+            this.backoffs = plan.backoffRestarts ? 0 : this.backoffs + 1;
             this.observer.attemptSent(this, 'retry', codeName(code));
-            this.timer = setTimeout(retryNow, delay, this);
+            this.timer = setTimeout(retryNow, plan.delayMs, this);
             return;
           }
           this.observer.budgetExhausted(this, 'retry');
