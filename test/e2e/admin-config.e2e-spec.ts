@@ -219,6 +219,17 @@ describe('the size a balancer can receive', () => {
     expect(Buffer.byteLength(JSON.stringify(config))).toBeLessThanOrEqual(refused!.body.limit);
     const revisions = (await own.api('GET', '/v1/revisions?limit=1')).body.items[0].number;
     expect(revisions).toBe(config.pools.length); // one revision per accepted pool, none for the refused one
+    // An export this large applies back (issue 27): plan and whole-config PUT take bodies past 1 MiB, up to 32 MiB.
+    expect(Buffer.byteLength(JSON.stringify(config))).toBeGreaterThan(8 * 1024 * 1024);
+    const plan = await own.api('POST', '/v1/config/plan', config);
+    expect(plan.status).toBe(200);
+    expect(plan.body.changes).toEqual([]);
+    const back = await own.api('PUT', '/v1/config', config);
+    expect(back.status).toBe(200);
+    expect(back.body.changed).toBe(false);
+    const tooBig = await own.api('PUT', '/v1/config', undefined, { raw: JSON.stringify({ pools: [{ name: 'x', match: { authority: 'x' }, labels: { a: 'x'.repeat(33 * 1024 * 1024) } }] }) });
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.body.detail).toContain('33554432');
   }, 60_000);
 });
 
