@@ -4,6 +4,7 @@
  * get and stats output.
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -217,6 +218,22 @@ describe('operations', () => {
       client.close();
       await node.stop();
       await backend.stop();
+    }
+  });
+
+  it('admin on a port in use: one clear line and exit code 1, no framework output between the JSON lines', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-port-'));
+      const res = await runCli(['admin', '--http', `127.0.0.1:${port}`, '--grpc', '127.0.0.1:0', '--db', `file:${path.join(dir, 'db')}`], { SWITCHBOARD_ADMIN_TOKEN: 'sbt_unused_token_for_this_test' });
+      expect(res.code).toBe(1);
+      expect(res.stderr.trim()).toBe(`switchboard: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      expect(res.stdout).not.toContain('[Nest]');
+      for (const line of res.stdout.split('\n').filter(Boolean)) expect(() => JSON.parse(line)).not.toThrow();
+    } finally {
+      taken.close();
     }
   });
 

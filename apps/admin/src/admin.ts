@@ -85,7 +85,9 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   else warnIfExposed(log, options.http, options.grpc);
   const app = await NestFactory.create<NestExpressApplication>(AdminModule.forRoot(settings, metrics), {
     bodyParser: false,
-    logger: ['error', 'warn'],
+    // Nest's own messages go to the admin's JSON log, not in colour between its lines; a listen
+    // error is left to the CLI, which prints it once and exits 1.
+    logger: nestLogger(log),
     ...(tlsFiles ? { httpsOptions: { cert: tlsFiles.material.cert, key: tlsFiles.material.key } } : {}),
   });
   if (tlsFiles) {
@@ -178,6 +180,20 @@ async function closeBounded(app: INestApplication, log: Logger): Promise<void> {
   } finally {
     clearTimeout(force);
   }
+}
+
+function nestLogger(log: Logger): import('@nestjs/common').LoggerService {
+  const text = (m: unknown): string => (m instanceof Error ? m.message : String(m));
+  return {
+    log: () => {},
+    debug: () => {},
+    verbose: () => {},
+    warn: (message: unknown, context?: string) => log.warn({ context }, text(message)),
+    error: (message: unknown, ...rest: unknown[]) => {
+      if (/EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(text(message))) return;
+      log.error({ context: rest.find((r) => typeof r === 'string' && !r.includes('\n')) }, text(message));
+    },
+  };
 }
 
 const DOCS_CSP = ["default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "font-src 'self' data:", "connect-src 'self'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"].join('; ');

@@ -4,6 +4,8 @@
  * assignment; backends that left the configuration are retired (no new calls, connections close
  * once their streams end).
  */
+import type { AccessLog } from './ops/access-log';
+import { codeName } from './proxy/grpc-status';
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '#config';
@@ -34,6 +36,8 @@ export interface BalancerOptions {
   connectionsFromPrimary?: boolean;
   /** This process's share of the balancer's calls (1/N in each of N workers): its part of each retry budget's floor. */
   budgetShare?: number;
+  /** --access-log: one JSON line per call. */
+  accessLog?: AccessLog;
   ops: HostPort | null;
   dataPlane?: Partial<DataPlaneOptions>;
   upstream?: Partial<UpstreamOptions>;
@@ -268,6 +272,7 @@ export class Balancer implements ConfigSink {
     if (cut > 0) this.log.warn({ connections: cut }, 'drain timeout: connections cut with calls in flight');
     for (const pool of this.runtime.pools.values()) for (const b of pool.backends) b.upstream.destroy();
     if (this.opsServer) await closeOpsServer(this.opsServer);
+    await this.options.accessLog?.close();
     this.log.info('stopped');
   }
 
@@ -276,6 +281,15 @@ export class Balancer implements ConfigSink {
     this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
     if (call.pool.policy !== null) this.metrics.policyCallEnded(call.pool.name, call.attempts, call.hedgeWon);
     if (call.backend !== undefined) this.verdicts.callEnded(call.pool, call.backend, call.status);
+    this.options.accessLog?.write({
+      method: String(call.headers[':path'] ?? ''),
+      code: call.status,
+      status: codeName(call.status),
+      durationMs: seconds * 1000,
+      pool: call.pool.name,
+      backend: call.backend?.address ?? null,
+      attempts: call.attempts,
+    });
     if (this.debug) {
       this.log.debug(
         { pool: call.pool.name, backend: call.backend?.address, path: call.headers[':path'], status: call.status, attempts: call.attempts, ms: seconds * 1000 },

@@ -1,5 +1,6 @@
 /** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
 import { dropIpSniWarning } from './sni-warning';
+import { AccessLog } from '../../balancer/src/ops/access-log.js';
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +15,7 @@ interface BalancerFlags {
   listen: string;
   ops: string;
   config?: string;
+  accessLog?: string;
   admin?: string;
   nodeId?: string;
   stateDir?: string;
@@ -62,6 +64,7 @@ export function balancerCommand(): Command {
     .addOption(flag('--max-streams <n>', 'calls in flight across all client connections; more get RESOURCE_EXHAUSTED', 'MAX_STREAMS').default('100000'))
     .addOption(flag('--first-stream-timeout-ms <ms>', 'a client connection that starts no call within this time is closed', 'FIRST_STREAM_TIMEOUT_MS').default('10000'))
     .addOption(flag('--max-premature-resets <n>', 'streams a connection may reset before their answer (when half or more of its streams) before GOAWAY ENHANCE_YOUR_CALM; 0 = no limit', 'MAX_PREMATURE_RESETS').default('100'))
+    .addOption(flag('--access-log <path|->', 'one JSON line per call (method, status, duration, pool, backend, attempts), appended to this file; - is standard output (off by default)', 'ACCESS_LOG'))
     .addOption(flag('--workers <n>', 'data-plane worker processes behind the one listener (1: a single process)', 'WORKERS').default(String(availableParallelism())))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug (one access-log line per call) or trace', 'LOG_LEVEL').default('info'))
     .addHelpText(
@@ -107,7 +110,7 @@ export function balancerCommand(): Command {
               logger: log,
               output: { stdout: (chunk) => logger.write(chunk), stderr: (chunk) => void process.stderr.write(chunk) },
             })
-          : (single = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.watch().material), ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log }));
+          : (single = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.watch().material), ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log, ...accessLogOf(flags) }));
       const nodeId = flags.nodeId ?? hostname();
       const source = flags.admin
         ? new AdminConfigSource({
@@ -184,7 +187,7 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
     ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
     : null;
   const verdicts = new WorkerVerdicts((runs) => WorkerLink.send({ t: 'outcomes', runs }));
-  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), connectionsFromPrimary: true, budgetShare: 1 / workers, ops: null, drainTimeoutMs, logger: log, verdicts });
+  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), connectionsFromPrimary: true, budgetShare: 1 / workers, ...accessLogOf(flags), ops: null, drainTimeoutMs, logger: log, verdicts });
   balancerRef = balancer;
   const stop = (): void => {
     balancer.stop().then(
@@ -204,6 +207,11 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
     },
     log,
   ).start();
+}
+
+/** --access-log: each process that serves calls appends its own lines (whole lines, O_APPEND). */
+function accessLogOf(flags: BalancerFlags): { accessLog?: AccessLog } {
+  return flags.accessLog ? { accessLog: AccessLog.open(flags.accessLog) } : {};
 }
 
 /** More worker processes than this is a typo, not a machine: refused before forking anything. */

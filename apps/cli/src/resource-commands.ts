@@ -48,7 +48,7 @@ export function getCommand(): Command {
           return print(flags, name ? pools[0] : pools, () =>
             renderTable(
               ['NAME', 'MATCH', 'ALGORITHM', 'BACKENDS', 'DRAINING', 'HEALTH POLICY', 'LABELS'],
-              pools.map((p) => [p.name, p.match.services?.join(',') ?? `authority=${p.match.authority}`, p.algorithm, p.backends.length, p.backends.filter((b) => b.drain).length, p.healthPolicy ?? '-', labelsOf(p.labels)]),
+              pools.map((p) => [p.name, [p.match.services?.join(','), p.match.authority !== undefined ? `authority=${p.match.authority}` : undefined].filter(Boolean).join(' ') || '-', p.algorithm, p.backends.length, p.backends.filter((b) => b.drain).length, p.healthPolicy ?? '-', labelsOf(p.labels)]),
             ),
           );
         }

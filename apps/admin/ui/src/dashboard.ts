@@ -119,7 +119,8 @@ export class Dashboard {
       c = { card, meta, body };
       this.poolCards.set(pool.name, c);
     }
-    const match = pool.match.services ? pool.match.services.join(', ') : `authority ${pool.match.authority}`;
+    // Both parts of a match: two pools for the same service on different authorities must read differently.
+    const match = [pool.match.services?.join(', '), pool.match.authority !== undefined ? `authority ${pool.match.authority}` : undefined].filter(Boolean).join(' on ') || 'nothing';
     const policy = pool.healthPolicy ? `health policy ${pool.healthPolicy}` : 'no health policy';
     const tail = [pool.retry ? 'retry' : '', pool.hedging ? 'hedging' : ''].filter(Boolean).join(' + ');
     setText(c.meta, `algorithm ${pool.algorithm} · ${policy} · serves ${match}${tail ? ` · ${tail}` : ''}`);
