@@ -210,16 +210,17 @@ export class ProxiedCall implements CallEvents {
     return h;
   }
 
-  /** @internal (timer) The hedge delay passed with no response headers: one more attempt, on another backend. */
-  hedge(): boolean {
+  /** @internal (timer) The hedge delay passed with no response headers: one more attempt, on another backend (`replacing`: in place of an attempt that failed with a non-fatal status, not gated). */
+  hedge(replacing = false): boolean {
     this.timer = null;
     const rule = this.hedging;
     if (rule === null || !this.retriable || this.settled || this.finished || this.policyAttempts >= rule.maxAttempts) return false;
     const next = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     if (next === undefined) return false; // no other backend to hedge on
     const now = performance.now();
-    // Only to a backend that can answer sooner than the attempt in flight: never more load on a pool that has none to spare.
-    const verdict = hedgeVerdict(next, this.pool.backends, now - this.startedAt, now);
+    // A hedge (not a replacement for an attempt that failed) only to a backend that can answer
+    // sooner than the attempt in flight: never more load on a pool that has none to spare.
+    const verdict = replacing ? 'send' : hedgeVerdict(next, this.pool.backends, now - this.startedAt, now);
     if (verdict !== 'send') {
       this.observer.hedgeSkipped(this, verdict);
       return false;
@@ -422,7 +423,7 @@ export class ProxiedCall implements CallEvents {
           this.drop(a);
           if (this.live.length > 0) return; // the other attempts go on
           this.clearTimer();
-          if (this.hedge()) return; // the next one at once
+          if (this.hedge(true)) return; // the next one at once, in place of the one that failed
           // No attempt left to make: this status is the answer.
         }
       } else if (policy.retry !== null) {
