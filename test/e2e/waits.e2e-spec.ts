@@ -142,4 +142,26 @@ describe('no call waits on something that has failed', () => {
       await lb.stop();
     }
   }, 60_000);
+
+  it('a pool\'s defaultTimeoutMs is the deadline of calls that carry none; a call with its own keeps it', async () => {
+    const backend = await startEchoBackend({ name: 'slow' });
+    const lb = await startBalancer(poolConfig([backend.address], { defaultTimeoutMs: 300 }), ['--workers', '1']);
+    const client = echoClient(lb.listen);
+    try {
+      let t0 = Date.now();
+      const r = await unary(client, { delayMs: 5000 });
+      expect(r.error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(r.error?.details).toContain('deadline of 300 ms');
+      expect(Date.now() - t0).toBeLessThan(3000);
+      t0 = Date.now();
+      const own = await unary(client, { delayMs: 600 }, undefined, { deadline: Date.now() + 3000 });
+      expect(own.error).toBeUndefined();
+      await idle(lb);
+    } finally {
+      client.close();
+      await lb.stop();
+      await backend.stop();
+    }
+  }, 60_000);
 });
+

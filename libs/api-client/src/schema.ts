@@ -899,6 +899,11 @@ export interface components {
                     weight: number;
                 }[];
                 /**
+                 * @description Deadline for calls that carry none (no grpc-timeout), in ms: they end DEADLINE_EXCEEDED after it, and the backend is told it. Absent: no deadline.
+                 * @example 30000
+                 */
+                defaultTimeoutMs?: number;
+                /**
                  * @description Name of the health policy applied to the backends.
                  * @example grpc-default
                  */
@@ -1452,6 +1457,11 @@ export interface components {
                 weight: number;
             }[];
             /**
+             * @description Deadline for calls that carry none (no grpc-timeout), in ms: they end DEADLINE_EXCEEDED after it, and the backend is told it. Absent: no deadline.
+             * @example 30000
+             */
+            defaultTimeoutMs?: number;
+            /**
              * @description Name of the health policy applied to the backends.
              * @example grpc-default
              */
@@ -1724,6 +1734,11 @@ export interface components {
                  */
                 weight?: number;
             }[];
+            /**
+             * @description Deadline for calls that carry none (no grpc-timeout), in ms: they end DEADLINE_EXCEEDED after it, and the backend is told it. Absent: no deadline.
+             * @example 30000
+             */
+            defaultTimeoutMs?: number;
             /**
              * @description Name of the health policy applied to the backends.
              * @example grpc-default
@@ -2468,6 +2483,11 @@ export interface components {
                          */
                         weight: number;
                     }[];
+                    /**
+                     * @description Deadline for calls that carry none (no grpc-timeout), in ms: they end DEADLINE_EXCEEDED after it, and the backend is told it. Absent: no deadline.
+                     * @example 30000
+                     */
+                    defaultTimeoutMs?: number;
                     /**
                      * @description Name of the health policy applied to the backends.
                      * @example grpc-default

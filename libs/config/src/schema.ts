@@ -155,6 +155,8 @@ export const poolSchema = z.strictObject({
   slowStartMs: described(z.int().min(0).max(3_600_000), 'A joining backend ramps from 10% to full weight over this window, in ms (0 = off).', 0).default(0),
   /** Below this percentage of healthy backends the pool spreads calls over all of them (Envoy's healthy_panic_threshold); 0 turns panic mode off. */
   panicThreshold: described(z.int().min(0).max(100), 'Below this percentage of healthy backends calls spread over all of them (0 = never).', 50).default(50),
+  /** A deadline for calls that carry none (no grpc-timeout), in ms; absent: such calls may run forever. */
+  defaultTimeoutMs: described(z.int().min(1).max(86_400_000), 'Deadline for calls that carry none (no grpc-timeout), in ms: they end DEADLINE_EXCEEDED after it, and the backend is told it. Absent: no deadline.', 30_000).optional(),
   tls: described(upstreamTlsSchema, 'TLS (ALPN h2) to this pool\'s backends, verified; absent: cleartext HTTP/2.', { caFile: '/etc/switchboard/backends-ca.pem', serverName: 'greeter.internal' }).optional(),
   retry: described(retryPolicySchema, 'gRPC A6 retryPolicy for calls not yet committed to a response (no response headers forwarded).', { maxAttempts: 3, retryableStatusCodes: ['UNAVAILABLE'] }).optional(),
   hedging: described(hedgingPolicySchema, 'gRPC A6 hedgingPolicy for the listed idempotent methods: further attempts on other backends while no response headers came.', { maxAttempts: 2, delayMs: 50, methods: ['*'] }).optional(),

@@ -31,6 +31,8 @@ export class Pool {
   readonly panicThreshold: number;
   readonly maxQueuedCalls: number;
   readonly queueTimeoutMs: number;
+  /** The deadline of calls that carry none, in ms (undefined: none). */
+  readonly defaultTimeoutMs: number | undefined;
   /** Retry, hedging and their budget; null when the pool has neither. */
   readonly policy: CallPolicy | null;
   /** True while the pool spreads over unhealthy backends too. */
@@ -64,6 +66,7 @@ export class Pool {
     this.panicThreshold = config.panicThreshold;
     this.maxQueuedCalls = config.maxQueuedCalls;
     this.queueTimeoutMs = config.queueTimeoutMs;
+    this.defaultTimeoutMs = config.defaultTimeoutMs;
     this.policy = CallPolicy.of(config, budgetShare);
     for (const b of backends) b.joinPool(() => this.rebuild(), config.slowStartMs);
     this.picker = this.build();

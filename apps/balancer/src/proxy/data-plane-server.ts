@@ -253,9 +253,13 @@ export class DataPlaneServer {
       return;
     }
     this.inFlight++;
-    const call = new ProxiedCall(this.settings, observer, down, headers, forwardedHeaders(headers), pool, performance.now());
+    const own = parseGrpcTimeout(headers['grpc-timeout']);
+    // A call without a deadline gets the pool's default, and its backend is told (grpc-timeout).
+    const timeoutMs = own ?? pool.defaultTimeoutMs;
+    const upstream = own === undefined && timeoutMs !== undefined ? { ...forwardedHeaders(headers), 'grpc-timeout': `${timeoutMs}m` } : forwardedHeaders(headers);
+    const call = new ProxiedCall(this.settings, observer, down, headers, upstream, pool, performance.now());
     try {
-      call.start(parseGrpcTimeout(headers['grpc-timeout']), this.prematureResets.suspect(session));
+      call.start(timeoutMs, this.prematureResets.suspect(session));
     } catch (err) {
       // A bug, not a client's doing; the call still ends with a status and gives its slot back.
       this.hooks.rejected('internal_error');
