@@ -13,12 +13,12 @@ import { killAll, poolConfig, startBalancer, waitFor } from '../support/processe
 
 afterAll(() => killAll());
 
-describe('--access-log', () => {
+describe('--access-log and --method-metrics', () => {
   for (const workers of ['1', '2']) {
     it(`writes one JSON line per call: method, status, duration, pool, backend, attempts (--workers ${workers})`, async () => {
       const backend = await startEchoBackend({ name: 'logged' });
       const file = path.join(mkdtempSync(path.join(tmpdir(), 'switchboard-access-')), 'access.log');
-      const lb = await startBalancer(poolConfig([backend.address]), ['--workers', workers, '--access-log', file]);
+      const lb = await startBalancer(poolConfig([backend.address]), ['--workers', workers, '--access-log', file, '--method-metrics', '5']);
       const client = echoClient(lb.listen);
       try {
         expect((await unary(client, {})).error).toBeUndefined();
@@ -35,6 +35,10 @@ describe('--access-log', () => {
           expect(typeof e.durationMs).toBe('number');
           expect(Number.isNaN(Date.parse(String(e.time)))).toBe(false);
         }
+        // --method-metrics: the per-method breakdown, summed across workers.
+        const metrics = await lb.metrics();
+        expect(metrics).toMatch(/switchboard_method_calls_total\{pool="echo",method="switchboard\.test\.v1\.Echo\/Unary",code="OK"\} 1/);
+        expect(metrics).toMatch(/switchboard_method_calls_total\{pool="echo",method="switchboard\.test\.v1\.Echo\/Unary",code="NOT_FOUND"\} 1/);
       } finally {
         client.close();
         await lb.stop();

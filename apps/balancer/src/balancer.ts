@@ -5,6 +5,7 @@
  * once their streams end).
  */
 import type { AccessLog } from './ops/access-log';
+import { MethodMetrics } from './ops/method-metrics';
 import { codeName } from './proxy/grpc-status';
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
@@ -38,6 +39,8 @@ export interface BalancerOptions {
   budgetShare?: number;
   /** --access-log: one JSON line per call. */
   accessLog?: AccessLog;
+  /** --method-metrics N: calls and duration per method, the first N methods by name (0 or absent: off). */
+  methodMetrics?: number;
   ops: HostPort | null;
   dataPlane?: Partial<DataPlaneOptions>;
   upstream?: Partial<UpstreamOptions>;
@@ -50,6 +53,7 @@ export interface BalancerOptions {
 }
 
 export class Balancer implements ConfigSink {
+  private readonly methodMetrics: MethodMetrics | null;
   private runtime = Runtime.empty();
   private readonly upstreamOptions: UpstreamOptions;
   private readonly metrics: BalancerMetrics;
@@ -83,6 +87,7 @@ export class Balancer implements ConfigSink {
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
     this.verdicts = options.verdicts ?? new LocalVerdicts(this.log);
     this.metrics = new BalancerMetrics(() => this.runtime);
+    this.methodMetrics = options.methodMetrics ? new MethodMetrics(this.metrics.registry, options.methodMetrics) : null;
     this.dataPlane = new DataPlaneServer(
       { ...DEFAULT_DATA_PLANE_OPTIONS, ...options.dataPlane },
       { retryBufferBytes: options.retryBufferBytes ?? 1 << 20, maxAttempts: 3, random: Math.random },
@@ -281,6 +286,7 @@ export class Balancer implements ConfigSink {
     this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
     if (call.pool.policy !== null) this.metrics.policyCallEnded(call.pool.name, call.attempts, call.hedgeWon);
     if (call.backend !== undefined) this.verdicts.callEnded(call.pool, call.backend, call.status);
+    this.methodMetrics?.callEnded(call.pool.name, String(call.headers[':path'] ?? ''), codeName(call.status), seconds);
     this.options.accessLog?.write({
       method: String(call.headers[':path'] ?? ''),
       code: call.status,

@@ -16,6 +16,7 @@ interface BalancerFlags {
   ops: string;
   config?: string;
   accessLog?: string;
+  methodMetrics: string;
   admin?: string;
   nodeId?: string;
   stateDir?: string;
@@ -65,6 +66,7 @@ export function balancerCommand(): Command {
     .addOption(flag('--first-stream-timeout-ms <ms>', 'a client connection that starts no call within this time is closed', 'FIRST_STREAM_TIMEOUT_MS').default('10000'))
     .addOption(flag('--max-premature-resets <n>', 'streams a connection may reset before their answer (when half or more of its streams) before GOAWAY ENHANCE_YOUR_CALM; 0 = no limit', 'MAX_PREMATURE_RESETS').default('100'))
     .addOption(flag('--access-log <path|->', 'one JSON line per call (method, status, duration, pool, backend, attempts), appended to this file; - is standard output (off by default)', 'ACCESS_LOG'))
+    .addOption(flag('--method-metrics <n>', 'calls and duration per gRPC method in /metrics, the first n methods by name and the rest as "other" (0: off)', 'METHOD_METRICS').default('0'))
     .addOption(flag('--workers <n>', 'data-plane worker processes behind the one listener (1: a single process)', 'WORKERS').default(String(availableParallelism())))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug (one access-log line per call) or trace', 'LOG_LEVEL').default('info'))
     .addHelpText(
@@ -210,8 +212,9 @@ async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeo
 }
 
 /** --access-log: each process that serves calls appends its own lines (whole lines, O_APPEND). */
-function accessLogOf(flags: BalancerFlags): { accessLog?: AccessLog } {
-  return flags.accessLog ? { accessLog: AccessLog.open(flags.accessLog) } : {};
+function accessLogOf(flags: BalancerFlags): { accessLog?: AccessLog; methodMetrics: number } {
+  const methodMetrics = positiveInt(flags.methodMetrics, '--method-metrics', true);
+  return { methodMetrics, ...(flags.accessLog ? { accessLog: AccessLog.open(flags.accessLog) } : {}) };
 }
 
 /** More worker processes than this is a typo, not a machine: refused before forking anything. */
