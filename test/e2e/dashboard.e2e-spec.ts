@@ -114,6 +114,8 @@ describe('the dashboard at /ui', () => {
     await waitFor('calls/s to change', async () => (await cps()) !== first, 15_000);
     expect(await page.$eval(row, (e) => e.querySelector('.state')?.textContent)).toBe('healthy');
     expect(await page.$$eval(`${row} canvas`, (c) => c.length)).toBeGreaterThan(0);
+    // The chart says its scale: the top of each line.
+    expect(await page.$eval(`${row} .chart-scale`, (e) => e.textContent)).toMatch(/^top: \d+ active, \d+ calls\/s$/);
     await page.close();
   }, 40_000);
 

@@ -4,6 +4,8 @@ import type { Series } from './history';
 
 export class Sparkline {
   private readonly plot: uPlot;
+  /** The chart's scale in words: the top of each line (each has its own scale, from 0). */
+  private readonly scale: HTMLElement;
 
   constructor(host: HTMLElement, label: string) {
     host.setAttribute('role', 'img');
@@ -25,10 +27,15 @@ export class Sparkline {
       [[], [], []],
       host,
     );
+    this.scale = document.createElement('span');
+    this.scale.className = 'chart-scale';
+    host.append(this.scale);
   }
 
   update(s: Series): void {
     this.plot.setData([s.t, s.active, s.callsPerSecond]);
+    const top = (xs: readonly (number | null)[]): number => Math.max(1, ...xs.map((x) => x ?? 0));
+    this.scale.textContent = `top: ${Math.round(top(s.active))} active, ${Math.round(top(s.callsPerSecond))} calls/s`;
   }
 
   destroy(): void {
