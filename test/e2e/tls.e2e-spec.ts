@@ -6,7 +6,10 @@
  * without the CA), and certificate rotation under steady traffic with no failed call.
  */
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -346,5 +349,36 @@ describe('rotation', () => {
     client.close();
     expect([...codes]).toEqual([grpc.status.UNAVAILABLE]);
     await lb.stop();
+  }, 60_000);
+});
+
+describe('the README\'s TLS recipe, run as written', () => {
+  it('its openssl commands make every certificate its table uses; the admin, a balancer with a node certificate and the CLI with --ca work with them', async () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const block = /A test CA with openssl[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block).toBeDefined();
+    // The certificate part of the recipe, verbatim (the lines after it start the processes, which the test does with its own ports).
+    const openssl = block!.slice(0, block!.indexOf('\ndone\n') + '\ndone\n'.length);
+    const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-recipe-'));
+    const made = spawnSync('bash', ['-euc', openssl], { cwd: dir, encoding: 'utf8' });
+    expect(made.status).toBe(0);
+    for (const f of ['ca.pem', 'backend.pem', 'lb.pem', 'admin.pem', 'admin-key.pem', 'node.pem', 'node-key.pem']) expect(existsSync(path.join(dir, f))).toBe(true);
+    const at = (f: string): string => path.join(dir, f);
+    const admin = await startAdmin({ args: ['--tls-cert', at('admin.pem'), '--tls-key', at('admin-key.pem'), '--tls-client-ca', at('ca.pem')] });
+    const base = admin.url.replace('http://', 'https://');
+    try {
+      const listed = await runCli(['get', 'nodes', '--server', base, '--token', ADMIN_TOKEN, '--ca', at('ca.pem'), '-o', 'json']);
+      expect(listed.stderr).toBe('');
+      expect(listed.code).toBe(0);
+      // The admin token has the node scope too.
+      const named = await startNode(admin.grpc, { nodeId: 'edge-1', token: ADMIN_TOKEN, extraArgs: ['--admin-ca', at('ca.pem'), '--admin-cert', at('node.pem'), '--admin-key', at('node-key.pem')] });
+      await waitFor('the balancer listed over TLS', async () => {
+        const r = await runCli(['get', 'nodes', '--server', base, '--token', ADMIN_TOKEN, '--ca', at('ca.pem'), '-o', 'json']);
+        return r.code === 0 && (JSON.parse(r.stdout) as { nodeId: string; connected: boolean }[]).some((n) => n.nodeId === 'edge-1' && n.connected);
+      }, 20_000);
+      await named.stop();
+    } finally {
+      await admin.stop();
+    }
   }, 60_000);
 });
