@@ -10,11 +10,14 @@ const STAMP = 'dist/.build-stamp';
 const INPUTS = ['apps', 'libs', 'test/fixtures', 'test/support', 'bench', 'prisma', 'proto', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'];
 const SKIP = new Set(['node_modules', 'generated', 'dist', 'results']);
 
+/** What a build reads: sources, schemas, protos, migrations, the page's files, configuration (not docs or results). */
+const BUILT_FROM = /\.(ts|mts|mjs|js|json|prisma|proto|sql|html|css|toml)$/;
+
 function newest(p) {
   if (!existsSync(p)) return 0;
   const st = statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let max = st.mtimeMs;
+  if (!st.isDirectory()) return BUILT_FROM.test(p) ? st.mtimeMs : 0;
+  let max = 0;
   for (const e of readdirSync(p, { withFileTypes: true })) {
     if (SKIP.has(e.name)) continue;
     max = Math.max(max, newest(path.join(p, e.name)));
