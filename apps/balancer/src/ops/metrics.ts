@@ -140,7 +140,7 @@ export class BalancerMetrics {
     });
     this.hedgesSkipped = new Counter({
       name: 'switchboard_hedges_skipped_total',
-      help: 'Hedges due but not sent because no backend could answer sooner: the least loaded other backend was itself slower than the wait so far (reason=candidate_slow: the whole pool is slow, overload) or busier than the pool mean (candidate_busy).',
+      help: 'Hedges due but not sent because the pool has no capacity to spare (reason=no_spare_capacity): the least loaded other backend had more than half the streams of the backend the call waits on, as in overload.',
       labelNames: ['pool', 'reason'],
       registers,
     });
