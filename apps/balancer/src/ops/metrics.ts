@@ -140,7 +140,7 @@ export class BalancerMetrics {
     });
     this.hedgesSkipped = new Counter({
       name: 'switchboard_hedges_skipped_total',
-      help: 'Hedges due but not sent because the pool has no capacity to spare (reason=no_spare_capacity): the least loaded other backend had more than half the streams of the backend the call waits on, as in overload.',
+      help: 'Hedges due but not sent: the backend the call waits on kept answering other calls (reason=backend_answering: the pool is slow, not stuck, as in overload), or the candidate was itself silent (candidate_silent).',
       labelNames: ['pool', 'reason'],
       registers,
     });

@@ -167,6 +167,11 @@ export class Backend implements EndpointLoad {
     return silent > l ? silent : l;
   }
 
+  /** How long the backend has gone without answering while calls wait on it (0: none waits). */
+  silentMs(now: number): number {
+    return this.awaiting === 0 ? 0 : now - this.silentSince;
+  }
+
   /** Attempts waiting for response headers. */
   get awaitingResponse(): number {
     return this.awaiting;

@@ -220,9 +220,8 @@ export class ProxiedCall implements CallEvents {
     const now = performance.now();
     // A hedge (not a replacement for an attempt that failed) only to a backend that can answer
     // sooner than the attempt in flight: never more load on a pool that has none to spare.
-    let waitingOn = 0;
-    for (const a of this.live) waitingOn = Math.max(waitingOn, a.backend.activeStreams);
-    const verdict = replacing ? 'send' : hedgeVerdict(next, waitingOn);
+    const waitingOn = this.live[0]?.backend;
+    const verdict = replacing || waitingOn === undefined ? 'send' : hedgeVerdict(next, waitingOn, now - this.startedAt, now);
     if (verdict !== 'send') {
       this.observer.hedgeSkipped(this, verdict);
       return false;
