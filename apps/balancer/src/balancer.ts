@@ -4,9 +4,6 @@
  * assignment; backends that left the configuration are retired (no new calls, connections close
  * once their streams end).
  */
-import type { AccessLog } from './ops/access-log';
-import { MethodMetrics } from './ops/method-metrics';
-import { codeName } from './proxy/grpc-status';
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '#config';
@@ -15,7 +12,10 @@ import { buildRuntime, Runtime, upstreamTlsOf } from './config/runtime';
 import type { Backend } from './pool/backend';
 import type { UpstreamTls } from './upstream/upstream-sessions';
 import { LocalVerdicts, syncVerdicts, type Verdicts } from './health/verdicts';
+import type { AccessLog } from './ops/access-log';
+import { MethodMetrics } from './ops/method-metrics';
 import { BalancerMetrics } from './ops/metrics';
+import { codeName } from './proxy/grpc-status';
 import { closeOpsServer, startOpsServer } from './ops/ops-server';
 import { describeState, type BalancerState } from './ops/state';
 import { collectStats, collectWorkerStats } from './ops/stats-report';

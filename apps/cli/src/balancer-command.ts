@@ -1,6 +1,4 @@
 /** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
-import { dropIpSniWarning } from './sni-warning';
-import { AccessLog } from '../../balancer/src/ops/access-log.js';
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +8,8 @@ import { flag, stopOnSignals } from './server-process';
 import { formatHostPort, parseHostPort, TlsFiles, type TlsMaterial } from '#common';
 import type { HostPort } from '../../balancer/src/balancer.js';
 import type { DataPlaneOptions } from '../../balancer/src/proxy/data-plane-server.js';
+import { AccessLog } from '../../balancer/src/ops/access-log.js';
+import { dropIpSniWarning } from './sni-warning';
 
 interface BalancerFlags {
   listen: string;

@@ -39,6 +39,8 @@ export const SLOW_NODE_MS = 60_000;
 export const SNAPSHOT_PART_CHARS = Number(process.env.SWITCHBOARD_SNAPSHOT_PART_CHARS) || 1024 * 1024;
 /** Deltas that may wait for a slow node before they are replaced by one snapshot. */
 const MAX_QUEUED_DELTAS = 16;
+/** Revisions a node may ack: those written to its stream (the newest SENT_KEPT of them). */
+const SENT_KEPT = 64;
 
 /** What is being sent to one node. */
 interface Outbox {
@@ -308,9 +310,6 @@ export class ControlPlaneServer implements OnModuleDestroy {
     });
   }
 }
-
-/** Revisions a node may ack: those written to its stream (the newest SENT_KEPT of them). */
-const SENT_KEPT = 64;
 
 function latestOf(event: CommitEvent): Latest {
   return { state: event.state, hash: event.hash, delta: { base: event.base, patchJson: JSON.stringify(event.patch) } };
