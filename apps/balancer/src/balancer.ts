@@ -286,16 +286,13 @@ export class Balancer implements ConfigSink {
     this.metrics.callEnded(call.pool.name, call.backend, call.status, seconds);
     if (call.pool.policy !== null) this.metrics.policyCallEnded(call.pool.name, call.attempts, call.hedgeWon);
     if (call.backend !== undefined) this.verdicts.callEnded(call.pool, call.backend, call.status);
-    this.methodMetrics?.callEnded(call.pool.name, String(call.headers[':path'] ?? ''), codeName(call.status), seconds);
-    this.options.accessLog?.write({
-      method: String(call.headers[':path'] ?? ''),
-      code: call.status,
-      status: codeName(call.status),
-      durationMs: seconds * 1000,
-      pool: call.pool.name,
-      backend: call.backend?.address ?? null,
-      attempts: call.attempts,
-    });
+    if (this.methodMetrics !== null || this.options.accessLog !== undefined) {
+      // Opt-in: a call pays for its method and status names only when one of them is on.
+      const method = String(call.headers[':path'] ?? '');
+      const status = codeName(call.status);
+      this.methodMetrics?.callEnded(call.pool.name, method, status, seconds);
+      this.options.accessLog?.write({ method, code: call.status, status, durationMs: seconds * 1000, pool: call.pool.name, backend: call.backend?.address ?? null, attempts: call.attempts });
+    }
     if (this.debug) {
       this.log.debug(
         { pool: call.pool.name, backend: call.backend?.address, path: call.headers[':path'], status: call.status, attempts: call.attempts, ms: seconds * 1000 },
