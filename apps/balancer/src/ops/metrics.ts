@@ -58,7 +58,7 @@ export class BalancerMetrics {
         },
       });
     };
-    backendGauge('switchboard_backend_active_streams', 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.', (b) => b.activeStreams, 'sum');
+    backendGauge('switchboard_backend_active_streams', 'Calls (HTTP/2 streams) sent to the backend that have not ended yet.', (b) => b.openStreams, 'sum');
     backendGauge(
       'switchboard_backend_healthy',
       '1 when the backend may take new calls (healthy, not ejected, reachable, not draining), else 0.',

@@ -66,7 +66,7 @@ export function describeState(runtime: Runtime): BalancerState {
             address: b.address,
             weight: b.configuredWeight,
             effectiveWeight: Math.round(b.weight * 1000) / 1000,
-            activeStreams: b.activeStreams,
+            activeStreams: b.openStreams,
             healthy: b.healthy,
             ejected: b.ejected,
             draining: b.draining,

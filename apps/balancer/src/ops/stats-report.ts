@@ -22,7 +22,7 @@ function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) =>
     failure: pool.failure ?? '',
     backends: pool.backends.map((b) => ({
       address: b.address,
-      activeStreams: b.activeStreams,
+      activeStreams: b.openStreams,
       callsByCode: b.calls.callsByCode(),
       ...window(b),
       healthy: b.healthy,

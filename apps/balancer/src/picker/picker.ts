@@ -8,7 +8,7 @@
 export interface EndpointLoad {
   /** Relative capacity, 1..1000. */
   readonly weight: number;
-  /** Streams sent to this endpoint that have not ended yet. */
+  /** Streams sent to this endpoint that it is still working on, as far as the balancer knows. */
   readonly activeStreams: number;
   /** Peak-EWMA of the time to response headers in ms, decayed to `now`; NaN when nothing was measured yet. */
   latencyMs(now: number): number;

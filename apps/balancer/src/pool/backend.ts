@@ -15,6 +15,9 @@ import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';
 import { sameTls, UpstreamSessions, type UpstreamOptions, type UpstreamTls } from '../upstream/upstream-sessions';
 
+/** How long the hedge losers a silent backend has not answered count as its load. */
+export const UNACKED_HOLD_MS = 1000;
+
 export class Backend implements EndpointLoad {
   /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
   weight: number;
@@ -28,6 +31,16 @@ export class Backend implements EndpointLoad {
   /** Attempts sent here that have no response headers yet, and since when none has had any. */
   private awaiting = 0;
   private silentSince = 0;
+  /**
+   * Attempts that lost a hedge before this backend answered them, and when the last one did:
+   * cancelled on our side, but a backend that is stalled has not seen the cancel and still holds
+   * the work. Until it answers again (or UNACKED_HOLD_MS pass), pickers count them as its load,
+   * as they would have counted the stream had no hedge rescued it; otherwise every rescue would
+   * make the stalled backend look idle and feed it the next call (seen: 1.07 backend calls per
+   * call, and p99 above plain least_conn's, in the stall bench).
+   */
+  private unacked = 0;
+  private unackedAt = 0;
   private total = 0;
   private failed = 0;
   private healthyNow = true;
@@ -57,7 +70,15 @@ export class Backend implements EndpointLoad {
     this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange(), tls, (reason) => onTlsFailure(this, reason));
   }
 
+  /** The load pickers compare: open streams, plus hedge losers this backend has not answered since (see `unacked`). */
   get activeStreams(): number {
+    if (this.unacked === 0) return this.active;
+    if (performance.now() - this.unackedAt < UNACKED_HOLD_MS) return this.active + this.unacked;
+    this.unacked = 0;
+    return this.active;
+  }
+  /** Streams sent here that have not ended (what /state, stats and metrics show). */
+  get openStreams(): number {
     return this.active;
   }
   get totalCalls(): number {
@@ -97,6 +118,7 @@ export class Backend implements EndpointLoad {
   /** That attempt had its first response headers after `sampleMs`: at most once per callStarted. */
   answered(sampleMs: number, now: number): void {
     this.awaiting--;
+    this.unacked = 0;
     this.silentSince = now;
     this.latency.observe(sampleMs, now);
   }
@@ -105,6 +127,12 @@ export class Backend implements EndpointLoad {
   callReleased(answered: boolean): void {
     this.active--;
     if (!answered) this.awaiting--;
+  }
+
+  /** An attempt sent here lost a hedge (at `now`) before this backend answered it. */
+  lostUnanswered(now: number): void {
+    this.unacked++;
+    this.unackedAt = now;
   }
 
   /** An attempt failed without a backend answer (unreachable, refused, reset before responding). */

@@ -131,4 +131,26 @@ describe('Pool', () => {
     serve(b, 1700, 2700);
     expect(addressOf(p.pick(first, 2700))).toBe('127.0.0.1:1'); // back in rotation within a second
   });
+
+  it('a hedge loser its backend never answered counts as that backend\'s load until it answers (or a second passes), so least_conn stops feeding a stalled backend', () => {
+    const { pool: p, backends } = pool(3);
+    const now = performance.now();
+    // b0 is stalled: a call waits on it, loses to a hedge, and is cancelled on our side.
+    backends[0]!.callStarted(now);
+    backends[0]!.lostUnanswered(now);
+    backends[0]!.callReleased(false);
+    expect(backends[0]!.openStreams).toBe(0); // what /state and the stats show
+    expect(backends[0]!.activeStreams).toBe(1); // what the pickers compare
+    const picks = Array.from({ length: 20 }, () => addressOf(p.pick(first, now)));
+    expect(picks).not.toContain('127.0.0.1:1');
+    // It answers a call: the losers were seen after all, and its load is its open streams again.
+    backends[0]!.callStarted(now);
+    backends[0]!.answered(1, now);
+    backends[0]!.callReleased(true);
+    expect(backends[0]!.activeStreams).toBe(0);
+    // Or a second passes without an answer: it is tried again.
+    backends[1]!.lostUnanswered(now - 1001);
+    expect(backends[1]!.activeStreams).toBe(0);
+  });
+
 });

@@ -271,7 +271,14 @@ export class ProxiedCall implements CallEvents {
     this.backend = a.backend;
     if (a.kind === HEDGE) this.hedgeWon = true;
     this.clearTimer();
-    if (this.live.length > 1) for (const other of this.live.slice()) if (other !== a) this.drop(other);
+    if (this.live.length > 1) {
+      const now = performance.now();
+      for (const other of this.live.slice()) {
+        if (other === a) continue;
+        if (!other.answered) other.backend.lostUnanswered(now);
+        this.drop(other);
+      }
+    }
     this.dropBuffer();
   }
 
