@@ -128,6 +128,24 @@ export class Balancer implements ConfigSink {
     return collectWorkerStats(this.runtime);
   }
 
+  /** A worker's new time-to-headers samples per adaptive-hedging pool, for its primary's window. */
+  takeLatencyDeltas(): [string, number[]][] {
+    const out: [string, number[]][] = [];
+    for (const pool of this.runtime.pools.values()) {
+      const w = pool.policy?.headerLatency;
+      if (w === undefined || w === null) continue;
+      const pairs = w.takeDelta();
+      if (pairs.length > 0) out.push([pool.name, pairs]);
+    }
+    return out;
+  }
+
+  /** The primary's balancer-wide hedge delays. */
+  useSharedHedgeDelays(values: readonly [string, number][]): void {
+    const now = performance.now();
+    for (const [name, ms] of values) this.runtime.pools.get(name)?.policy?.useSharedDelay(ms, now);
+  }
+
   /** The `/state` document of this process. */
   describe(): BalancerState {
     return describeState(this.runtime);

@@ -33,7 +33,9 @@ export type ToWorker =
   /** Stop gracefully (the SIGTERM drain), then exit. */
   | { t: 'drain' }
   /** A client connection, sent with the message as its handle (see connection-handoff.ts): confirm with conn-ok. */
-  | { t: 'conn'; id: number };
+  | { t: 'conn'; id: number }
+  /** Each adaptive-hedging pool's percentile over the whole balancer's window (shared-latency.ts). */
+  | { t: 'latency'; values: [pool: string, ms: number][] };
 
 export type FromWorker =
   | { t: 'booted' }
@@ -44,6 +46,8 @@ export type FromWorker =
   | { t: 'reply'; id: number; ok: false; error: string }
   | { t: 'outcomes'; runs: OutcomeRuns[] }
   /** The worker took connection `id`: the primary closes its copy. */
-  | { t: 'conn-ok'; id: number };
+  | { t: 'conn-ok'; id: number }
+  /** Time to response headers recorded since the last one, per adaptive-hedging pool, as latency-window bucket counts. */
+  | { t: 'latency'; pools: [pool: string, pairs: number[]][] };
 
 export type QueryAnswer = { state: BalancerState; metrics: unknown[]; stats: WorkerPoolStats[] };

@@ -39,6 +39,7 @@ import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } fr
 import { PrimaryMetrics } from './primary-metrics';
 import { WorkerGone, WorkerHandle, WorkerTimedOut } from './worker-handle';
 import { ConnectionHandoff } from './connection-handoff';
+import { SharedLatency } from './shared-latency';
 
 export interface PrimaryOptions {
   workers: number;
@@ -85,6 +86,7 @@ export class BalancerPrimary implements ConfigSink {
   private backendIndex: { runtime: Runtime; byKey: Map<string, Backend> } | null = null;
   private liveness: NodeJS.Timeout | null = null;
   private readonly handoff: ConnectionHandoff;
+  private readonly latency = new SharedLatency();
 
   constructor(private readonly options: PrimaryOptions) {
     this.log = options.logger;
@@ -222,7 +224,15 @@ export class BalancerPrimary implements ConfigSink {
   }
 
   /** Pings every worker; one whose ping waited STALL_MS is replaced. */
+  /** Every adaptive-hedging pool's balancer-wide percentile, to every worker (each liveness tick). */
+  private shareLatency(): void {
+    const values = this.latency.values(this.runtime.config, performance.now());
+    if (values.length === 0) return;
+    for (const w of this.workers.values()) if (w.initialised) w.send({ t: 'latency', values });
+  }
+
   private checkLiveness(): void {
+    this.shareLatency();
     const now = Date.now();
     for (const w of this.workers.values()) {
       if (!w.listening || w.worker.isDead()) continue;
@@ -278,6 +288,9 @@ export class BalancerPrimary implements ConfigSink {
             return;
           case 'conn-ok':
             this.handoff.confirmed(m.id);
+            return;
+          case 'latency':
+            for (const [pool, pairs] of m.pools) this.latency.absorb(this.runtime.config, pool, pairs, performance.now());
             return;
         }
       });

@@ -11,6 +11,9 @@ import type { Balancer } from '../balancer';
 import type { FromWorker, Query, ToWorker } from './messages';
 import type { WorkerVerdicts } from './worker-verdicts';
 
+/** How often a worker sends its new latency samples to the primary (one window per balancer). */
+const LATENCY_SHARE_MS = 1000;
+
 export interface WorkerHooks {
   /** SIGHUP reached the primary: re-read certificate files. */
   hup(): void;
@@ -37,6 +40,10 @@ export class WorkerLink {
     process.on('SIGINT', () => {});
     process.on('SIGTERM', () => {});
     process.on('SIGHUP', () => {});
+    setInterval(() => {
+      const pools = this.balancer.takeLatencyDeltas();
+      if (pools.length > 0) this.send({ t: 'latency', pools });
+    }, LATENCY_SHARE_MS).unref();
     this.send({ t: 'booted' });
   }
 
@@ -95,6 +102,9 @@ export class WorkerLink {
         return;
       case 'drain':
         this.hooks.stop();
+        return;
+      case 'latency':
+        this.balancer.useSharedHedgeDelays(m.values);
         return;
     }
   }

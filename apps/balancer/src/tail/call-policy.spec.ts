@@ -106,6 +106,40 @@ describe('LatencyWindow', () => {
     expect(w.value(300)).toBeCloseTo(5, 0);
     expect(w.value(20_000)).toBeNaN();
   });
+
+  it('one window per balancer: two workers\' deltas absorbed by the primary give the percentile over all their calls', () => {
+    // Worker A sees fast calls, worker B slow ones: each alone would hedge at its own figure.
+    const a = new LatencyWindow(50);
+    const b = new LatencyWindow(50);
+    a.takeDelta(); // a worker starts keeping deltas
+    b.takeDelta();
+    for (let i = 0; i < 60; i++) a.record(2, 0);
+    for (let i = 0; i < 60; i++) b.record(40, 0);
+    const primary = new LatencyWindow(50);
+    primary.absorb(a.takeDelta(), 0);
+    primary.absorb(b.takeDelta(), 0);
+    expect(a.value(0)).toBeNaN(); // 60 samples: too few alone
+    expect(primary.value(0)).toBeCloseTo(2, 0); // 120 together: the median of both
+    // Deltas are what is new: a second take is empty until more calls are recorded.
+    expect(a.takeDelta()).toEqual([]);
+    a.record(3, 1);
+    expect(a.takeDelta()).toHaveLength(2);
+    // A hostile or broken delta is skipped, not trusted.
+    primary.absorb([-1, 5, 1e9, 5, 3.5, 1, 10, -4, 10, Number.NaN, 10], 0);
+    expect(primary.value(1000)).toBeCloseTo(2, 0);
+  });
+});
+
+describe('CallPolicy.hedgeDelayMs (adaptive, in a worker)', () => {
+  it('uses the balancer-wide percentile while fresh (3 s), then its own window again', () => {
+    const policy = CallPolicy.of(poolSchema.parse({ name: 'p', match: { services: ['*'] }, hedging: { delayMs: 50, adaptiveDelay: { percentile: 90, minMs: 5 } } }))!;
+    expect(policy.hedgeDelayMs(0)).toBe(50); // nothing known: the fixed delay
+    policy.useSharedDelay(12.34, 1000);
+    expect(policy.hedgeDelayMs(1500)).toBe(12.3);
+    policy.useSharedDelay(1, 2000);
+    expect(policy.hedgeDelayMs(2000)).toBe(5); // never below minMs
+    expect(policy.hedgeDelayMs(5001)).toBe(50); // stale: its own window, which has too few samples
+  });
 });
 
 describe('schema', () => {

@@ -15,6 +15,9 @@ import { RetryBudget } from './retry-budget';
 /** Used when a pool has retry or hedging but no retryBudget (Envoy's and Linkerd's 20%, plus a floor). */
 export const DEFAULT_BUDGET = { percent: 20, minPerSecond: 10 } as const;
 
+/** A balancer-wide hedge delay older than this is not used (the worker's own window is). */
+const SHARED_FRESH_MS = 3000;
+
 export interface RetryRule {
   readonly maxAttempts: number;
   readonly initialBackoffMs: number;
@@ -39,6 +42,9 @@ export class CallPolicy {
   /** Time to response headers across the pool, with adaptive hedging. */
   readonly headerLatency: LatencyWindow | null;
   private readonly fixedDelayMs: number;
+  /** The balancer-wide percentile from the primary (a worker's), and when it came. */
+  private sharedDelayMs = NaN;
+  private sharedAt = -Infinity;
   private readonly minDelayMs: number;
   private readonly anyMethod: boolean;
   private readonly services = new Set<string>();
@@ -82,11 +88,17 @@ export class CallPolicy {
     return slash > 0 && this.services.has(method.slice(0, slash)) ? h : null;
   }
 
-  /** The delay before the next hedge: the fixed delay, or the observed percentile (at least minMs) once known. */
+  /** In a worker: the percentile over the whole balancer's window (at `now`), used while fresh. */
+  useSharedDelay(ms: number, now: number): void {
+    this.sharedDelayMs = ms;
+    this.sharedAt = now;
+  }
+
+  /** The delay before the next hedge: the fixed delay, or the observed percentile (at least minMs) once known (the balancer's, from a worker's primary, while fresh). */
   hedgeDelayMs(now: number): number {
     const w = this.headerLatency;
     if (w === null) return this.fixedDelayMs;
-    const p = w.value(now);
+    const p = now - this.sharedAt < SHARED_FRESH_MS ? this.sharedDelayMs : w.value(now);
     return Number.isNaN(p) ? this.fixedDelayMs : Math.max(this.minDelayMs, Math.round(p * 10) / 10);
   }
 }

@@ -3,6 +3,10 @@
  * log-scale histogram (buckets 5% apart, 10 µs to 100 s) over the last 5 to 10 seconds, kept as
  * two 5-second generations. Recording is one Math.log and one increment; the percentile is
  * recomputed at most every 250 ms, when a hedged call asks for it.
+ *
+ * One window per balancer (issue 26): in a worker, `takeDelta` hands what was recorded since the
+ * last call to the primary, which `absorb`s every worker's share into its own window and sends the
+ * percentile back, so each worker hedges on what the whole balancer saw, not on 1/N of it.
  */
 const GROWTH = Math.log(1.05);
 const MIN_MS = 0.01;
@@ -20,6 +24,9 @@ export class LatencyWindow {
   private generationStart = 0;
   private cached = NaN;
   private cachedAt = -Infinity;
+  /** Counts recorded since the last takeDelta (allocated on the first takeDelta: a worker's). */
+  private delta: Float64Array | null = null;
+  private touched: number[] = [];
 
   constructor(private readonly percentile: number) {}
 
@@ -28,6 +35,31 @@ export class LatencyWindow {
     const i = ms <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(ms / MIN_MS) / GROWTH));
     this.current[i]!++;
     this.currentCount++;
+    if (this.delta !== null && this.delta[i]++ === 0) this.touched.push(i);
+  }
+
+  /** What was recorded since the last call, as [bucket, count, bucket, count, ...]; starts keeping it. */
+  takeDelta(): number[] {
+    const d = (this.delta ??= new Float64Array(BUCKETS));
+    const pairs: number[] = [];
+    for (const i of this.touched) {
+      pairs.push(i, d[i]!);
+      d[i] = 0;
+    }
+    this.touched = [];
+    return pairs;
+  }
+
+  /** Adds another window's delta (a worker's); malformed pairs are skipped. */
+  absorb(pairs: readonly number[], now: number): void {
+    this.roll(now);
+    for (let k = 0; k + 1 < pairs.length; k += 2) {
+      const i = pairs[k]!;
+      const n = pairs[k + 1]!;
+      if (!Number.isInteger(i) || i < 0 || i >= BUCKETS || !Number.isInteger(n) || n <= 0 || n > 1e9) continue;
+      this.current[i]! += n;
+      this.currentCount += n;
+    }
   }
 
   /** The percentile over the window in ms (the upper edge of its bucket); NaN with too few samples. */
