@@ -15,6 +15,7 @@ import { LocalVerdicts, syncVerdicts, type Verdicts } from './health/verdicts';
 import type { AccessLog } from './ops/access-log';
 import { MethodMetrics } from './ops/method-metrics';
 import { BalancerMetrics } from './ops/metrics';
+import { Discovery } from './discovery/discovery';
 import { codeName } from './proxy/grpc-status';
 import { closeOpsServer, startOpsServer } from './ops/ops-server';
 import { describeState, type BalancerState } from './ops/state';
@@ -60,6 +61,8 @@ export class Balancer implements ConfigSink {
   private readonly dataPlane: DataPlaneServer;
   private opsServer: http.Server | null = null;
   private source: ConfigSource | null = null;
+  /** DNS discovery, between the source and this balancer (null in a worker: its primary resolves). */
+  private discovery: Discovery | null = null;
   private readonly log: Logger;
   private readonly debug: boolean;
   private stopping: Promise<void> | null = null;
@@ -148,7 +151,7 @@ export class Balancer implements ConfigSink {
 
   /** The `/state` document of this process. */
   describe(): BalancerState {
-    return describeState(this.runtime);
+    return describeState(this.runtime, this.discovery?.status());
   }
 
   /** This process's metrics, for a primary to aggregate. */
@@ -170,7 +173,7 @@ export class Balancer implements ConfigSink {
         {
           metrics: async () => ({ contentType: this.metrics.registry.contentType, text: await this.metrics.registry.metrics() }),
           ready: () => this.runtime.revision > 0,
-          state: () => describeState(this.runtime),
+          state: () => this.describe(),
         },
         this.options.ops,
       );
@@ -179,12 +182,14 @@ export class Balancer implements ConfigSink {
     }
     if (source) {
       this.source = source;
-      await source.start(this);
+      this.discovery = new Discovery(this, this.log, this.metrics.registry);
+      await source.start(this.discovery);
     }
     return { listen, ops };
   }
 
-  apply(config: SwitchboardConfig, revision: number): void {
+  /** Serves a revision; `cause` 'discovery': the same revision with a pool's discovered backends changed. */
+  apply(config: SwitchboardConfig, revision: number, cause: 'revision' | 'discovery' = 'revision'): void {
     const previous = this.runtime;
     const change = buildRuntime(
       config,
@@ -208,7 +213,7 @@ export class Balancer implements ConfigSink {
       b.upstream.warm();
       if (previous.revision > 0) b.rampUp(); // joining a running pool; the first revision starts all alike
     }
-    this.metrics.reloads.inc({ result: 'applied' });
+    if (cause === 'revision') this.metrics.reloads.inc({ result: 'applied' });
     for (const [pool, reason] of change.keptTls) this.log.error({ pool, revision, reason }, 'upstream TLS files rejected; the previous ones keep serving');
     for (const [pool, reason] of change.failures) this.log.error({ pool, revision, reason }, 'pool cannot be served on this balancer: its calls get UNAVAILABLE until its files can be read (the rest of the revision serves)');
     this.log.info(
@@ -219,7 +224,7 @@ export class Balancer implements ConfigSink {
         added: change.added.map((b) => `${b.pool}/${b.address}`),
         retired: change.retired.map((b) => `${b.pool}/${b.address}`),
       },
-      'configuration applied',
+      cause === 'revision' ? 'configuration applied' : 'discovered backends applied',
     );
   }
 
@@ -286,6 +291,7 @@ export class Balancer implements ConfigSink {
 
   private async doStop(): Promise<void> {
     this.source?.stop();
+    this.discovery?.stop();
     this.verdicts.stop();
     this.upstreamFiles.stop();
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;

@@ -48,7 +48,7 @@ export function getCommand(): Command {
           return print(flags, name ? pools[0] : pools, () =>
             renderTable(
               ['NAME', 'MATCH', 'ALGORITHM', 'BACKENDS', 'DRAINING', 'HEALTH POLICY', 'LABELS'],
-              pools.map((p) => [p.name, [p.match.services?.join(','), p.match.authority !== undefined ? `authority=${p.match.authority}` : undefined].filter(Boolean).join(' ') || '-', p.algorithm, p.backends.length, p.backends.filter((b) => b.drain).length, p.healthPolicy ?? '-', labelsOf(p.labels)]),
+              pools.map((p) => [p.name, [p.match.services?.join(','), p.match.authority !== undefined ? `authority=${p.match.authority}` : undefined].filter(Boolean).join(' ') || '-', p.algorithm, p.discovery ? `${p.backends.length} + dns ${p.discovery.dns.name}` : p.backends.length, p.backends.filter((b) => b.drain).length + (p.drainAddresses?.length ?? 0), p.healthPolicy ?? '-', labelsOf(p.labels)]),
             ),
           );
         }
@@ -164,7 +164,7 @@ function statsTable(doc: StatsDoc): string {
   const rows = doc.pools.flatMap((p) =>
     p.backends.map((b) => [
       p.name,
-      b.address,
+      b.source === 'dns' ? `${b.address} ${c.dim('(dns)')}` : b.address,
       b.activeStreams,
       Number(b.callsPerSecond.toFixed(1)),
       b.totalCalls,

@@ -659,6 +659,12 @@ export interface components {
                  */
                 reachable: boolean;
                 /**
+                 * @description static: one of the pool's configured backends; dns: found by the pool's DNS discovery on the balancers.
+                 * @example static
+                 * @enum {string}
+                 */
+                source: "static" | "dns";
+                /**
                  * @description Sum of calls.
                  * @example 1202
                  */
@@ -669,6 +675,12 @@ export interface components {
              * @example true
              */
             reachable: boolean;
+            /**
+             * @description static: one of the pool's configured backends; dns: found by the pool's DNS discovery on the balancers.
+             * @example static
+             * @enum {string}
+             */
+            source: "static" | "dns";
             /**
              * @description Sum of calls.
              * @example 1202
@@ -903,6 +915,72 @@ export interface components {
                  * @example 30000
                  */
                 defaultTimeoutMs?: number;
+                /**
+                 * @description Backends found by DNS beside the static `backends`: the pool serves both.
+                 * @example {
+                 *       "dns": {
+                 *         "name": "greeter.default.svc.cluster.local",
+                 *         "type": "A",
+                 *         "port": 50051
+                 *       }
+                 *     }
+                 */
+                discovery?: {
+                    /**
+                     * @description Backends found by DNS, resolved by every balancer itself.
+                     * @example {
+                     *       "name": "greeter.default.svc.cluster.local",
+                     *       "type": "A",
+                     *       "port": 50051,
+                     *       "refreshMs": 5000
+                     *     }
+                     */
+                    dns: {
+                        /**
+                         * @description An authoritative empty answer (NXDOMAIN, no records) empties the pool only after this long, in ms (HAProxy's hold nx).
+                         * @default 30000
+                         * @example 30000
+                         */
+                        holdMs: number;
+                        /**
+                         * @description The name every balancer resolves: an A/AAAA name (a Kubernetes headless Service) or an SRV name (_grpc._tcp.greeter.default.svc.cluster.local).
+                         * @example greeter.default.svc.cluster.local
+                         */
+                        name: string;
+                        /**
+                         * @description The backends' port (A and AAAA only).
+                         * @example 50051
+                         */
+                        port?: number;
+                        /**
+                         * @description At most this long between resolutions, in ms (a shorter TTL wins; jittered).
+                         * @default 5000
+                         * @example 5000
+                         */
+                        refreshMs: number;
+                        /**
+                         * @description DNS servers to ask (ip[:port]); default: the host's resolv.conf.
+                         * @example [
+                         *       "127.0.0.1:5353"
+                         *     ]
+                         */
+                        resolvers?: string[];
+                        /**
+                         * @description A or AAAA: one backend per address, on `port`; SRV: ports and weights from the records (lowest priority with a healthy backend).
+                         * @default A
+                         * @example A
+                         * @enum {string}
+                         */
+                        type: "A" | "AAAA" | "SRV";
+                    };
+                };
+                /**
+                 * @description Discovered backends (host:port) that take no new calls; calls in flight finish. Static backends use `drain: true`.
+                 * @example [
+                 *       "127.0.0.12:50051"
+                 *     ]
+                 */
+                drainAddresses?: string[];
                 /**
                  * @description Name of the health policy applied to the backends.
                  * @example grpc-default
@@ -1462,6 +1540,72 @@ export interface components {
              */
             defaultTimeoutMs?: number;
             /**
+             * @description Backends found by DNS beside the static `backends`: the pool serves both.
+             * @example {
+             *       "dns": {
+             *         "name": "greeter.default.svc.cluster.local",
+             *         "type": "A",
+             *         "port": 50051
+             *       }
+             *     }
+             */
+            discovery?: {
+                /**
+                 * @description Backends found by DNS, resolved by every balancer itself.
+                 * @example {
+                 *       "name": "greeter.default.svc.cluster.local",
+                 *       "type": "A",
+                 *       "port": 50051,
+                 *       "refreshMs": 5000
+                 *     }
+                 */
+                dns: {
+                    /**
+                     * @description An authoritative empty answer (NXDOMAIN, no records) empties the pool only after this long, in ms (HAProxy's hold nx).
+                     * @default 30000
+                     * @example 30000
+                     */
+                    holdMs: number;
+                    /**
+                     * @description The name every balancer resolves: an A/AAAA name (a Kubernetes headless Service) or an SRV name (_grpc._tcp.greeter.default.svc.cluster.local).
+                     * @example greeter.default.svc.cluster.local
+                     */
+                    name: string;
+                    /**
+                     * @description The backends' port (A and AAAA only).
+                     * @example 50051
+                     */
+                    port?: number;
+                    /**
+                     * @description At most this long between resolutions, in ms (a shorter TTL wins; jittered).
+                     * @default 5000
+                     * @example 5000
+                     */
+                    refreshMs: number;
+                    /**
+                     * @description DNS servers to ask (ip[:port]); default: the host's resolv.conf.
+                     * @example [
+                     *       "127.0.0.1:5353"
+                     *     ]
+                     */
+                    resolvers?: string[];
+                    /**
+                     * @description A or AAAA: one backend per address, on `port`; SRV: ports and weights from the records (lowest priority with a healthy backend).
+                     * @default A
+                     * @example A
+                     * @enum {string}
+                     */
+                    type: "A" | "AAAA" | "SRV";
+                };
+            };
+            /**
+             * @description Discovered backends (host:port) that take no new calls; calls in flight finish. Static backends use `drain: true`.
+             * @example [
+             *       "127.0.0.12:50051"
+             *     ]
+             */
+            drainAddresses?: string[];
+            /**
              * @description Name of the health policy applied to the backends.
              * @example grpc-default
              */
@@ -1739,6 +1883,69 @@ export interface components {
              * @example 30000
              */
             defaultTimeoutMs?: number;
+            /**
+             * @description Backends found by DNS beside the static `backends`: the pool serves both.
+             * @example {
+             *       "dns": {
+             *         "name": "greeter.default.svc.cluster.local",
+             *         "type": "A",
+             *         "port": 50051
+             *       }
+             *     }
+             */
+            discovery?: {
+                /**
+                 * @description Backends found by DNS, resolved by every balancer itself.
+                 * @example {
+                 *       "name": "greeter.default.svc.cluster.local",
+                 *       "type": "A",
+                 *       "port": 50051,
+                 *       "refreshMs": 5000
+                 *     }
+                 */
+                dns: {
+                    /**
+                     * @description An authoritative empty answer (NXDOMAIN, no records) empties the pool only after this long, in ms (HAProxy's hold nx).
+                     * @example 30000
+                     */
+                    holdMs?: number;
+                    /**
+                     * @description The name every balancer resolves: an A/AAAA name (a Kubernetes headless Service) or an SRV name (_grpc._tcp.greeter.default.svc.cluster.local).
+                     * @example greeter.default.svc.cluster.local
+                     */
+                    name: string;
+                    /**
+                     * @description The backends' port (A and AAAA only).
+                     * @example 50051
+                     */
+                    port?: number;
+                    /**
+                     * @description At most this long between resolutions, in ms (a shorter TTL wins; jittered).
+                     * @example 5000
+                     */
+                    refreshMs?: number;
+                    /**
+                     * @description DNS servers to ask (ip[:port]); default: the host's resolv.conf.
+                     * @example [
+                     *       "127.0.0.1:5353"
+                     *     ]
+                     */
+                    resolvers?: string[];
+                    /**
+                     * @description A or AAAA: one backend per address, on `port`; SRV: ports and weights from the records (lowest priority with a healthy backend).
+                     * @example A
+                     * @enum {string}
+                     */
+                    type?: "A" | "AAAA" | "SRV";
+                };
+            };
+            /**
+             * @description Discovered backends (host:port) that take no new calls; calls in flight finish. Static backends use `drain: true`.
+             * @example [
+             *       "127.0.0.12:50051"
+             *     ]
+             */
+            drainAddresses?: string[];
             /**
              * @description Name of the health policy applied to the backends.
              * @example grpc-default
@@ -2124,6 +2331,12 @@ export interface components {
                      */
                     reachable: boolean;
                     /**
+                     * @description static: one of the pool's configured backends; dns: found by the pool's DNS discovery on the balancers.
+                     * @example static
+                     * @enum {string}
+                     */
+                    source: "static" | "dns";
+                    /**
                      * @description Sum of calls.
                      * @example 1202
                      */
@@ -2134,6 +2347,12 @@ export interface components {
                  * @example true
                  */
                 reachable: boolean;
+                /**
+                 * @description static: one of the pool's configured backends; dns: found by the pool's DNS discovery on the balancers.
+                 * @example static
+                 * @enum {string}
+                 */
+                source: "static" | "dns";
                 /**
                  * @description Sum of calls.
                  * @example 1202
@@ -2488,6 +2707,72 @@ export interface components {
                      * @example 30000
                      */
                     defaultTimeoutMs?: number;
+                    /**
+                     * @description Backends found by DNS beside the static `backends`: the pool serves both.
+                     * @example {
+                     *       "dns": {
+                     *         "name": "greeter.default.svc.cluster.local",
+                     *         "type": "A",
+                     *         "port": 50051
+                     *       }
+                     *     }
+                     */
+                    discovery?: {
+                        /**
+                         * @description Backends found by DNS, resolved by every balancer itself.
+                         * @example {
+                         *       "name": "greeter.default.svc.cluster.local",
+                         *       "type": "A",
+                         *       "port": 50051,
+                         *       "refreshMs": 5000
+                         *     }
+                         */
+                        dns: {
+                            /**
+                             * @description An authoritative empty answer (NXDOMAIN, no records) empties the pool only after this long, in ms (HAProxy's hold nx).
+                             * @default 30000
+                             * @example 30000
+                             */
+                            holdMs: number;
+                            /**
+                             * @description The name every balancer resolves: an A/AAAA name (a Kubernetes headless Service) or an SRV name (_grpc._tcp.greeter.default.svc.cluster.local).
+                             * @example greeter.default.svc.cluster.local
+                             */
+                            name: string;
+                            /**
+                             * @description The backends' port (A and AAAA only).
+                             * @example 50051
+                             */
+                            port?: number;
+                            /**
+                             * @description At most this long between resolutions, in ms (a shorter TTL wins; jittered).
+                             * @default 5000
+                             * @example 5000
+                             */
+                            refreshMs: number;
+                            /**
+                             * @description DNS servers to ask (ip[:port]); default: the host's resolv.conf.
+                             * @example [
+                             *       "127.0.0.1:5353"
+                             *     ]
+                             */
+                            resolvers?: string[];
+                            /**
+                             * @description A or AAAA: one backend per address, on `port`; SRV: ports and weights from the records (lowest priority with a healthy backend).
+                             * @default A
+                             * @example A
+                             * @enum {string}
+                             */
+                            type: "A" | "AAAA" | "SRV";
+                        };
+                    };
+                    /**
+                     * @description Discovered backends (host:port) that take no new calls; calls in flight finish. Static backends use `drain: true`.
+                     * @example [
+                     *       "127.0.0.12:50051"
+                     *     ]
+                     */
+                    drainAddresses?: string[];
                     /**
                      * @description Name of the health policy applied to the backends.
                      * @example grpc-default
@@ -3055,6 +3340,12 @@ export interface components {
                          */
                         reachable: boolean;
                         /**
+                         * @description static: one of the pool's configured backends; dns: found by the pool's DNS discovery on the balancers.
+                         * @example static
+                         * @enum {string}
+                         */
+                        source: "static" | "dns";
+                        /**
                          * @description Sum of calls.
                          * @example 1202
                          */
@@ -3065,6 +3356,12 @@ export interface components {
                      * @example true
                      */
                     reachable: boolean;
+                    /**
+                     * @description static: one of the pool's configured backends; dns: found by the pool's DNS discovery on the balancers.
+                     * @example static
+                     * @enum {string}
+                     */
+                    source: "static" | "dns";
                     /**
                      * @description Sum of calls.
                      * @example 1202

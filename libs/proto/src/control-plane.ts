@@ -51,6 +51,8 @@ export interface BackendStats {
   unreachable?: boolean;
   /** Why, when unreachable. */
   lastError?: string;
+  /** 'dns': found by the pool's DNS discovery (absent or '' from older balancers: static). */
+  source?: string;
 }
 export interface PoolStats {
   name: string;

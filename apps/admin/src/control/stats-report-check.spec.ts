@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { GRPC_CODE_NAMES, type SwitchboardConfig } from '#config';
 import type { StatsReport } from '#proto';
-import { checkStatsReport, MAX_ACTIVE_STREAMS, MAX_LATENCY_MS } from './stats-report-check';
+import { checkStatsReport, MAX_ACTIVE_STREAMS, MAX_DISCOVERED, MAX_LATENCY_MS } from './stats-report-check';
 
 const config = {
   healthPolicies: [],
@@ -24,6 +24,23 @@ describe('checkStatsReport', () => {
     expect(r.report.pools[0]!.backends).toHaveLength(1);
     expect(r.report.pools[0]!.backends[0]!.activeStreams).toBe(2);
     expect(r.dropped).toBe(4); // two backends of "a", the pool "ghost" and its backend
+  });
+
+  it('a discovering pool keeps the backends its balancers found (source "dns"), at most MAX_DISCOVERED, with valid addresses only', () => {
+    const discovering = { healthPolicies: [], pools: [{ name: 'd', discovery: { dns: { name: 'grpc.svc.test', type: 'A', port: 1 } }, backends: [{ address: '127.0.0.1:1' }] }] } as unknown as SwitchboardConfig;
+    const found = Array.from({ length: MAX_DISCOVERED + 50 }, (_, i) => good({ address: `127.1.${i >> 8}.${i & 255}:1`, source: 'dns' }));
+    const hostile = [good({ address: 'not an address', source: 'dns' }), good({ address: '127.0.0.9:1' }), good({ address: `${'a'.repeat(300)}:1`, source: 'dns' })];
+    const r = checkStatsReport(report([{ name: 'd', panic: false, backends: [good(), ...hostile, ...found] }]), discovering);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const kept = r.report.pools[0]!.backends;
+    expect(kept).toHaveLength(1 + MAX_DISCOVERED);
+    expect(kept[0]).toMatchObject({ address: '127.0.0.1:1', source: 'static' });
+    expect(kept.slice(1).every((b) => b.source === 'dns')).toBe(true);
+    expect(r.dropped).toBe(hostile.length + 50);
+    // A pool without discovery keeps only its static backends, whatever they say of themselves.
+    const plain = checkStatsReport(report([{ name: 'a', panic: false, backends: [good({ address: '127.0.0.7:1', source: 'dns' })] }]), config);
+    expect(plain.ok && plain.report.pools[0]!.backends).toEqual([]);
   });
 
   it('counts in a map without a prototype; a status name that is not one refuses the report', () => {

@@ -4,13 +4,15 @@
  * without bound, or break `/metrics`.
  *
  * - Only pools and backends of the current config are kept; a backend listed twice counts once
- *   (the first). So a report costs at most the config's size, whatever it lists.
+ *   (the first). A pool with DNS discovery may also report up to MAX_DISCOVERED backends the
+ *   balancer found itself (`source: "dns"`, valid host:port). So a report costs at most the
+ *   config's size plus that, whatever it lists.
  * - Counts are integers in [0, MAX_COUNT]; latencies finite numbers in [0, MAX_LATENCY_MS];
  *   `callsByCode` keys are gRPC status names only, in a map with no prototype. A report with any
  *   value out of range is refused whole (the node's previous report stays), and the reason says
  *   which value: a balancer that sends one is broken, and half of its figures are no truth.
  */
-import { GRPC_CODE_NAMES, type SwitchboardConfig as Config } from '#config';
+import { addressProblem, GRPC_CODE_NAMES, type SwitchboardConfig as Config } from '#config';
 import type { BackendStats, PoolStats, StatsReport } from '#proto';
 
 /** No balancer has more active streams than this on one backend (HTTP/2 allows 2^31 per connection, not per backend in practice). */
@@ -19,6 +21,9 @@ export const MAX_ACTIVE_STREAMS = 10_000_000;
 export const MAX_COUNT = Number.MAX_SAFE_INTEGER;
 /** A latency percentile over a day is not a measurement. */
 export const MAX_LATENCY_MS = 86_400_000;
+
+/** Backends a balancer may report for a discovering pool beyond its static ones (the balancer's own bound per DNS name). */
+export const MAX_DISCOVERED = 1000;
 
 /** A backend's last error is kept to this many characters. */
 const MAX_ERROR_CHARS = 512;
@@ -31,11 +36,11 @@ const isCount = (n: unknown, max: number): boolean => typeof n === 'number' && N
 const isLatency = (n: unknown): boolean => typeof n === 'number' && Number.isFinite(n) && n >= 0 && n <= MAX_LATENCY_MS;
 
 /** The backends each pool of `config` has, by pool name (made once per config object). */
-const known = new WeakMap<Config, Map<string, Set<string>>>();
-function backendsOf(config: Config): Map<string, Set<string>> {
+const known = new WeakMap<Config, Map<string, { statics: Set<string>; discovers: boolean }>>();
+function backendsOf(config: Config): Map<string, { statics: Set<string>; discovers: boolean }> {
   let index = known.get(config);
   if (index === undefined) {
-    index = new Map(config.pools.map((p) => [p.name, new Set(p.backends.map((b) => b.address))]));
+    index = new Map(config.pools.map((p) => [p.name, { statics: new Set(p.backends.map((b) => b.address)), discovers: p.discovery !== undefined }]));
     known.set(config, index);
   }
   return index;
@@ -64,6 +69,7 @@ function checkBackend(b: BackendStats, where: string): BackendStats | string {
     draining: b.draining === true,
     unreachable: b.unreachable === true,
     lastError: b.unreachable === true ? String(b.lastError ?? '').slice(0, MAX_ERROR_CHARS) : '',
+    source: b.source === 'dns' ? 'dns' : 'static',
   };
 }
 
@@ -76,19 +82,23 @@ export function checkStatsReport(report: StatsReport, config: Config): CheckedRe
   const seenPools = new Set<string>();
   let dropped = 0;
   for (const p of report.pools ?? []) {
-    const addresses = index.get(p.name);
-    if (addresses === undefined || seenPools.has(p.name)) {
+    const pool = index.get(p.name);
+    if (pool === undefined || seenPools.has(p.name)) {
       dropped += 1 + (p.backends?.length ?? 0);
       continue;
     }
     seenPools.add(p.name);
     const seen = new Set<string>();
     const backends: BackendStats[] = [];
+    let discovered = 0;
     for (const b of p.backends ?? []) {
-      if (!addresses.has(b.address) || seen.has(b.address)) {
+      const isStatic = pool.statics.has(b.address);
+      const mayBeDiscovered = !isStatic && pool.discovers && b.source === 'dns' && discovered < MAX_DISCOVERED && typeof b.address === 'string' && b.address.length <= 261 && addressProblem(b.address) === null;
+      if ((!isStatic && !mayBeDiscovered) || seen.has(b.address)) {
         dropped++;
         continue;
       }
+      if (mayBeDiscovered) discovered++;
       seen.add(b.address);
       const checked = checkBackend(b, `pools[${JSON.stringify(p.name)}].backends[${JSON.stringify(b.address)}]`);
       if (typeof checked === 'string') return { ok: false, reason: checked };

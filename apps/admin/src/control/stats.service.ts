@@ -9,6 +9,8 @@ import { NodesService, type NodeReport } from './nodes.service';
 
 export interface BackendFigures {
   address: string;
+  /** 'dns': found by the pool's DNS discovery on the balancers; 'static': configured. */
+  source: 'static' | 'dns';
   activeStreams: number;
   calls: Record<string, number>;
   totalCalls: number;
@@ -67,6 +69,7 @@ function figures(b: BackendStats, r: NodeReport, pool: string): Omit<BackendFigu
   const total = sum(b.callsByCode);
   return {
     address: b.address,
+    source: b.source === 'dns' ? 'dns' : 'static',
     activeStreams: b.activeStreams,
     calls: counts(b.callsByCode),
     totalCalls: total,

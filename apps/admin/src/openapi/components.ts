@@ -88,6 +88,7 @@ const latencySchema = z.object({
 
 const backendFigureFields = {
   address: d(z.string(), 'Backend address.', '127.0.0.1:50051'),
+  source: d(z.enum(['static', 'dns']), 'static: one of the pool\'s configured backends; dns: found by the pool\'s DNS discovery on the balancers.', 'static'),
   activeStreams: d(z.int(), 'Calls in flight now.', 3),
   calls: d(z.record(z.string(), z.int()), 'Calls ended since the balancers started, by gRPC status.', { OK: 1200, UNAVAILABLE: 2 }),
   totalCalls: d(z.int(), 'Sum of calls.', 1202),

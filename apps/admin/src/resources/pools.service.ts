@@ -9,7 +9,7 @@ import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
-import { conflict, notFound } from '../http/problem';
+import { conflict, notFound, ValidationProblem } from '../http/problem';
 import { bodyWithKey, parseWith, relativeTo } from '../http/validation';
 
 export interface Written<T> {
@@ -106,12 +106,42 @@ export class PoolsService {
   }
 
   patchBackend(poolName: string, address: string, body: unknown, ifMatch: string | undefined, author: string): Promise<Written<BackendConfig>> {
-    bodyWithKey(body, 'address', address);
+    const patch = bodyWithKey(body, 'address', address);
+    const pool = this.find(this.config.current().config, poolName);
+    if (pool?.discovery !== undefined && !pool.backends.some((b) => b.address === address)) return this.drainDiscovered(pool, address, patch, ifMatch, author);
     return this.writeBackend(poolName, address, author, (existing) => {
       if (!existing) throw notFound(`backend ${address} in pool "${poolName}"`);
       checkIfMatch(ifMatch, backendEtag(existing), `backend ${address}`);
       return parseWith(backendSchema, mergePatch(existing, body));
     });
+  }
+
+  /**
+   * A backend the pool's DNS discovery finds is not a resource of the config; what can be set on
+   * it is `drain`, kept in the pool's `drainAddresses`. The answer shows it as a backend (weight 1:
+   * a discovered weight comes from its SRV record, on each balancer).
+   */
+  private async drainDiscovered(pool: PoolConfig, address: string, patch: Record<string, unknown>, ifMatch: string | undefined, author: string): Promise<Written<BackendConfig>> {
+    const extra = Object.keys(patch).filter((k) => k !== 'address' && k !== 'drain');
+    if (extra.length > 0) throw new ValidationProblem(extra.map((k) => ({ path: k, message: `a backend found by DNS discovery (pool "${pool.name}") can only be drained: only "drain" may be patched` })));
+    const { address: valid } = parseWith(backendSchema, { address });
+    if (typeof patch.drain !== 'boolean') throw new ValidationProblem([{ path: 'drain', message: 'must be true or false' }]);
+    const drain = patch.drain;
+    const asBackend = (drained: boolean): BackendConfig => ({ address: valid, weight: 1, drain: drained });
+    const result = await this.config.commit(
+      ({ config }) => {
+        const current = this.find(config, pool.name);
+        if (!current) throw notFound(`pool "${pool.name}"`);
+        const listed = current.drainAddresses ?? [];
+        checkIfMatch(ifMatch, backendEtag(asBackend(listed.includes(valid))), `backend ${valid}`);
+        const next = drain ? (listed.includes(valid) ? listed : [...listed, valid]) : listed.filter((a) => a !== valid);
+        const { drainAddresses: _, ...rest } = current;
+        return replacePool(config, parseWith(poolSchema, next.length > 0 ? { ...rest, drainAddresses: next } : rest));
+      },
+      { author, message: `${drain ? 'drain' : 'undrain'} discovered backend ${valid} in pool ${pool.name}`, errorPath: (e) => e.path },
+    );
+    const resource = asBackend((this.find(result.state.config, pool.name)?.drainAddresses ?? []).includes(valid));
+    return { resource, etag: backendEtag(resource), revision: result.state.revision, created: false };
   }
 
   deleteBackend(poolName: string, address: string, ifMatch: string | undefined, author: string): Promise<CommitResult> {

@@ -76,10 +76,17 @@ export class Dashboard {
       if (failure) setText(card.meta, `${card.meta.textContent ?? ''} · cannot be served on ${failure.nodeId}: ${failure.reason}`);
       card.meta.classList.toggle('failing', failure !== null);
       const figures = new Map<string, Figures>((stats.pools.find((p) => p.name === pool.name)?.backends ?? []).map((b) => [b.address, b]));
-      for (const b of pool.backends) {
+      // Static backends, then those the balancers found by DNS (drained through the pool's drainAddresses).
+      const drained = new Set(pool.drainAddresses ?? []);
+      const statics = new Set(pool.backends.map((b) => b.address));
+      const listed = [
+        ...pool.backends.map((b) => ({ address: b.address, drain: b.drain || drained.has(b.address), dns: false })),
+        ...[...figures.values()].filter((f) => f.source === 'dns' && !statics.has(f.address)).map((f) => ({ address: f.address, drain: drained.has(f.address), dns: true })),
+      ];
+      for (const b of listed) {
         const key = `${pool.name}|${b.address}`;
         seenRows.add(key);
-        const row = this.row(card.body, pool.name, b.address, key);
+        const row = this.row(card.body, pool.name, b.address, key, b.dns);
         const f = figures.get(b.address);
         const draining = b.drain;
         const state = draining ? 'draining' : !f ? 'no report' : f.ejected ? 'ejected' : !f.reachable ? 'unreachable' : f.healthy ? 'healthy' : 'unhealthy';
@@ -123,18 +130,19 @@ export class Dashboard {
     const match = [pool.match.services?.join(', '), pool.match.authority !== undefined ? `authority ${pool.match.authority}` : undefined].filter(Boolean).join(' on ') || 'nothing';
     const policy = pool.healthPolicy ? `health policy ${pool.healthPolicy}` : 'no health policy';
     const tail = [pool.retry ? 'retry' : '', pool.hedging ? 'hedging' : ''].filter(Boolean).join(' + ');
-    setText(c.meta, `algorithm ${pool.algorithm} · ${policy} · serves ${match}${tail ? ` · ${tail}` : ''}`);
+    const dns = pool.discovery ? ` · DNS ${pool.discovery.dns.type} ${pool.discovery.dns.name}` : '';
+    setText(c.meta, `algorithm ${pool.algorithm} · ${policy} · serves ${match}${dns}${tail ? ` · ${tail}` : ''}`);
     return c;
   }
 
-  private row(body: HTMLTableSectionElement, pool: string, address: string, key: string): Row {
+  private row(body: HTMLTableSectionElement, pool: string, address: string, key: string, dns = false): Row {
     const existing = this.rows.get(key);
     if (existing) return existing;
     const cell = (cls = ''): HTMLTableCellElement => el('td', cls ? { class: cls } : {});
     const state = el('span', { class: 'state' });
     const [active, cps, errorRate, p99] = [cell('num'), cell('num'), cell('num'), cell('num')];
     const chartCell = el('td', { class: 'chart' });
-    const tr = el('tr', { 'data-backend': address }, el('th', { scope: 'row' }, address), el('td', {}, state), active, cps, errorRate, p99, chartCell);
+    const tr = el('tr', { 'data-backend': address }, el('th', { scope: 'row' }, address, ...(dns ? [el('span', { class: 'source', title: 'found by the pool\'s DNS discovery' }, ' dns')] : [])), el('td', {}, state), active, cps, errorRate, p99, chartCell);
     let action: HTMLButtonElement | null = null;
     if (this.canWrite) {
       action = el('button', { type: 'button', class: 'drain' }, 'Drain');

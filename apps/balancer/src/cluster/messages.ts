@@ -25,7 +25,8 @@ export type WorkerPoolStats = Omit<PoolStats, 'backends'> & { backends: (PoolSta
 export type ToWorker =
   /** Sent once a worker says it booted: the revision to serve (config null: none yet), then listen. */
   | { t: 'init'; config: SwitchboardConfig | null; revision: number; verdicts: VerdictEntry[] }
-  | { t: 'apply'; id: number; config: SwitchboardConfig; revision: number; verdicts: VerdictEntry[] }
+  /** `cause` 'discovery': the same revision with a pool's DNS-discovered backends changed. */
+  | { t: 'apply'; id: number; config: SwitchboardConfig; revision: number; verdicts: VerdictEntry[]; cause?: 'revision' | 'discovery' }
   | { t: 'verdict'; v: VerdictEntry }
   | { t: 'query'; id: number; what: Query }
   /** SIGHUP reached the primary: re-read certificate files. */

@@ -39,6 +39,7 @@ import type { FromWorker, OutcomeRuns, Query, VerdictEntry, WorkerPoolStats } fr
 import { PrimaryMetrics } from './primary-metrics';
 import { WorkerGone, WorkerHandle, WorkerTimedOut } from './worker-handle';
 import { ConnectionHandoff } from './connection-handoff';
+import { Discovery } from '../discovery/discovery';
 import { SharedLatency } from './shared-latency';
 
 export interface PrimaryOptions {
@@ -79,6 +80,8 @@ export class BalancerPrimary implements ConfigSink {
   private readonly log: Logger;
   private restarts = 0;
   private source: ConfigSource | null = null;
+  /** DNS discovery: resolved here once for the balancer; workers get the result with the revision. */
+  private discovery: Discovery | null = null;
   private opsServer: http.Server | null = null;
   private stopping: Promise<void> | null = null;
   /** Revisions are applied one at a time, in the order offered. */
@@ -123,13 +126,15 @@ export class BalancerPrimary implements ConfigSink {
     this.liveness.unref();
     if (source) {
       this.source = source;
-      await source.start(this);
+      this.discovery = new Discovery(this, this.log, this.metrics.registry);
+      await source.start(this.discovery);
     }
     return { listen, ops };
   }
 
-  apply(config: SwitchboardConfig, revision: number): Promise<void> {
-    const done = this.applying.then(() => this.applyNow(config, revision));
+  /** Serves a revision on every worker; `cause` 'discovery': the same revision with a pool's discovered backends changed. */
+  apply(config: SwitchboardConfig, revision: number, cause: 'revision' | 'discovery' = 'revision'): Promise<void> {
+    const done = this.applying.then(() => this.applyNow(config, revision, cause));
     this.applying = done.catch(() => {});
     return done;
   }
@@ -159,6 +164,7 @@ export class BalancerPrimary implements ConfigSink {
     if (this.liveness !== null) clearInterval(this.liveness);
     this.handoff.close();
     this.source?.stop();
+    this.discovery?.stop();
     this.verdicts.stop();
     const timeoutMs = this.options.drainTimeoutMs;
     this.log.info({ timeoutMs, workers: this.workers.size }, 'draining: no new connections, waiting for in-flight calls');
@@ -184,13 +190,13 @@ export class BalancerPrimary implements ConfigSink {
     this.log.info('stopped');
   }
 
-  private async applyNow(config: SwitchboardConfig, revision: number): Promise<void> {
+  private async applyNow(config: SwitchboardConfig, revision: number, cause: 'revision' | 'discovery'): Promise<void> {
     const previous = this.runtime;
     // Everything that can refuse the revision here (TLS files, addresses) does so before a worker sees it.
     const change = buildRuntime(config, revision, previous, this.upstreamOptions);
     syncVerdicts(this.verdicts, change, previous);
     this.runtime = change.runtime;
-    const refused = await this.applyOnWorkers(config, revision);
+    const refused = await this.applyOnWorkers(config, revision, cause);
     if (refused !== null) {
       this.runtime = previous;
       this.verdicts.sync(previous, change.added);
@@ -199,18 +205,18 @@ export class BalancerPrimary implements ConfigSink {
     }
     for (const b of change.retired) b.retire();
     this.revision = revision;
-    this.metrics.reloads.inc({ result: 'applied' });
+    if (cause === 'revision') this.metrics.reloads.inc({ result: 'applied' });
     this.log.info(
       { revision, pools: config.pools.length, backends: config.pools.reduce((n, p) => n + p.backends.length, 0), workers: this.workers.size },
-      'configuration applied on every worker',
+      cause === 'revision' ? 'configuration applied on every worker' : 'discovered backends applied on every worker',
     );
   }
 
   /** Applies a revision on every worker that has one; null when all did, else why one refused. */
-  private async applyOnWorkers(config: SwitchboardConfig, revision: number): Promise<string | null> {
+  private async applyOnWorkers(config: SwitchboardConfig, revision: number, cause: 'revision' | 'discovery' = 'revision'): Promise<string | null> {
     const verdicts = this.verdictTable();
     const targets = [...this.workers.values()].filter((w) => w.initialised);
-    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'apply', config, revision, verdicts }, APPLY_TIMEOUT_MS)));
+    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'apply', config, revision, verdicts, cause }, APPLY_TIMEOUT_MS)));
     for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled' || r.reason instanceof WorkerGone) continue;
       // Silence is not a refusal: the worker is replaced, and its replacement starts on this revision.
@@ -361,7 +367,7 @@ export class BalancerPrimary implements ConfigSink {
   }
 
   private async state(): Promise<BalancerState> {
-    const own = { ...describeState(this.runtime), revision: this.revision };
+    const own = { ...describeState(this.runtime, this.discovery?.status()), revision: this.revision };
     return mergeStates(own, await this.queryAll<WorkerState>('state'), { count: this.workers.size, restarts: this.restarts });
   }
 

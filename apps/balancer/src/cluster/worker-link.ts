@@ -82,7 +82,7 @@ export class WorkerLink {
       case 'apply':
         try {
           this.verdicts.setAll(m.verdicts);
-          this.balancer.apply(m.config, m.revision);
+          this.balancer.apply(m.config, m.revision, m.cause);
           this.send({ t: 'reply', id: m.id, ok: true, value: null });
         } catch (err) {
           this.send({ t: 'reply', id: m.id, ok: false, error: (err as Error).message });

@@ -1,8 +1,11 @@
 /** The `/state` document: what the balancer is serving right now (shape in ../shared/CONTRACT.md). */
 import type { Runtime } from '../config/runtime';
+import type { DiscoveryStatus } from '../discovery/dns-watch';
 
 export interface BackendState {
   address: string;
+  /** 'static' (the pool's `backends`) or 'dns' (found by its discovery). */
+  source: 'static' | 'dns';
   weight: number;
   /** The weight pickers use now: below `weight` while slow start ramps it up. */
   effectiveWeight: number;
@@ -35,6 +38,8 @@ export interface PoolState {
   hedgeDelayMs?: number;
   /** With retry or hedging: the budget's 10 s window (calls, retries plus hedges, and how many it allows). */
   retryBudget?: { calls: number; retries: number; allowed: number };
+  /** With `discovery.dns`: the name, the addresses of its last good answer, and when it last succeeded and failed. */
+  discovery?: DiscoveryStatus;
   backends: BackendState[];
 }
 
@@ -43,7 +48,7 @@ export interface BalancerState {
   pools: PoolState[];
 }
 
-export function describeState(runtime: Runtime): BalancerState {
+export function describeState(runtime: Runtime, discovery?: ReadonlyMap<string, DiscoveryStatus>): BalancerState {
   const now = performance.now();
   return {
     revision: runtime.revision,
@@ -60,10 +65,12 @@ export function describeState(runtime: Runtime): BalancerState {
         queued: pool.queued,
         ...(pool.policy?.hedging ? { hedgeDelayMs: pool.policy.hedgeDelayMs(now) } : {}),
         ...(pool.policy ? { retryBudget: pool.policy.budget.state(now) } : {}),
+        ...(discovery?.has(pc.name) ? { discovery: discovery.get(pc.name)! } : {}),
         backends: pool.backends.map((b) => {
           const latency = b.latencyMs(now);
           return {
             address: b.address,
+            source: b.source,
             weight: b.configuredWeight,
             effectiveWeight: Math.round(b.weight * 1000) / 1000,
             activeStreams: b.openStreams,

@@ -30,6 +30,7 @@ function statsOf<W extends CallWindow>(runtime: Runtime, window: (b: Backend) =>
       draining: b.draining,
       unreachable: !b.upstream.available,
       lastError: b.upstream.available ? '' : b.upstream.lastError,
+      source: b.source,
     })),
   }));
 }

@@ -10,6 +10,7 @@
  * setTls or retire, and the pool that owns it joinPool.
  */
 import type { BackendConfig } from '#config';
+import type { ServedBackendConfig } from '../discovery/effective-config';
 import { PeakEwma } from '../load/peak-ewma';
 import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';
@@ -22,6 +23,10 @@ export class Backend implements EndpointLoad {
   /** The weight pickers use: the configured weight, or less while slow start ramps it up. */
   weight: number;
   configuredWeight: number;
+  /** Where it came from: the pool's static `backends`, or its DNS discovery. */
+  source: 'static' | 'dns';
+  /** SRV priority (lower is preferred); 0 for everything else. */
+  priority: number;
   /** Slow-start window of the pool (0: off). */
   private slowStartMs = 0;
   private ramp: NodeJS.Timeout | null = null;
@@ -67,6 +72,8 @@ export class Backend implements EndpointLoad {
     this.weight = config.weight;
     this.configuredWeight = config.weight;
     this.drainingNow = config.drain;
+    this.source = (config as ServedBackendConfig).source ?? 'static';
+    this.priority = (config as ServedBackendConfig).priority ?? 0;
     this.upstream = new UpstreamSessions(address, upstreamOptions, () => this.onStateChange(), tls, (reason) => onTlsFailure(this, reason));
   }
 
@@ -207,7 +214,11 @@ export class Backend implements EndpointLoad {
 
   /** Applies a new revision's settings; returns true when that changes availability or weight. */
   reconfigure(config: BackendConfig): boolean {
-    const changed = this.configuredWeight !== config.weight || this.drainingNow !== config.drain;
+    const served = config as ServedBackendConfig;
+    const priority = served.priority ?? 0;
+    const changed = this.configuredWeight !== config.weight || this.drainingNow !== config.drain || this.priority !== priority;
+    this.source = served.source ?? 'static';
+    this.priority = priority;
     this.configuredWeight = config.weight;
     if (this.ramp === null) this.weight = config.weight;
     this.drainingNow = config.drain;

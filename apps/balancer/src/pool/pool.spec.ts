@@ -153,4 +153,17 @@ describe('Pool', () => {
     expect(backends[1]!.activeStreams).toBe(0);
   });
 
+  it('SRV priorities: only the lowest priority with an available backend takes calls', () => {
+    const config = poolSchema.parse({ name: 'p', match: { services: ['*'] }, backends: [] });
+    const served = [0, 0, 1].map((priority, i) => ({ address: `127.0.0.1:${i + 1}`, weight: 1, drain: false, source: 'dns' as const, priority }));
+    const backends = served.map((b) => new Backend('p', b.address, b, DEFAULT_UPSTREAM_OPTIONS));
+    const p = new Pool(config, backends);
+    const picks = new Set(Array.from({ length: 20 }, (_, i) => addressOf(p.pick(() => (i % 3) / 3, 0))));
+    expect(picks).toEqual(new Set(['127.0.0.1:1', '127.0.0.1:2']));
+    backends[0]!.setHealthy(false);
+    backends[1]!.setHealthy(false);
+    expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:3');
+    backends[1]!.setHealthy(true, false);
+    expect(addressOf(p.pick(first, 0))).toBe('127.0.0.1:2');
+  });
 });

@@ -11,6 +11,7 @@
 import type { Algorithm, PoolConfig } from '#config';
 import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
 import { CallPolicy } from '../tail/call-policy';
+import type { ServedPoolConfig } from '../discovery/effective-config';
 import type { Backend } from './backend';
 
 const NOT_TRIED: readonly Backend[] = [];
@@ -37,6 +38,8 @@ export class Pool {
   readonly policy: CallPolicy | null;
   /** True while the pool spreads over unhealthy backends too. */
   panic = false;
+  /** Why a discovering pool has no discovered backends (its DNS name's failure), for UNAVAILABLE messages; null otherwise. */
+  readonly discoveryNote: string | null;
   /** Calls waiting for a backend below maxStreamsPerBackend, oldest first; each returns false if it no longer waits. */
   private readonly waiting: (() => boolean)[] = [];
   private picker: Picker<Backend>;
@@ -68,6 +71,7 @@ export class Pool {
     this.queueTimeoutMs = config.queueTimeoutMs;
     this.defaultTimeoutMs = config.defaultTimeoutMs;
     this.policy = CallPolicy.of(config, budgetShare);
+    this.discoveryNote = (config as ServedPoolConfig).discoveryNote ?? null;
     for (const b of backends) b.joinPool(() => this.rebuild(), config.slowStartMs);
     this.picker = this.build();
   }
@@ -102,10 +106,10 @@ export class Pool {
   /** Why backends cannot be reached (their last connection errors, TLS verification included), for a status message; '' if none says. */
   unavailableReasons(): string {
     if (this.failure !== null) return this.failure;
-    const reasons: string[] = [];
+    const reasons: string[] = this.discoveryNote !== null ? [this.discoveryNote] : [];
     for (const b of this.backends) {
       const e = b.upstream.lastError;
-      if (e && !b.upstream.available && reasons.length < 3) reasons.push(`${b.address}: ${e.length > 200 ? `${e.slice(0, 200)}...` : e}`);
+      if (e && !b.upstream.available && reasons.length < 4) reasons.push(`${b.address}: ${e.length > 200 ? `${e.slice(0, 200)}...` : e}`);
     }
     return reasons.join('; ');
   }
@@ -143,8 +147,8 @@ export class Pool {
   }
 
   private build(): Picker<Backend> {
-    const available = this.backends.filter((b) => b.available);
-    const inService = this.backends.filter((b) => b.inService);
+    const available = preferred(this.backends.filter((b) => b.available));
+    const inService = preferred(this.backends.filter((b) => b.inService));
     const panic = inService.length > 0 && available.length * 100 < inService.length * this.panicThreshold;
     if (panic !== this.panic) {
       this.panic = panic;
@@ -153,4 +157,18 @@ export class Pool {
     this.candidates = panic ? inService : available;
     return createPicker(this.algorithm, this.candidates);
   }
+}
+
+/**
+ * SRV priorities: only the backends of the lowest priority present (DNS discovery gives them;
+ * every other backend has 0). The filter runs when the picker is rebuilt, never per call.
+ */
+function preferred(backends: Backend[]): Backend[] {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const b of backends) {
+    if (b.priority < min) min = b.priority;
+    if (b.priority > max) max = b.priority;
+  }
+  return min === max ? backends : backends.filter((b) => b.priority === min);
 }
