@@ -1182,6 +1182,63 @@ export interface components {
                  */
                 slowStartMs: number;
                 /**
+                 * @description Long-lived streams: rebalance after the pool changes, a maximum age, bounded drains.
+                 * @example {
+                 *       "rebalance": {
+                 *         "tolerancePercent": 20,
+                 *         "maxPerSecond": 10,
+                 *         "minAgeMs": 10000
+                 *       },
+                 *       "maxAgeMs": 600000
+                 *     }
+                 */
+                streams?: {
+                    /**
+                     * @description Streams still open on a drained or removed backend end this long after (UNAVAILABLE "drained"), in ms; absent: they finish on their own.
+                     * @example 60000
+                     */
+                    drainTimeoutMs?: number;
+                    /**
+                     * @description Each stream's maximum age is maxAgeMs plus or minus up to this percent.
+                     * @default 10
+                     * @example 10
+                     */
+                    maxAgeJitterPercent: number;
+                    /**
+                     * @description End a stream older than this (jittered), in ms, with UNAVAILABLE "max stream age".
+                     * @example 600000
+                     */
+                    maxAgeMs?: number;
+                    /**
+                     * @description After the pool changes (a backend joins, returns to health or from ejection, finishes slow start), end the oldest streams of over-loaded backends (UNAVAILABLE "rebalanced"), so that clients re-open them on the others.
+                     * @example {
+                     *       "tolerancePercent": 20,
+                     *       "maxPerSecond": 10,
+                     *       "minAgeMs": 10000
+                     *     }
+                     */
+                    rebalance?: {
+                        /**
+                         * @description Most streams ended per second for this pool on one balancer (all its workers together).
+                         * @default 10
+                         * @example 10
+                         */
+                        maxPerSecond: number;
+                        /**
+                         * @description Never end a stream younger than this, in ms (and a call counts as a long-lived stream only from this age).
+                         * @default 10000
+                         * @example 10000
+                         */
+                        minAgeMs: number;
+                        /**
+                         * @description A backend may carry this much more or less than its weighted share of the pool's long-lived streams before streams are moved.
+                         * @default 20
+                         * @example 20
+                         */
+                        tolerancePercent: number;
+                    };
+                };
+                /**
                  * @description TLS (ALPN h2) to this pool's backends, verified; absent: cleartext HTTP/2.
                  * @example {
                  *       "caFile": "/etc/switchboard/backends-ca.pem",
@@ -1806,6 +1863,63 @@ export interface components {
              */
             slowStartMs: number;
             /**
+             * @description Long-lived streams: rebalance after the pool changes, a maximum age, bounded drains.
+             * @example {
+             *       "rebalance": {
+             *         "tolerancePercent": 20,
+             *         "maxPerSecond": 10,
+             *         "minAgeMs": 10000
+             *       },
+             *       "maxAgeMs": 600000
+             *     }
+             */
+            streams?: {
+                /**
+                 * @description Streams still open on a drained or removed backend end this long after (UNAVAILABLE "drained"), in ms; absent: they finish on their own.
+                 * @example 60000
+                 */
+                drainTimeoutMs?: number;
+                /**
+                 * @description Each stream's maximum age is maxAgeMs plus or minus up to this percent.
+                 * @default 10
+                 * @example 10
+                 */
+                maxAgeJitterPercent: number;
+                /**
+                 * @description End a stream older than this (jittered), in ms, with UNAVAILABLE "max stream age".
+                 * @example 600000
+                 */
+                maxAgeMs?: number;
+                /**
+                 * @description After the pool changes (a backend joins, returns to health or from ejection, finishes slow start), end the oldest streams of over-loaded backends (UNAVAILABLE "rebalanced"), so that clients re-open them on the others.
+                 * @example {
+                 *       "tolerancePercent": 20,
+                 *       "maxPerSecond": 10,
+                 *       "minAgeMs": 10000
+                 *     }
+                 */
+                rebalance?: {
+                    /**
+                     * @description Most streams ended per second for this pool on one balancer (all its workers together).
+                     * @default 10
+                     * @example 10
+                     */
+                    maxPerSecond: number;
+                    /**
+                     * @description Never end a stream younger than this, in ms (and a call counts as a long-lived stream only from this age).
+                     * @default 10000
+                     * @example 10000
+                     */
+                    minAgeMs: number;
+                    /**
+                     * @description A backend may carry this much more or less than its weighted share of the pool's long-lived streams before streams are moved.
+                     * @default 20
+                     * @example 20
+                     */
+                    tolerancePercent: number;
+                };
+            };
+            /**
              * @description TLS (ALPN h2) to this pool's backends, verified; absent: cleartext HTTP/2.
              * @example {
              *       "caFile": "/etc/switchboard/backends-ca.pem",
@@ -2125,6 +2239,59 @@ export interface components {
              */
             slowStartMs?: number;
             /**
+             * @description Long-lived streams: rebalance after the pool changes, a maximum age, bounded drains.
+             * @example {
+             *       "rebalance": {
+             *         "tolerancePercent": 20,
+             *         "maxPerSecond": 10,
+             *         "minAgeMs": 10000
+             *       },
+             *       "maxAgeMs": 600000
+             *     }
+             */
+            streams?: {
+                /**
+                 * @description Streams still open on a drained or removed backend end this long after (UNAVAILABLE "drained"), in ms; absent: they finish on their own.
+                 * @example 60000
+                 */
+                drainTimeoutMs?: number;
+                /**
+                 * @description Each stream's maximum age is maxAgeMs plus or minus up to this percent.
+                 * @example 10
+                 */
+                maxAgeJitterPercent?: number;
+                /**
+                 * @description End a stream older than this (jittered), in ms, with UNAVAILABLE "max stream age".
+                 * @example 600000
+                 */
+                maxAgeMs?: number;
+                /**
+                 * @description After the pool changes (a backend joins, returns to health or from ejection, finishes slow start), end the oldest streams of over-loaded backends (UNAVAILABLE "rebalanced"), so that clients re-open them on the others.
+                 * @example {
+                 *       "tolerancePercent": 20,
+                 *       "maxPerSecond": 10,
+                 *       "minAgeMs": 10000
+                 *     }
+                 */
+                rebalance?: {
+                    /**
+                     * @description Most streams ended per second for this pool on one balancer (all its workers together).
+                     * @example 10
+                     */
+                    maxPerSecond?: number;
+                    /**
+                     * @description Never end a stream younger than this, in ms (and a call counts as a long-lived stream only from this age).
+                     * @example 10000
+                     */
+                    minAgeMs?: number;
+                    /**
+                     * @description A backend may carry this much more or less than its weighted share of the pool's long-lived streams before streams are moved.
+                     * @example 20
+                     */
+                    tolerancePercent?: number;
+                };
+            };
+            /**
              * @description TLS (ALPN h2) to this pool's backends, verified; absent: cleartext HTTP/2.
              * @example {
              *       "caFile": "/etc/switchboard/backends-ca.pem",
@@ -2412,6 +2579,31 @@ export interface components {
              * @example false
              */
             panic: boolean;
+            /**
+             * @description Long-lived streams the balancers ended (UNAVAILABLE, for their clients to re-open) since they started, summed across them, by reason (pool field streams).
+             * @example {
+             *       "rebalance": 120,
+             *       "max_age": 0,
+             *       "drain_timeout": 0
+             *     }
+             */
+            streamsEnded: {
+                /**
+                 * @description Ended on a drained or removed backend after streams.drainTimeoutMs.
+                 * @example 0
+                 */
+                drain_timeout: number;
+                /**
+                 * @description Ended at their maximum age (streams.maxAgeMs).
+                 * @example 0
+                 */
+                max_age: number;
+                /**
+                 * @description Ended to even out the pool after it changed (streams.rebalance).
+                 * @example 120
+                 */
+                rebalance: number;
+            };
         };
         Problem: {
             /**
@@ -2974,6 +3166,63 @@ export interface components {
                      */
                     slowStartMs: number;
                     /**
+                     * @description Long-lived streams: rebalance after the pool changes, a maximum age, bounded drains.
+                     * @example {
+                     *       "rebalance": {
+                     *         "tolerancePercent": 20,
+                     *         "maxPerSecond": 10,
+                     *         "minAgeMs": 10000
+                     *       },
+                     *       "maxAgeMs": 600000
+                     *     }
+                     */
+                    streams?: {
+                        /**
+                         * @description Streams still open on a drained or removed backend end this long after (UNAVAILABLE "drained"), in ms; absent: they finish on their own.
+                         * @example 60000
+                         */
+                        drainTimeoutMs?: number;
+                        /**
+                         * @description Each stream's maximum age is maxAgeMs plus or minus up to this percent.
+                         * @default 10
+                         * @example 10
+                         */
+                        maxAgeJitterPercent: number;
+                        /**
+                         * @description End a stream older than this (jittered), in ms, with UNAVAILABLE "max stream age".
+                         * @example 600000
+                         */
+                        maxAgeMs?: number;
+                        /**
+                         * @description After the pool changes (a backend joins, returns to health or from ejection, finishes slow start), end the oldest streams of over-loaded backends (UNAVAILABLE "rebalanced"), so that clients re-open them on the others.
+                         * @example {
+                         *       "tolerancePercent": 20,
+                         *       "maxPerSecond": 10,
+                         *       "minAgeMs": 10000
+                         *     }
+                         */
+                        rebalance?: {
+                            /**
+                             * @description Most streams ended per second for this pool on one balancer (all its workers together).
+                             * @default 10
+                             * @example 10
+                             */
+                            maxPerSecond: number;
+                            /**
+                             * @description Never end a stream younger than this, in ms (and a call counts as a long-lived stream only from this age).
+                             * @default 10000
+                             * @example 10000
+                             */
+                            minAgeMs: number;
+                            /**
+                             * @description A backend may carry this much more or less than its weighted share of the pool's long-lived streams before streams are moved.
+                             * @default 20
+                             * @example 20
+                             */
+                            tolerancePercent: number;
+                        };
+                    };
+                    /**
                      * @description TLS (ALPN h2) to this pool's backends, verified; absent: cleartext HTTP/2.
                      * @example {
                      *       "caFile": "/etc/switchboard/backends-ca.pem",
@@ -3394,6 +3643,31 @@ export interface components {
                  * @example false
                  */
                 panic: boolean;
+                /**
+                 * @description Long-lived streams the balancers ended (UNAVAILABLE, for their clients to re-open) since they started, summed across them, by reason (pool field streams).
+                 * @example {
+                 *       "rebalance": 120,
+                 *       "max_age": 0,
+                 *       "drain_timeout": 0
+                 *     }
+                 */
+                streamsEnded: {
+                    /**
+                     * @description Ended on a drained or removed backend after streams.drainTimeoutMs.
+                     * @example 0
+                     */
+                    drain_timeout: number;
+                    /**
+                     * @description Ended at their maximum age (streams.maxAgeMs).
+                     * @example 0
+                     */
+                    max_age: number;
+                    /**
+                     * @description Ended to even out the pool after it changed (streams.rebalance).
+                     * @example 120
+                     */
+                    rebalance: number;
+                };
             }[];
         };
         Token: {
