@@ -16,6 +16,7 @@ import type { AccessLog } from './ops/access-log';
 import { MethodMetrics } from './ops/method-metrics';
 import { BalancerMetrics } from './ops/metrics';
 import { Discovery } from './discovery/discovery';
+import { StreamGovernor } from './streams/stream-governor';
 import { codeName } from './proxy/grpc-status';
 import { closeOpsServer, startOpsServer } from './ops/ops-server';
 import { describeState, type BalancerState } from './ops/state';
@@ -55,6 +56,8 @@ export interface BalancerOptions {
 
 export class Balancer implements ConfigSink {
   private readonly methodMetrics: MethodMetrics | null;
+  /** Long-lived streams: rebalance, maximum age, drain timeouts. */
+  private readonly streams: StreamGovernor;
   private runtime = Runtime.empty();
   private readonly upstreamOptions: UpstreamOptions;
   private readonly metrics: BalancerMetrics;
@@ -91,6 +94,7 @@ export class Balancer implements ConfigSink {
     this.verdicts = options.verdicts ?? new LocalVerdicts(this.log);
     this.metrics = new BalancerMetrics(() => this.runtime);
     this.methodMetrics = options.methodMetrics ? new MethodMetrics(this.metrics.registry, options.methodMetrics) : null;
+    this.streams = new StreamGovernor(() => this.runtime, options.budgetShare ?? 1, this.metrics.registry, this.log);
     this.dataPlane = new DataPlaneServer(
       { ...DEFAULT_DATA_PLANE_OPTIONS, ...options.dataPlane },
       { retryBufferBytes: options.retryBufferBytes ?? 1 << 20, maxAttempts: 3, random: Math.random },
@@ -103,6 +107,7 @@ export class Balancer implements ConfigSink {
           this.logBudget({ pool: call.pool.name, kind });
         },
         hedgeSkipped: (call, reason) => this.metrics.hedgesSkipped.labels(call.pool.name, reason).inc(),
+        streamOpened: (call) => this.streams.streamOpened(call),
         unrouted: (service) => {
           this.metrics.unrouted();
           if (this.debug) this.log.debug({ service }, 'call matched no pool');
@@ -123,12 +128,12 @@ export class Balancer implements ConfigSink {
 
   /** Per-backend figures for the admin's stats (restarts the latency windows). */
   collectStats(): PoolStats[] {
-    return collectStats(this.runtime);
+    return collectStats(this.runtime, this.streams.endedByPool);
   }
 
   /** The same with the latency windows as histograms, for a primary to merge (a worker's share). */
   collectWorkerStats(): WorkerPoolStats[] {
-    return collectWorkerStats(this.runtime);
+    return collectWorkerStats(this.runtime, this.streams.endedByPool);
   }
 
   /** A worker's new time-to-headers samples per adaptive-hedging pool, for its primary's window. */
@@ -207,6 +212,7 @@ export class Balancer implements ConfigSink {
     // (and is NACKed) leaves the previous one serving.
     syncVerdicts(this.verdicts, change, previous);
     this.runtime = change.runtime;
+    this.streams.applied(change.runtime, previous, change.retired);
     this.upstreamFiles.set(config.pools.flatMap((p) => (p.tls ? [p.tls.caFile, p.tls.certFile, p.tls.keyFile].filter((f): f is string => f !== undefined) : [])));
     for (const b of change.retired) b.retire();
     for (const b of change.added) {
@@ -292,6 +298,7 @@ export class Balancer implements ConfigSink {
   private async doStop(): Promise<void> {
     this.source?.stop();
     this.discovery?.stop();
+    this.streams.stop();
     this.verdicts.stop();
     this.upstreamFiles.stop();
     const timeoutMs = this.options.drainTimeoutMs ?? 30_000;

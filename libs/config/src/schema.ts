@@ -180,6 +180,20 @@ export const discoverySchema = z.strictObject({
   dns: described(dnsDiscoverySchema, 'Backends found by DNS, resolved by every balancer itself.', { name: 'greeter.default.svc.cluster.local', type: 'A', port: 50051, refreshMs: 5000 }),
 });
 
+export const streamRebalanceSchema = z.strictObject({
+  tolerancePercent: described(z.int().min(1).max(100), 'A backend may carry this much more or less than its weighted share of the pool\'s long-lived streams before streams are moved.', 20).default(20),
+  maxPerSecond: described(z.int().min(1).max(10_000), 'Most streams ended per second for this pool on one balancer (all its workers together).', 10).default(10),
+  minAgeMs: described(z.int().min(0).max(86_400_000), 'Never end a stream younger than this, in ms (and a call counts as a long-lived stream only from this age).', 10_000).default(10_000),
+});
+
+export const streamsSchema = z
+  .strictObject({
+    rebalance: described(streamRebalanceSchema, 'After the pool changes (a backend joins, returns to health or from ejection, finishes slow start), end the oldest streams of over-loaded backends (UNAVAILABLE "rebalanced"), so that clients re-open them on the others.', { tolerancePercent: 20, maxPerSecond: 10, minAgeMs: 10000 }).optional(),
+    maxAgeMs: described(z.int().min(1000).max(30 * 86_400_000), 'End a stream older than this (jittered), in ms, with UNAVAILABLE "max stream age".', 600000).optional(),
+    maxAgeJitterPercent: described(z.int().min(0).max(50), 'Each stream\'s maximum age is maxAgeMs plus or minus up to this percent.', 10).default(10),
+    drainTimeoutMs: described(z.int().min(0).max(86_400_000), 'Streams still open on a drained or removed backend end this long after (UNAVAILABLE "drained"), in ms; absent: they finish on their own.', 60000).optional(),
+  });
+
 export const poolMatchSchema = z
   .strictObject({
     services: described(z.array(z.string().regex(SERVICE, 'must be a fully qualified gRPC service name (package.Service) or "*"')), 'Fully qualified gRPC service names routed to this pool; "*" makes it the default pool.', ['helloworld.Greeter']).optional(),
@@ -210,6 +224,7 @@ export const poolSchema = z.strictObject({
   labels,
   backends: described(z.array(backendSchema), 'The backends of the pool.', [{ address: '127.0.0.1:50051', weight: 1 }]).default([]),
   discovery: described(discoverySchema, 'Backends found by DNS beside the static `backends`: the pool serves both.', { dns: { name: 'greeter.default.svc.cluster.local', type: 'A', port: 50051 } }).optional(),
+  streams: described(streamsSchema, 'Long-lived streams: rebalance after the pool changes, a maximum age, bounded drains.', { rebalance: { tolerancePercent: 20, maxPerSecond: 10, minAgeMs: 10000 }, maxAgeMs: 600000 }).optional(),
   drainAddresses: described(
     z.array(backendSchema.shape.address).max(1000).refine((a) => new Set(a).size === a.length, 'must not list an address twice'),
     'Discovered backends (host:port) that take no new calls; calls in flight finish. Static backends use `drain: true`.',
@@ -274,6 +289,7 @@ export type SwitchboardConfigInput = z.input<typeof configSchema>;
 export type PoolConfig = z.output<typeof poolSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 export type DnsDiscoveryConfig = z.output<typeof dnsDiscoverySchema>;
+export type StreamsConfig = z.output<typeof streamsSchema>;
 export type HealthPolicyConfig = z.output<typeof healthPolicySchema>;
 export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;
 export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;

@@ -60,6 +60,8 @@ export interface PoolStats {
   /** Why this balancer cannot serve the pool ('' or absent: it serves). */
   failure?: string;
   backends: BackendStats[];
+  /** Long-lived streams ended since the balancer started, by reason (rebalance, max_age, drain_timeout); absent from older balancers. */
+  streamsEnded?: Record<string, number>;
 }
 export interface StatsReport {
   atMs: number;

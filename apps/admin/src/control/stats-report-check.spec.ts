@@ -43,6 +43,14 @@ describe('checkStatsReport', () => {
     expect(plain.ok && plain.report.pools[0]!.backends).toEqual([]);
   });
 
+  it('streams ended by reason: known reasons and counts only', () => {
+    const ok = checkStatsReport(report([{ name: 'a', panic: false, streamsEnded: { rebalance: 3, max_age: 0 }, backends: [] }]), config);
+    expect(ok.ok && { ...ok.report.pools[0]!.streamsEnded }).toEqual({ rebalance: 3, max_age: 0 });
+    for (const streamsEnded of ['{"constructor": 1}', '{"rebalance": -1}', '{"rebalance": 1.5}', '{"__proto__": 1}', '"x"', '{"max_age": 1e300}']) {
+      expect(checkStatsReport(report([{ name: 'a', panic: false, streamsEnded: JSON.parse(streamsEnded), backends: [] }]), config).ok).toBe(false);
+    }
+  });
+
   it('counts in a map without a prototype; a status name that is not one refuses the report', () => {
     const ok = checkStatsReport(report([{ name: 'a', panic: false, backends: [good()] }]), config);
     expect(ok.ok && Object.getPrototypeOf(ok.report.pools[0]!.backends[0]!.callsByCode)).toBeNull();

@@ -73,6 +73,21 @@ function checkBackend(b: BackendStats, where: string): BackendStats | string {
   };
 }
 
+const END_REASONS: ReadonlySet<string> = new Set(['rebalance', 'max_age', 'drain_timeout']);
+
+/** A pool's streams ended by reason: known reasons and counts only, in a map with no prototype. */
+function checkStreamsEnded(value: unknown, where: string): Record<string, number> | undefined | string {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object') return `${where}: not a map`;
+  const out = Object.create(null) as Record<string, number>;
+  for (const [reason, n] of Object.entries(value)) {
+    if (!END_REASONS.has(reason)) return `${where}: ${JSON.stringify(reason.slice(0, 40))} is not a reason streams end for`;
+    if (!isCount(n, MAX_COUNT)) return `${where}.${reason}: ${String(n)} is not a count`;
+    out[reason] = n;
+  }
+  return out;
+}
+
 /** `report` kept to what `config` has, or why it is refused. */
 export function checkStatsReport(report: StatsReport, config: Config): CheckedReport {
   if (!isCount(report.atMs, MAX_COUNT)) return { ok: false, reason: `atMs: ${String(report.atMs)} is not a time` };
@@ -104,7 +119,9 @@ export function checkStatsReport(report: StatsReport, config: Config): CheckedRe
       if (typeof checked === 'string') return { ok: false, reason: checked };
       backends.push(checked);
     }
-    pools.push({ name: p.name, panic: p.panic === true, failure: String(p.failure ?? '').slice(0, MAX_ERROR_CHARS), backends });
+    const ended = checkStreamsEnded(p.streamsEnded, `pools[${JSON.stringify(p.name)}].streamsEnded`);
+    if (typeof ended === 'string') return { ok: false, reason: ended };
+    pools.push({ name: p.name, panic: p.panic === true, failure: String(p.failure ?? '').slice(0, MAX_ERROR_CHARS), backends, ...(ended !== undefined ? { streamsEnded: ended } : {}) });
   }
   return { ok: true, report: { atMs: report.atMs, appliedRevision: report.appliedRevision, pools }, dropped };
 }

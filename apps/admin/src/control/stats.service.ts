@@ -35,8 +35,12 @@ export interface PoolFigures {
   panic: boolean;
   /** Why a reporting balancer cannot serve the pool (a TLS file it cannot read on its host), with the node; null when all serve it. */
   failure: { nodeId: string; reason: string } | null;
+  /** Long-lived streams the balancers ended since they started, summed, by reason. */
+  streamsEnded: Record<StreamEndReason, number>;
   backends: BackendFigures[];
 }
+
+export type StreamEndReason = 'rebalance' | 'max_age' | 'drain_timeout';
 
 export interface StatsView {
   nodes: { nodeId: string; reportedAt: string; appliedRevision: number }[];
@@ -90,13 +94,14 @@ export class StatsService {
 
   view(options: { pool?: string; perNode?: boolean } = {}): StatsView {
     const reports = this.nodes.latestReports().sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-    const pools = new Map<string, { panic: boolean; failure: PoolFigures['failure']; backends: Map<string, BackendFigures> }>();
+    const pools = new Map<string, { panic: boolean; failure: PoolFigures['failure']; streamsEnded: PoolFigures['streamsEnded']; backends: Map<string, BackendFigures> }>();
     for (const r of reports) {
       for (const p of r.report.pools) {
         if (options.pool !== undefined && p.name !== options.pool) continue;
-        const pool = pools.get(p.name) ?? { panic: false, failure: null, backends: new Map() };
+        const pool = pools.get(p.name) ?? { panic: false, failure: null, streamsEnded: { rebalance: 0, max_age: 0, drain_timeout: 0 }, backends: new Map() };
         pools.set(p.name, pool);
         pool.panic ||= p.panic;
+        for (const reason of ['rebalance', 'max_age', 'drain_timeout'] as const) pool.streamsEnded[reason] += p.streamsEnded?.[reason] ?? 0;
         if (p.failure) pool.failure ??= { nodeId: r.nodeId, reason: p.failure };
         for (const b of p.backends) {
           const f = figures(b, r, p.name);
@@ -123,7 +128,7 @@ export class StatsService {
     }
     return {
       nodes: reports.map((r) => ({ nodeId: r.nodeId, reportedAt: new Date(r.receivedAt).toISOString(), appliedRevision: r.report.appliedRevision })),
-      pools: [...pools.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, p]) => ({ name, panic: p.panic, failure: p.failure, backends: [...p.backends.values()].sort((a, b) => (a.address < b.address ? -1 : 1)) })),
+      pools: [...pools.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, p]) => ({ name, panic: p.panic, failure: p.failure, streamsEnded: p.streamsEnded, backends: [...p.backends.values()].sort((a, b) => (a.address < b.address ? -1 : 1)) })),
     };
   }
 }

@@ -119,6 +119,15 @@ export const poolStatsSchema = z.object({
   name: d(z.string(), 'Pool name.', 'greeter'),
   panic: d(z.boolean(), 'In panic mode on some node.', false),
   failure: d(z.object({ nodeId: d(z.string(), 'The balancer.', 'edge-1'), reason: d(z.string(), 'Why it cannot serve the pool.', 'pool "greeter" tls: cannot read CA file /etc/switchboard/ca.pem') }).nullable(), 'A balancer that cannot serve this pool (a TLS file it cannot read on its host): its calls get UNAVAILABLE naming the file, while the rest of the revision serves. Null when every reporting balancer serves it.', null),
+  streamsEnded: d(
+    z.object({
+      rebalance: d(z.int(), 'Ended to even out the pool after it changed (streams.rebalance).', 120),
+      max_age: d(z.int(), 'Ended at their maximum age (streams.maxAgeMs).', 0),
+      drain_timeout: d(z.int(), 'Ended on a drained or removed backend after streams.drainTimeoutMs.', 0),
+    }),
+    'Long-lived streams the balancers ended (UNAVAILABLE, for their clients to re-open) since they started, summed across them, by reason (pool field streams).',
+    { rebalance: 120, max_age: 0, drain_timeout: 0 },
+  ),
   backends: d(z.array(backendFiguresSchema), 'Per backend.', []),
 });
 

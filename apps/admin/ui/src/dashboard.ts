@@ -27,6 +27,8 @@ interface Row {
 
 export class Dashboard {
   private readonly history = new History();
+  /** Each pool's total of streams ended, sampled at each refresh, for a per-minute rate. */
+  private readonly ended = new Map<string, { t: number; total: number }[]>();
   private readonly rows = new Map<string, Row>();
   private readonly poolCards = new Map<string, { card: HTMLElement; meta: HTMLElement; body: HTMLTableSectionElement }>();
   private lastRevisionTop = -1;
@@ -72,8 +74,14 @@ export class Dashboard {
     for (const pool of pools) {
       seenPools.add(pool.name);
       const card = this.poolCard(host, pool);
-      const failure = stats.pools.find((p) => p.name === pool.name)?.failure ?? null;
+      const poolStats = stats.pools.find((p) => p.name === pool.name);
+      const failure = poolStats?.failure ?? null;
       if (failure) setText(card.meta, `${card.meta.textContent ?? ''} · cannot be served on ${failure.nodeId}: ${failure.reason}`);
+      if (pool.streams && poolStats) {
+        const e = poolStats.streamsEnded;
+        const perMinute = this.endedPerMinute(pool.name, now, e.rebalance + e.max_age + e.drain_timeout);
+        setText(card.meta, `${card.meta.textContent ?? ''} · streams ended ${perMinute === null ? '–' : perMinute}/min (rebalance ${e.rebalance}, max age ${e.max_age}, drain timeout ${e.drain_timeout} in all)`);
+      }
       card.meta.classList.toggle('failing', failure !== null);
       const figures = new Map<string, Figures>((stats.pools.find((p) => p.name === pool.name)?.backends ?? []).map((b) => [b.address, b]));
       // Static backends, then those the balancers found by DNS (drained through the pool's drainAddresses).
@@ -112,6 +120,17 @@ export class Dashboard {
     for (const [name, c] of this.poolCards) if (!seenPools.has(name)) (c.card.remove(), this.poolCards.delete(name));
     for (const [key, r] of this.rows) if (!seenRows.has(key)) (r.chart.destroy(), r.tr.remove(), this.rows.delete(key));
     this.history.keep(seenRows);
+  }
+
+  /** Streams ended over the last minute (or the time sampled so far), from the balancers' summed totals; null until two samples. */
+  private endedPerMinute(pool: string, now: number, total: number): number | null {
+    const samples = this.ended.get(pool) ?? [];
+    samples.push({ t: now, total });
+    while (samples.length > 2 && now - samples[0]!.t > 60) samples.shift();
+    this.ended.set(pool, samples);
+    const first = samples[0]!;
+    if (samples.length < 2 || now <= first.t) return null;
+    return Math.max(0, Math.round(((total - first.total) * 60) / (now - first.t)));
   }
 
   private poolCard(host: HTMLElement, pool: Pool): { card: HTMLElement; meta: HTMLElement; body: HTMLTableSectionElement } {

@@ -8,6 +8,7 @@ import { mergeStates, mergeStats } from './merge';
 const backend = (address: string, over: Partial<BackendState> = {}): BackendState => ({
   address,
   source: 'static',
+  oldestStreamAgeMs: null,
   weight: 1,
   effectiveWeight: 1,
   activeStreams: 0,

@@ -70,6 +70,7 @@ function mergeBackend(primary: BackendState, shares: readonly BackendState[]): B
     totalCalls: sum(shares, (s) => s.totalCalls),
     failedCalls: sum(shares, (s) => s.failedCalls),
     sessions: sum(shares, (s) => s.sessions),
+    oldestStreamAgeMs: shares.reduce<number | null>((m, s) => (s.oldestStreamAgeMs === null || s.oldestStreamAgeMs === undefined ? m : Math.max(m ?? 0, s.oldestStreamAgeMs)), null),
     reachable: shares.some((s) => s.reachable),
     available: shares.some((s) => s.available),
     lastError: shares.find((s) => s.lastError !== null)?.lastError ?? null,
@@ -88,8 +89,18 @@ export function mergeStats(primary: readonly PoolStats[], workers: readonly Work
       }
     }
   }
+  const ended = new Map<string, Record<string, number>>();
+  for (const w of workers) {
+    for (const p of w) {
+      if (p.streamsEnded === undefined) continue;
+      const into = ended.get(p.name) ?? {};
+      for (const [reason, n] of Object.entries(p.streamsEnded)) into[reason] = (into[reason] ?? 0) + n;
+      ended.set(p.name, into);
+    }
+  }
   return primary.map((pool) => ({
     ...pool,
+    ...(ended.has(pool.name) ? { streamsEnded: ended.get(pool.name)! } : {}),
     backends: pool.backends.map((b) => {
       const mine = shares.get(key(pool.name, b.address)) ?? [];
       const callsByCode: Record<string, number> = {};

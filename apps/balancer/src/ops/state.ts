@@ -21,6 +21,8 @@ export interface BackendState {
   failedCalls: number;
   sessions: number;
   latencyMs: number | null;
+  /** The age of the oldest call still open here whose response began (a long-lived stream), in ms; null when none. */
+  oldestStreamAgeMs: number | null;
 }
 
 export interface PoolState {
@@ -84,6 +86,7 @@ export function describeState(runtime: Runtime, discovery?: ReadonlyMap<string, 
             failedCalls: b.failedCalls,
             sessions: b.upstream.sessionCount,
             latencyMs: Number.isNaN(latency) ? null : Math.round(latency * 1000) / 1000,
+            oldestStreamAgeMs: b.streams.head === null ? null : Math.round(now - b.streams.head.committedAt),
           };
         }),
       };

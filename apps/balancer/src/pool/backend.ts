@@ -12,6 +12,7 @@
 import type { BackendConfig } from '#config';
 import type { ServedBackendConfig } from '../discovery/effective-config';
 import { PeakEwma } from '../load/peak-ewma';
+import { StreamList } from '../streams/stream-list';
 import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';
 import { sameTls, UpstreamSessions, type UpstreamOptions, type UpstreamTls } from '../upstream/upstream-sessions';
@@ -59,6 +60,10 @@ export class Backend implements EndpointLoad {
   private onStateChange: () => void = () => {};
   /** Per grpc-status-code metric children, filled lazily by the metrics module. */
   readonly callCounters: unknown[] = [];
+  /** Calls whose response began here and that are still open, oldest first (streams/stream-list.ts). */
+  readonly streams = new StreamList();
+  /** streams.drainTimeoutMs: ends what is still open here once it has been drained or removed that long. */
+  private drainTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly pool: string,
@@ -134,6 +139,22 @@ export class Backend implements EndpointLoad {
   callReleased(answered: boolean): void {
     this.active--;
     if (!answered) this.awaiting--;
+  }
+
+  /** Arms the drain timeout (once: a timer already running keeps its start). */
+  armDrainTimer(ms: number, fire: () => void): void {
+    if (this.drainTimer !== null) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = null;
+      fire();
+    }, ms);
+    this.drainTimer.unref();
+  }
+
+  clearDrainTimer(): void {
+    if (this.drainTimer === null) return;
+    clearTimeout(this.drainTimer);
+    this.drainTimer = null;
   }
 
   /** An attempt sent here lost a hedge (at `now`) before this backend answered it. */

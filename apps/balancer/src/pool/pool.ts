@@ -8,7 +8,7 @@
  * rather than crushing the few survivors; a failing call there is still retried elsewhere when
  * it never reached a backend.
  */
-import type { Algorithm, PoolConfig } from '#config';
+import type { Algorithm, PoolConfig, StreamsConfig } from '#config';
 import { createPicker, pickLeastConn, type Picker, type Random } from '../picker';
 import { CallPolicy } from '../tail/call-policy';
 import type { ServedPoolConfig } from '../discovery/effective-config';
@@ -38,6 +38,8 @@ export class Pool {
   readonly policy: CallPolicy | null;
   /** True while the pool spreads over unhealthy backends too. */
   panic = false;
+  /** Long-lived streams: rebalance, maximum age, bounded drains (null: none of them). */
+  readonly streams: StreamsConfig | null;
   /** Why a discovering pool has no discovered backends (its DNS name's failure), for UNAVAILABLE messages; null otherwise. */
   readonly discoveryNote: string | null;
   /** Calls waiting for a backend below maxStreamsPerBackend, oldest first; each returns false if it no longer waits. */
@@ -72,6 +74,7 @@ export class Pool {
     this.defaultTimeoutMs = config.defaultTimeoutMs;
     this.policy = CallPolicy.of(config, budgetShare);
     this.discoveryNote = (config as ServedPoolConfig).discoveryNote ?? null;
+    this.streams = config.streams ?? null;
     for (const b of backends) b.joinPool(() => this.rebuild(), config.slowStartMs);
     this.picker = this.build();
   }

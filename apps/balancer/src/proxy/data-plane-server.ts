@@ -56,7 +56,7 @@ export const DEFAULT_DATA_PLANE_OPTIONS: DataPlaneOptions = {
 /** Why the data plane turned a client away, as the `reason` label of its metric. */
 export type Rejection = 'connection_limit' | 'stream_limit' | 'premature_resets' | 'first_stream_timeout' | 'internal_error';
 
-export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded' | 'attemptSent' | 'budgetExhausted' | 'hedgeSkipped'> {
+export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded' | 'attemptSent' | 'budgetExhausted' | 'hedgeSkipped' | 'streamOpened'> {
   runtime(): Runtime;
   /** A call that matched no pool. */
   unrouted(service: string): void;
@@ -188,6 +188,7 @@ export class DataPlaneServer {
       attemptSent: hooks.attemptSent,
       budgetExhausted: hooks.budgetExhausted,
       hedgeSkipped: hooks.hedgeSkipped,
+      streamOpened: hooks.streamOpened,
     };
     session.on('stream', (stream, headers) => this.onStream(session, observer, stream, headers));
     let keepalive: NodeJS.Timeout | null = null;

@@ -38,6 +38,7 @@ import { hedgeVerdict, type HedgeVerdict } from '../tail/hedge-gate';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type CallEvents, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
+import type { ListedStream, StreamList } from '../streams/stream-list';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -67,10 +68,12 @@ export interface CallObserver {
   budgetExhausted(call: ProxiedCall, kind: 'hedge' | 'retry'): void;
   /** A hedge was due but no backend could answer sooner (tail/hedge-gate.ts). */
   hedgeSkipped(call: ProxiedCall, reason: Exclude<HedgeVerdict, 'send'>): void;
+  /** The response began on a pool with `streams` settings (streams/stream-governor.ts). */
+  streamOpened(call: ProxiedCall): void;
 }
 
 
-export class ProxiedCall implements CallEvents {
+export class ProxiedCall implements CallEvents, ListedStream {
   /** grpc-status of the call as the client saw it; -1 while unknown. */
   status = -1;
   /** The backend of the committed attempt, else of the last one. */
@@ -112,6 +115,12 @@ export class ProxiedCall implements CallEvents {
   private wake: (() => boolean) | null = null;
   private queueTimer: NodeJS.Timeout | null = null;
   private timeoutMs: number | undefined;
+  /** On its backend's list of open streams once the response began (streams/stream-list.ts). */
+  streamPrev: ListedStream | null = null;
+  streamNext: ListedStream | null = null;
+  streamList: StreamList | null = null;
+  committedAt = 0;
+  private maxAgeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly settings: CallSettings,
@@ -414,6 +423,28 @@ export class ProxiedCall implements CallEvents {
     if (this.committed !== a) this.commit(a);
     this.responded = true;
     this.down.respond(headers, { waitForTrailers: true });
+    this.committedAt = now;
+    a.backend.streams.add(this);
+    if (this.pool.streams !== null) this.observer.streamOpened(this);
+  }
+
+  /** Ends an open stream with the balancer's status (rebalance, maximum age, drain timeout); false if it is over already. */
+  endStream(code: number, message: string): boolean {
+    if (this.settled || this.finished) return false;
+    this.fail(code, message);
+    return true;
+  }
+
+  /** (streams/stream-governor.ts) The stream's maximum age runs out in `ms`. */
+  setMaxAge(ms: number, expire: () => void): void {
+    this.clearMaxAge();
+    this.maxAgeTimer = setTimeout(expire, ms);
+  }
+
+  clearMaxAge(): void {
+    if (this.maxAgeTimer === null) return;
+    clearTimeout(this.maxAgeTimer);
+    this.maxAgeTimer = null;
   }
 
   /**
@@ -578,6 +609,8 @@ export class ProxiedCall implements CallEvents {
     if (this.finished) return;
     this.finished = true;
     if (this.deadline !== null) clearTimeout(this.deadline);
+    this.streamList?.remove(this);
+    if (this.maxAgeTimer !== null) this.clearMaxAge();
     this.clearTimer();
     this.leaveQueue();
     // The client cancelled or reset, or the call is over: cancel what the backends still run.
