@@ -25,7 +25,7 @@
  * 8. Fleet (issue 15): propagation to 100 balancers, on SQLite (1 admin) and PostgreSQL (2
  *    admins), with `--only scale` or alone with `--only fleet` (bench/fleet.ts).
  *
- * `--only stall|death|overhead|propagation|admin|tls|tail|scale|fleet|workers` runs one scenario.
+ * `--only stall|death|overhead|propagation|admin|tls|tail|streams|scale|fleet|workers` runs one scenario.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -40,6 +40,7 @@ import { tailScenarios, tailTable, type TailRow } from './tail';
 import { scaleScenario, scaleTable, type ScaleResult } from './scale';
 import { workersScenario, workersTable, type WorkersResult } from './workers';
 import { fleetScenario, fleetTable, type FleetResult } from './fleet';
+import { streamsScenario, streamsTable, type StreamsRow } from './streams';
 
 const quick = process.argv.includes('--quick');
 /** `--only stall|death|overhead|propagation|admin|tls` runs one scenario. */
@@ -280,6 +281,11 @@ async function main(): Promise<void> {
     log(`tail: seed stall and seed slow, ${tailSeconds} s per variant`);
     tail = await tailScenarios(tailSeconds, log);
   }
+  let streams: StreamsRow[] | undefined;
+  if (runs('streams')) {
+    log('streams: 300 long-lived streams, 3 -> 6 backends, rebalanced');
+    streams = await streamsScenario(quick ? 1 : 3, log);
+  }
   let scale: ScaleResult[] | undefined;
   if (runs('scale')) {
     log('scale: 1k pools x 10 backends on SQLite and PostgreSQL');
@@ -298,6 +304,7 @@ async function main(): Promise<void> {
   let out = rows.length > 0 ? table() : '';
   if (workers) out += `\n\n${workersTable(workers)}`;
   if (tail) out += `\n\n${tailTable(tail, tailSeconds)}`;
+  if (streams) out += `\n\n${streamsTable(streams)}`;
   if (scale) out += `\n\n${scaleTable(scale, quick)}`;
   if (fleet) out += `\n\n${fleetTable(fleet)}`;
   if (tlsCost) {
@@ -322,7 +329,7 @@ async function main(): Promise<void> {
   const file = `bench/results/${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, scale, workers, fleet }, null, 2),
+    JSON.stringify({ date: started.toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, quick, rows, propagation, adminLatency, tlsCost, tail, streams, scale, workers, fleet }, null, 2),
   );
   log(`\nresults: ${file}`);
 }
