@@ -34,7 +34,8 @@ import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
 import type { HedgingRule } from '../tail/call-policy';
 import { planRetry } from '../tail/retry-plan';
-import { hedgeVerdict, type HedgeVerdict } from '../tail/hedge-gate';
+import type { HedgeVerdict } from '../tail/hedge-gate';
+import { planHedge } from '../tail/hedge-plan';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type CallEvents, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
@@ -223,18 +224,17 @@ export class ProxiedCall implements CallEvents, ListedStream {
   hedge(replacing = false): boolean {
     this.timer = null;
     const rule = this.hedging;
-    if (rule === null || !this.retriable || this.settled || this.finished || this.policyAttempts >= rule.maxAttempts) return false;
-    const next = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
-    if (next === undefined) return false; // no other backend to hedge on
+    if (rule === null || !this.retriable || this.settled || this.finished) return false;
+    const next = this.policyAttempts >= rule.maxAttempts ? undefined : this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     const now = performance.now();
     // A hedge (not a replacement for an attempt that failed) only to a backend that can answer
     // sooner than the attempt in flight: never more load on a pool that has none to spare.
-    const waitingOn = this.live[0]?.backend;
-    const verdict = replacing || waitingOn === undefined ? 'send' : hedgeVerdict(next, waitingOn, now - this.startedAt, now);
-    if (verdict !== 'send') {
-      this.observer.hedgeSkipped(this, verdict);
+    const plan = planHedge({ rule, attempts: this.policyAttempts, candidate: next, waitingOn: this.live[0]?.backend, replacing, waitedMs: now - this.startedAt, now });
+    if (plan.kind === 'skip') {
+      if (plan.why === 'backend_answering' || plan.why === 'candidate_silent') this.observer.hedgeSkipped(this, plan.why);
       return false;
     }
+    if (next === undefined) return false;
     if (!this.pool.policy!.budget.tryWithdraw(now)) {
       this.observer.budgetExhausted(this, 'hedge');
       return false;

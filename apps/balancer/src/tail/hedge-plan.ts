@@ -1,0 +1,33 @@
+/**
+ * The hedging decision of gRPC A6 for a call whose hedge delay passed without response headers:
+ * send a hedge to `candidate`, or not, and why. Pure: the call's attempts, the loads and the clock
+ * are given; the retry budget is the caller's to draw from once this says "send"
+ * (proxy/proxied-call.ts carries the plan out), as with retry-plan.ts.
+ */
+import type { HedgingRule } from './call-policy';
+import { hedgeVerdict, type HedgeLoad, type HedgeVerdict } from './hedge-gate';
+
+export type HedgePlan = { kind: 'send' } | { kind: 'skip'; why: 'attempts spent' | 'no other backend' | Exclude<HedgeVerdict, 'send'> };
+
+export interface HedgeFacts {
+  rule: HedgingRule;
+  /** Attempts made under the policy so far (the first included). */
+  attempts: number;
+  /** The least loaded backend not tried yet, if any. */
+  candidate: HedgeLoad | undefined;
+  /** The backend of the attempt in flight (undefined: none is). */
+  waitingOn: HedgeLoad | undefined;
+  /** In place of an attempt that failed with a non-fatal status: not gated, it adds no load. */
+  replacing: boolean;
+  /** How long the call has waited, and now (ms). */
+  waitedMs: number;
+  now: number;
+}
+
+export function planHedge(f: HedgeFacts): HedgePlan {
+  if (f.attempts >= f.rule.maxAttempts) return { kind: 'skip', why: 'attempts spent' };
+  if (f.candidate === undefined) return { kind: 'skip', why: 'no other backend' };
+  if (f.replacing || f.waitingOn === undefined) return { kind: 'send' };
+  const verdict = hedgeVerdict(f.candidate, f.waitingOn, f.waitedMs, f.now);
+  return verdict === 'send' ? { kind: 'send' } : { kind: 'skip', why: verdict };
+}
