@@ -53,11 +53,9 @@ describe('the tail: hedging, retries, budget', () => {
     });
     const [stalled, fast] = backends as [EchoBackend, EchoBackend];
     for (let i = 0; i < 20; i++) {
-      const t0 = Date.now();
       const r = await unary(client, {}, undefined, deadlineIn(2000));
       expect(r.error).toBeUndefined();
-      expect(r.response!.backend).toBe('fast');
-      expect(Date.now() - t0).toBeLessThan(1000); // not the stalled backend's 3 s
+      expect(r.response!.backend).toBe('fast'); // not the stalled backend's answer, 3 s later (when: proxied-call.spec.ts)
     }
     // Least connections ties at random, so some first attempts went to the stalled backend.
     expect(stalled.stats.calls).toBeGreaterThan(0);
@@ -100,11 +98,9 @@ describe('the tail: hedging, retries, budget', () => {
       retryBudget: { percent: 100, minPerSecond: 100 },
     });
     for (let i = 0; i < 10; i++) {
-      const t0 = Date.now();
       const { responses, status } = await collect(client.ServerStream({ responseCount: 5, responseSize: 64 }, deadlineIn(2000)));
       expect(status.code).toBe(grpc.status.OK);
       expect(responses.map((r) => r.backend)).toEqual(['fast', 'fast', 'fast', 'fast', 'fast']);
-      expect(Date.now() - t0).toBeLessThan(1000);
     }
     expect(backends[0]!.stats.calls).toBeGreaterThan(0);
     await waitFor('the stalled attempts cancelled', () => backends[0]!.stats.cancelled === backends[0]!.stats.calls);
@@ -117,11 +113,9 @@ describe('the tail: hedging, retries, budget', () => {
       { hedging: { maxAttempts: 3, delayMs: 30, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['switchboard.test.v1.Echo/*'] }, retryBudget: { percent: 100, minPerSecond: 100 } },
     );
     for (let i = 0; i < 10; i++) {
-      const t0 = Date.now();
       const r = await unary(client, {}, undefined, deadlineIn(3000));
       expect(r.error?.code).toBe(grpc.status.INTERNAL);
       expect(r.error?.details).toMatch(/broken-\d is broken/);
-      expect(Date.now() - t0).toBeLessThan(1000);
     }
     const m = await lb.metrics();
     // Never a third attempt: every call ended after at most 2.
@@ -137,12 +131,10 @@ describe('the tail: hedging, retries, budget', () => {
       { hedging: { maxAttempts: 3, delayMs: 1000, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['*'] }, retryBudget: { percent: 100, minPerSecond: 100 } },
     );
     for (let i = 0; i < 8; i++) {
-      const t0 = Date.now();
       const r = await unary(client, {}, undefined, deadlineIn(3000));
       expect(r.error).toBeUndefined();
       expect(r.response!.backend).toBe('ok');
-      // The 1 s hedge delay never came into it: each UNAVAILABLE sent the next attempt at once.
-      expect(Date.now() - t0).toBeLessThan(900);
+      // Each UNAVAILABLE sends the next attempt at once, not after the 1 s delay: proxied-call.spec.ts decides that with a scripted clock.
     }
     expect(backends[0]!.stats.calls).toBe(8);
     await countsReturnToZero();
@@ -154,7 +146,7 @@ describe('the tail: hedging, retries, budget', () => {
       retryBudget: { percent: 100, minPerSecond: 100 },
     });
     const flaky = backends[0]!;
-    let t0 = Date.now();
+    const t0 = Date.now();
     let r = await unary(client, { statusCode: grpc.status.UNAVAILABLE, statusMessage: 'try later', pushbackMs: '250' });
     expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
     expect(r.error?.details).toBe('try later'); // the backend's own status, passed through
@@ -163,7 +155,6 @@ describe('the tail: hedging, retries, budget', () => {
     const gaps = flaky.stats.arrivals.slice(1).map((t, i) => t - flaky.stats.arrivals[i]!);
     for (const g of gaps) expect(g).toBeGreaterThanOrEqual(240);
 
-    t0 = Date.now();
     r = await unary(client, { statusCode: grpc.status.UNAVAILABLE, pushbackMs: '-1' });
     expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
     expect(flaky.stats.calls).toBe(4); // one attempt: the backend said not to retry
@@ -173,7 +164,6 @@ describe('the tail: hedging, retries, budget', () => {
     expect(flaky.stats.calls).toBe(5);
     expect(metric(await lb.metrics(), 'switchboard_retries_total', 'pool="echo",reason="UNAVAILABLE"')).toBe(2);
     // A pushback of 11 days is not obeyed: the backend's status is the answer, at once.
-    t0 = Date.now();
     r = await unary(client, { statusCode: grpc.status.UNAVAILABLE, statusMessage: 'come back in 11 days', pushbackMs: '999999999' });
     expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
     expect(r.error?.details).toBe('come back in 11 days');
@@ -182,8 +172,7 @@ describe('the tail: hedging, retries, budget', () => {
     r = await unary(client, { statusCode: grpc.status.UNAVAILABLE, statusMessage: 'after your deadline', pushbackMs: '5000' }, undefined, deadlineIn(2000));
     expect(r.error?.code).toBe(grpc.status.UNAVAILABLE);
     expect(r.error?.details).toBe('after your deadline');
-    expect(flaky.stats.calls).toBe(7);
-    expect(Date.now() - t0).toBeLessThan(1900); // neither waited
+    expect(flaky.stats.calls).toBe(7); // neither waited: retry-plan.spec.ts
     // A client's own grpc-previous-rpc-attempts never reaches the backend: a first attempt carries none.
     const md = new grpc.Metadata();
     md.set('grpc-previous-rpc-attempts', '41');
