@@ -303,6 +303,19 @@ describe('DNS discovery through the admin, the control plane and --workers 2', (
       const bad = await admin.api('PATCH', `/v1/pools/echo/backends/127.0.0.31:${port}`, { weight: 5 });
       expect(bad.status).toBe(400);
       expect(bad.body.errors[0].path).toBe('weight');
+      // Hostile path parameters and bodies: a 400 naming the field, nothing committed.
+      const revision = (await admin.api('GET', '/v1/revisions')).body.items?.[0]?.number;
+      for (const [address, body, field] of [
+        ['not%20an%20address', { drain: true }, 'address'],
+        [`127.0.0.31:${port}`, { drain: 'yes' }, 'drain'],
+        [`127.0.0.31:${port}`, { drain: true, address: '127.0.0.99:1' }, 'address'],
+      ] as const) {
+        const r = await admin.api('PATCH', `/v1/pools/echo/backends/${address}`, body);
+        expect(r.status).toBe(400);
+        expect(r.contentType).toContain('application/problem+json');
+        expect(r.body.errors[0].path).toBe(field);
+      }
+      expect((await admin.api('GET', '/v1/revisions')).body.items?.[0]?.number).toBe(revision);
       await waitFor('drained on the balancer', async () => (await pool(node)).backends.find((b) => b.address === `127.0.0.31:${port}`)?.draining === true, 15_000);
       const before = backends[0]!.stats.calls;
       for (let i = 0; i < 50; i++) expect((await unary(client, { payload: Buffer.from('x') })).response?.backend).toBe('w32');
