@@ -4,7 +4,7 @@
  * so exporting and applying back is a no-op and a content hash is a stable ETag.
  */
 import { createHash } from 'node:crypto';
-import type { BackendConfig, HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
+import type { BackendConfig, HealthPolicyConfig, PoolConfig, RouteConfig, SwitchboardConfig } from './schema';
 
 const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 
@@ -33,9 +33,12 @@ export function canonicalPool(p: PoolConfig): PoolConfig {
 }
 
 export function canonicalConfig(cfg: SwitchboardConfig): SwitchboardConfig {
+  const routes = (cfg.routes ?? []).map(withoutEmptyLabels).sort(byKey((r: RouteConfig) => r.name));
   return {
     healthPolicies: cfg.healthPolicies.map(withoutEmptyLabels).sort(byKey((p: HealthPolicyConfig) => p.name)),
     pools: cfg.pools.map(canonicalPool).sort(byKey((p) => p.name)),
+    // Absent when there are none, so a config without routes reads (and hashes) as before.
+    ...(routes.length > 0 ? { routes } : {}),
   };
 }
 
@@ -89,5 +92,6 @@ export function configTag(cfg: SwitchboardConfig): string {
   const hash = createHash('sha256');
   for (const p of cfg.healthPolicies) hash.update(`h${resourceTag(p)}`);
   for (const p of cfg.pools) hash.update(`p${poolTag(p)}`);
+  for (const r of cfg.routes ?? []) hash.update(`r${resourceTag(r)}`);
   return `"${hash.digest('base64url').slice(0, 22)}"`;
 }

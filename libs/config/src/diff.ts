@@ -4,10 +4,10 @@
  * policies, pools and backends. A pool's own fields and its backends are separate changes, so a
  * weight change reads as one backend update and not as a rewrite of the pool.
  */
-import type { HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
+import type { HealthPolicyConfig, PoolConfig, RouteConfig, SwitchboardConfig } from './schema';
 import { stableStringify } from './canonical';
 
-export type ChangeKind = 'healthPolicy' | 'pool' | 'backend';
+export type ChangeKind = 'healthPolicy' | 'pool' | 'backend' | 'route';
 export type ChangeAction = 'create' | 'update' | 'delete';
 
 export interface FieldChange {
@@ -97,6 +97,7 @@ function diffByKey<T>(
 
 const policyBody = ({ name: _name, ...rest }: HealthPolicyConfig) => rest;
 const poolBody = ({ name: _name, backends: _backends, ...rest }: PoolConfig) => rest;
+const routeBody = ({ name: _name, ...rest }: RouteConfig) => rest;
 
 export function diffConfigs(before: SwitchboardConfig, after: SwitchboardConfig): ConfigDiff {
   const changes: Change[] = [];
@@ -104,6 +105,7 @@ export function diffConfigs(before: SwitchboardConfig, after: SwitchboardConfig)
     changes.push({ action, kind: 'healthPolicy', name, fields }),
   );
   diffByKey(before.pools, after.pools, (p) => p.name, poolBody, (action, name, fields) => changes.push({ action, kind: 'pool', name, fields }));
+  diffByKey(before.routes ?? [], after.routes ?? [], (r) => r.name, routeBody, (action, name, fields) => changes.push({ action, kind: 'route', name, fields }));
   const oldPools = new Map(before.pools.map((p) => [p.name, p]));
   const newPools = new Map(after.pools.map((p) => [p.name, p]));
   for (const name of new Set([...oldPools.keys(), ...newPools.keys()])) {
@@ -120,6 +122,6 @@ export function diffConfigs(before: SwitchboardConfig, after: SwitchboardConfig)
 
 /** Policies first, then pools, each pool followed by its backends: the order a reader expects. */
 function orderChanges(changes: Change[]): Change[] {
-  const rank = (c: Change) => (c.kind === 'healthPolicy' ? `0/${c.name}` : c.kind === 'pool' ? `1/${c.name}/` : `1/${c.pool}/${c.name}`);
+  const rank = (c: Change) => (c.kind === 'healthPolicy' ? `0/${c.name}` : c.kind === 'pool' ? `1/${c.name}/` : c.kind === 'route' ? `2/${c.name}` : `1/${c.pool}/${c.name}`);
   return [...changes].sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0));
 }

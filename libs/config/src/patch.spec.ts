@@ -28,9 +28,13 @@ const configArb = fc
       }),
       { selector: (p) => p.name, maxLength: 4 },
     ),
+    routes: fc.uniqueArray(fc.record({ name: fc.constantFrom('r1', 'r2', 'r3'), weight: fc.integer({ min: 1, max: 100 }), header: fc.option(fc.constantFrom('a', 'b'), { nil: undefined }) }), { selector: (r) => r.name, maxLength: 3 }),
   })
-  .map(({ policies, pools }) =>
+  .map(({ policies, pools, routes }) =>
     cfg({
+      ...(pools.length > 0 && routes.length > 0
+        ? { routes: routes.map((r) => ({ name: r.name, rules: [{ ...(r.header ? { matches: [{ headers: [{ name: 'x-h', value: r.header }] }] } : {}), backends: pools.map((p) => ({ pool: p.name, weight: r.weight })) }] })) }
+        : {}),
       healthPolicies: policies.map((p) => ({ name: p.name, active: { intervalMs: p.intervalMs } })),
       pools: pools.map((p) => ({
         name: p.name,

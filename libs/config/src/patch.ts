@@ -7,7 +7,7 @@
  */
 import { canonicalBackend, canonicalPool } from './canonical';
 import type { ConfigDiff } from './diff';
-import type { BackendConfig, HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
+import type { BackendConfig, HealthPolicyConfig, PoolConfig, RouteConfig, SwitchboardConfig } from './schema';
 
 export type PoolFields = Omit<PoolConfig, 'backends'>;
 
@@ -16,6 +16,7 @@ export interface ConfigPatch {
   /** A put pool keeps the backends it had (none, if new); its backends change through `backends`. */
   pools?: { put?: PoolFields[]; delete?: string[] };
   backends?: { put?: { pool: string; backend: BackendConfig }[]; delete?: { pool: string; address: string }[] };
+  routes?: { put?: RouteConfig[]; delete?: string[] };
 }
 
 /** The patch that takes the config `diff` was made from to `after`. */
@@ -24,6 +25,7 @@ export function patchFromDiff(after: SwitchboardConfig, diff: ConfigDiff): Confi
     healthPolicies: { put: [], delete: [] },
     pools: { put: [], delete: [] },
     backends: { put: [], delete: [] },
+    routes: { put: [], delete: [] },
   };
   let pools: Map<string, PoolConfig> | undefined;
   const pool = (name: string): PoolConfig => (pools ??= new Map(after.pools.map((p) => [p.name, p]))).get(name)!;
@@ -31,6 +33,9 @@ export function patchFromDiff(after: SwitchboardConfig, diff: ConfigDiff): Confi
     if (c.kind === 'healthPolicy') {
       if (c.action === 'delete') patch.healthPolicies.delete.push(c.name);
       else patch.healthPolicies.put.push(after.healthPolicies.find((p) => p.name === c.name)!);
+    } else if (c.kind === 'route') {
+      if (c.action === 'delete') patch.routes.delete.push(c.name);
+      else patch.routes.put.push((after.routes ?? []).find((r) => r.name === c.name)!);
     } else if (c.kind === 'pool') {
       if (c.action === 'delete') patch.pools.delete.push(c.name);
       else {
@@ -45,7 +50,7 @@ export function patchFromDiff(after: SwitchboardConfig, diff: ConfigDiff): Confi
     }
   }
   const out: ConfigPatch = {};
-  for (const kind of ['healthPolicies', 'pools', 'backends'] as const) {
+  for (const kind of ['healthPolicies', 'pools', 'backends', 'routes'] as const) {
     const part = patch[kind];
     if (part.put.length === 0 && part.delete.length === 0) continue;
     (out as Record<string, unknown>)[kind] = { ...(part.put.length > 0 ? { put: part.put } : {}), ...(part.delete.length > 0 ? { delete: part.delete } : {}) };
@@ -74,7 +79,17 @@ export function applyPatches(base: SwitchboardConfig, patches: readonly ConfigPa
     }
     healthPolicies = [...byKey.values()].sort(byName);
   }
-  if (!patches.some((p) => p.pools || p.backends)) return { healthPolicies, pools: base.pools };
+  let routes = base.routes;
+  if (patches.some((p) => p.routes)) {
+    const byKey = new Map((routes ?? []).map((r) => [r.name, r]));
+    for (const patch of patches) {
+      for (const name of patch.routes?.delete ?? []) byKey.delete(name);
+      for (const r of patch.routes?.put ?? []) byKey.set(r.name, r);
+    }
+    routes = [...byKey.values()].sort(byName);
+  }
+  const withRoutes = <C extends Omit<SwitchboardConfig, 'routes'>>(c: C): SwitchboardConfig => (routes !== undefined && routes.length > 0 ? { ...c, routes } : c);
+  if (!patches.some((p) => p.pools || p.backends)) return withRoutes({ healthPolicies, pools: base.pools });
   const pools = new Map(base.pools.map((p) => [p.name, p]));
   const touched = new Map<string, PoolConfig>();
   const edit = (name: string): PoolConfig | undefined => {
@@ -112,5 +127,5 @@ export function applyPatches(base: SwitchboardConfig, patches: readonly ConfigPa
   }
   for (const [name, p] of touched) pools.set(name, canonicalPool(p));
   // Mostly sorted already: the sort is a linear pass unless pools were added.
-  return { healthPolicies, pools: [...pools.values()].sort(byName) };
+  return withRoutes({ healthPolicies, pools: [...pools.values()].sort(byName) });
 }

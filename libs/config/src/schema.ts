@@ -203,7 +203,7 @@ export const poolMatchSchema = z
 
 export const poolSchema = z.strictObject({
   name: described(name, 'Unique name of the pool (a-z, 0-9, "-"): its natural key.', 'greeter'),
-  match: described(poolMatchSchema, 'Which calls this pool serves.', { services: ['helloworld.Greeter'] }),
+  match: described(poolMatchSchema, 'Which calls this pool serves; absent: only the calls routes send it.', { services: ['helloworld.Greeter'] }).optional(),
   algorithm: described(z.enum(ALGORITHMS), 'How a backend is picked for each call (HTTP/2 stream).', 'least_conn').default('least_conn'),
   healthPolicy: described(name, 'Name of the health policy applied to the backends.', 'grpc-default').optional(),
   maxStreamsPerBackend: described(z.int().min(0).max(1_000_000), 'Most concurrent calls on one backend (0 = unlimited); beyond it calls queue.', 0).default(0),
@@ -232,10 +232,82 @@ export const poolSchema = z.strictObject({
   ).optional(),
 });
 
+/** A header name a call can carry: lowercase token characters (HTTP/2 forbids uppercase). */
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
+/** Headers a route may not set or remove: HTTP/2's connection headers and the ones gRPC itself relies on. */
+const RESERVED_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'content-type', 'content-length', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding']);
+const headerName = z.string().regex(HEADER_NAME, 'must be a lowercase HTTP/2 header name (letters, digits and !#$%&\'*+.^_`|~-), at most 128 characters');
+const settableHeader = headerName.refine((n) => !RESERVED_HEADERS.has(n) && !n.startsWith('grpc-'), 'is a header the balancer or gRPC itself sets; a route may not change it');
+/** A header value a call can carry: visible ASCII and spaces, no leading or trailing space (no CR, LF or NUL). */
+const headerValue = z
+  .string()
+  .max(4096)
+  .regex(/^([\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?)?$/, 'must be visible ASCII with inner spaces only (no control characters, no leading or trailing space): no call could carry it otherwise');
+/** A route hostname: a DNS name or "*." and a suffix, lowercase, no port. */
+const routeHostname = z
+  .string()
+  .max(253)
+  .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lowercase DNS name, or "*." and one (e.g. *.example.com), without a port');
+const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+export const routeMatchSchema = z.strictObject({
+  method: described(
+    z.strictObject({
+      service: described(z.string().max(256).regex(SERVICE_NAME, 'must be a fully qualified gRPC service name (package.Service)'), 'The service, exactly.', 'helloworld.Greeter'),
+      method: described(z.string().max(128).regex(METHOD_NAME, 'must be a gRPC method name'), 'The method, exactly; absent: every method of the service.', 'SayHello').optional(),
+    }),
+    'Calls to this service (and method).',
+    { service: 'helloworld.Greeter', method: 'SayHello' },
+  ).optional(),
+  headers: described(z.array(z.strictObject({ name: headerName, value: headerValue })).max(16), 'Request headers the call must carry, exactly (all of them).', [{ name: 'x-canary', value: 'always' }]).optional(),
+});
+
+export const routeBackendSchema = z.strictObject({
+  pool: described(name, 'A pool of this config.', 'greeter-v1'),
+  weight: described(z.int().min(0).max(1000), 'Share of the rule\'s calls (smooth weighted round robin over the rule\'s pools); 0 drains the pool out of the route.', 90).default(1),
+});
+
+export const routeRuleSchema = z
+  .strictObject({
+    matches: described(z.array(routeMatchSchema).max(8), 'A call matches the rule when it matches any one of these (a match needs all its parts); none: every call of the route.', [{ method: { service: 'helloworld.Greeter' } }]).default([]),
+    backends: described(z.array(routeBackendSchema).min(1).max(16), 'The pools that serve the rule\'s calls, by weight.', [{ pool: 'greeter-v1', weight: 90 }, { pool: 'greeter-v2', weight: 10 }]),
+    requestHeaders: described(
+      z.strictObject({
+        set: z.record(settableHeader, headerValue).optional(),
+        add: z.record(settableHeader, headerValue).optional(),
+        remove: z.array(settableHeader).max(32).optional(),
+      }),
+      'Request headers to set (replace), add, or remove before the call goes to a backend.',
+      { set: { 'x-route': 'canary' }, remove: ['x-debug'] },
+    ).optional(),
+    mirror: described(
+      z.strictObject({ pool: described(name, 'The shadow pool.', 'greeter-shadow'), percent: described(z.number().min(0).max(100), 'Share of the rule\'s unary calls copied to it (exactly, not at random).', 10) }),
+      'Copies unary calls to a shadow pool, fire-and-forget: the copies\' answers are dropped, and a shadow that is down costs the calls nothing.',
+      { pool: 'greeter-shadow', percent: 10 },
+    ).optional(),
+    timeoutMs: described(z.int().min(1).max(86_400_000), 'A deadline, in ms, for the rule\'s calls that carry none or a longer one.', 2000).optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.backends.every((b) => b.weight === 0)) ctx.addIssue({ code: 'custom', path: ['backends'], message: 'at least one pool needs a weight above 0' });
+    for (const kind of ['set', 'add'] as const) {
+      const h = r.requestHeaders?.[kind];
+      if (h !== undefined && Object.keys(h).length > 32) ctx.addIssue({ code: 'custom', path: ['requestHeaders', kind], message: 'at most 32 headers' });
+    }
+  });
+
+export const routeSchema = z.strictObject({
+  name: described(name, 'Unique name of the route (a-z, 0-9, "-").', 'greeter'),
+  hostnames: described(z.array(routeHostname).max(16), 'The :authority the route applies to, exact or "*.suffix" (without port); empty: any.', []).default([]),
+  rules: described(z.array(routeRuleSchema).min(1).max(16), 'Rules, applied by GRPCRoute precedence (not file order): the most specific hostname, then service, then method, then the most header matches.', [{ backends: [{ pool: 'greeter', weight: 1 }] }]),
+  labels,
+});
+
 /** The shape of a config (or of one of several files that make one), without the checks across resources. */
 export const configShapeSchema = z.strictObject({
   healthPolicies: described(z.array(healthPolicySchema), 'Health policies, referred to by pools.', []).default([]),
   pools: described(z.array(poolSchema), 'Pools of backends and the calls they serve.', []).default([]),
+  routes: described(z.array(routeSchema).max(1000), 'Routes: calls by service, method and header to weighted pools (before the pools\' own match).', []).optional(),
 });
 
 /** A problem across resources (a duplicate name, an unknown reference, a route taken twice). */
@@ -260,13 +332,14 @@ export function crossResourceIssues(cfg: z.output<typeof configShapeSchema>): Cr
     if (pool.healthPolicy !== undefined && !policies.has(pool.healthPolicy)) {
       issues.push({ path: ['pools', i, 'healthPolicy'], message: `unknown health policy "${pool.healthPolicy}"` });
     }
-    for (const [j, service] of (pool.match.services ?? ['*']).entries()) {
-      const key = `${service}@${pool.match.authority ?? ''}`;
+    const match = pool.match;
+    for (const [j, service] of (match === undefined ? [] : (match.services ?? ['*'])).entries()) {
+      const key = `${service}@${match!.authority ?? ''}`;
       const other = routes.get(key);
       if (other !== undefined) {
         issues.push({
-          path: ['pools', i, 'match', pool.match.services ? 'services' : 'authority', ...(pool.match.services ? [j] : [])],
-          message: `"${service}"${pool.match.authority ? ` on ${pool.match.authority}` : ''} is already routed to pool "${other}"`,
+          path: ['pools', i, 'match', match!.services ? 'services' : 'authority', ...(match!.services ? [j] : [])],
+          message: `"${service}"${match!.authority ? ` on ${match!.authority}` : ''} is already routed to pool "${other}"`,
         });
       }
       routes.set(key, pool.name);
@@ -277,7 +350,23 @@ export function crossResourceIssues(cfg: z.output<typeof configShapeSchema>): Cr
       addresses.add(b.address);
     });
   });
+  const routeNames = new Set<string>();
+  (cfg.routes ?? []).forEach((r, i) => {
+    if (routeNames.has(r.name)) issues.push({ path: ['routes', i, 'name'], message: `duplicate route "${r.name}"` });
+    routeNames.add(r.name);
+    r.rules.forEach((rule, j) => {
+      rule.backends.forEach((b, k) => {
+        if (!pools.has(b.pool)) issues.push({ path: ['routes', i, 'rules', j, 'backends', k, 'pool'], message: `unknown pool "${b.pool}"` });
+      });
+      if (rule.mirror !== undefined && !pools.has(rule.mirror.pool)) issues.push({ path: ['routes', i, 'rules', j, 'mirror', 'pool'], message: `unknown pool "${rule.mirror.pool}"` });
+    });
+  });
   return issues;
+}
+
+/** The routes that send calls to `pool` (its backends or mirror), for a refused delete. */
+export function routesUsing(cfg: { routes?: RouteConfig[] }, pool: string): string[] {
+  return (cfg.routes ?? []).filter((r) => r.rules.some((rule) => rule.backends.some((b) => b.pool === pool) || rule.mirror?.pool === pool)).map((r) => r.name);
 }
 
 export const configSchema = configShapeSchema.superRefine((cfg, ctx) => {
@@ -291,6 +380,8 @@ export type BackendConfig = z.output<typeof backendSchema>;
 export type DnsDiscoveryConfig = z.output<typeof dnsDiscoverySchema>;
 export type StreamsConfig = z.output<typeof streamsSchema>;
 export type HealthPolicyConfig = z.output<typeof healthPolicySchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
+export type RouteRuleConfig = z.output<typeof routeRuleSchema>;
 export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;
 export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;
 export type HedgingPolicyConfig = z.output<typeof hedgingPolicySchema>;

@@ -17,7 +17,7 @@ describe('loadConfigFiles', () => {
     const f = write('a.yaml', '# ${NOT_SET} in a comment\npools:\n  - name: p\n    match: { authority: "${HOST:-h.internal}" }\n    labels: { raw: "$${KEEP}" }\n    backends: [{ address: "${IP}:80" }]\n');
     const r = loadConfigFiles([f], { IP: '127.0.0.3' });
     if (!r.ok) throw new Error(r.errors.join('\n'));
-    expect(r.config.pools[0]!.match.authority).toBe('h.internal');
+    expect(r.config.pools[0]!.match?.authority).toBe('h.internal');
     expect(r.config.pools[0]!.labels).toEqual({ raw: '${KEEP}' });
     expect(r.config.pools[0]!.backends.map((b) => b.address)).toEqual(['127.0.0.3:80']);
     const unset = loadConfigFiles([f], {});

@@ -41,9 +41,9 @@ export function loadConfigFiles(inputs: readonly string[], env: NodeJS.ProcessEn
   const files = expandPaths(inputs);
   if (files.length === 0) return { ok: false, errors: [`no .yaml, .yml or .json files in ${inputs.join(', ')}`] };
   const errors: string[] = [];
-  const merged: SwitchboardConfig = { healthPolicies: [], pools: [] };
+  const merged: SwitchboardConfig & { routes: NonNullable<SwitchboardConfig['routes']> } = { healthPolicies: [], pools: [], routes: [] };
   // Where each merged item came from, to put file:line on errors found across files.
-  const origin: { healthPolicies: [string, number | undefined][]; pools: [string, (p: readonly PropertyKey[]) => number | undefined, number][] } = { healthPolicies: [], pools: [] };
+  const origin: { healthPolicies: [string, number | undefined][]; pools: [string, (p: readonly PropertyKey[]) => number | undefined, number][]; routes: [string, (p: readonly PropertyKey[]) => number | undefined, number][] } = { healthPolicies: [], pools: [], routes: [] };
   for (const file of files) {
     let text: string;
     try {
@@ -65,17 +65,22 @@ export function loadConfigFiles(inputs: readonly string[], env: NodeJS.ProcessEn
       merged.pools.push(p);
       origin.pools.push([file, parsed.lineOf, i]);
     });
+    (parsed.value.routes ?? []).forEach((r, i) => {
+      merged.routes.push(r);
+      origin.routes.push([file, parsed.lineOf, i]);
+    });
   }
   if (errors.length > 0) return { ok: false, errors };
-  const whole = configSchema.safeParse(merged);
+  const { routes, ...rest } = merged;
+  const whole = configSchema.safeParse(routes.length > 0 ? merged : rest);
   if (!whole.success) {
     for (const issue of whole.error.issues) {
       const [kind, index, ...rest] = issue.path as [string, number, ...PropertyKey[]];
       let where = '';
-      if (kind === 'pools' && origin.pools[index]) {
-        const [file, lineOf, i] = origin.pools[index]!;
-        const line = lineOf(['pools', i, ...rest]);
-        where = `${file}${line !== undefined ? `:${line}` : ''}: ${formatPath(['pools', i, ...rest])}`;
+      if ((kind === 'pools' || kind === 'routes') && origin[kind][index]) {
+        const [file, lineOf, i] = origin[kind][index]!;
+        const line = lineOf([kind, i, ...rest]);
+        where = `${file}${line !== undefined ? `:${line}` : ''}: ${formatPath([kind, i, ...rest])}`;
       } else if (kind === 'healthPolicies' && origin.healthPolicies[index]) {
         const [file, line] = origin.healthPolicies[index]!;
         where = `${file}${line !== undefined ? `:${line}` : ''}: ${formatPath(issue.path)}`;

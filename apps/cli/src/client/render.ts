@@ -9,7 +9,7 @@ export function colours(stream: NodeJS.WriteStream = process.stdout) {
   return { green: wrap(32), yellow: wrap(33), red: wrap(31), dim: wrap(2), bold: wrap(1) };
 }
 
-const KIND: Record<Change['kind'], string> = { healthPolicy: 'health policy', pool: 'pool', backend: 'backend' };
+const KIND: Record<Change['kind'], string> = { healthPolicy: 'health policy', pool: 'pool', backend: 'backend', route: 'route' };
 const show = (v: unknown): string => (v === null || v === undefined ? '(none)' : typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v));
 
 export function renderPlan(diff: ConfigDiff, stream: NodeJS.WriteStream = process.stdout): string {
