@@ -18,6 +18,8 @@ import { OpsController } from './ops/ops.controller';
 import { OpenApiController, OpenApiDocument } from './openapi/openapi.controller';
 import { HealthPoliciesController } from './resources/health-policies.controller';
 import { HealthPoliciesService } from './resources/health-policies.service';
+import { RoutesController } from './resources/routes.controller';
+import { RoutesService } from './resources/routes.service';
 import { BackendsController, PoolsController } from './resources/pools.controller';
 import { PoolsService } from './resources/pools.service';
 import { ADMIN_SETTINGS, type AdminSettings } from './settings';
@@ -29,7 +31,7 @@ export class AdminModule {
   static forRoot(settings: AdminSettings, metrics: AdminMetrics): DynamicModule {
     return {
       module: AdminModule,
-      controllers: [PoolsController, BackendsController, HealthPoliciesController, ConfigController, RevisionsController, TokensController, OpsController, OpenApiController, NodesController, UiController],
+      controllers: [PoolsController, BackendsController, HealthPoliciesController, RoutesController, ConfigController, RevisionsController, TokensController, OpsController, OpenApiController, NodesController, UiController],
       providers: [
         { provide: ADMIN_SETTINGS, useValue: settings },
         { provide: AdminMetrics, useValue: metrics },
@@ -43,6 +45,7 @@ export class AdminModule {
         TokensService,
         PoolsService,
         HealthPoliciesService,
+        RoutesService,
         NodesService,
         StatsService,
         ControlPlaneServer,

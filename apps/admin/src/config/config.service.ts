@@ -73,7 +73,7 @@ const NOTICE_GRACE_MS = 250;
 
 @Injectable()
 export class ConfigService implements OnModuleInit, OnModuleDestroy {
-  private state: ConfigState = { revision: 0, config: { healthPolicies: [], pools: [] } };
+  private state: ConfigState = { revision: 0, config: { healthPolicies: [], pools: [] } as SwitchboardConfig };
   private lock: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<CommitListener>();
   private catchUpTimer: NodeJS.Timeout | null = null;

@@ -5,7 +5,7 @@
  * the document alone.
  */
 import { z } from 'zod';
-import { backendSchema, configSchema, healthPolicySchema, poolSchema } from '#config';
+import { backendSchema, configSchema, healthPolicySchema, poolSchema, routeSchema } from '#config';
 import { SCOPES } from '../auth/scopes';
 
 const d = <T extends z.ZodType>(schema: T, description: string, example?: unknown): T => schema.meta(example === undefined ? { description } : { description, example });
@@ -141,9 +141,11 @@ export const COMPONENTS: Record<string, z.ZodType> = {
   Pool: poolSchema,
   Backend: backendSchema,
   HealthPolicy: healthPolicySchema,
+  Route: routeSchema,
   PoolPatch: poolSchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a Pool: the fields to change; null removes an optional field.' }),
   BackendPatch: backendSchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a Backend, e.g. {"drain": true}.' }),
   HealthPolicyPatch: healthPolicySchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a HealthPolicy.' }),
+  RoutePatch: routeSchema.partial().meta({ description: 'A JSON merge patch (RFC 7386) of a Route (rules are replaced whole).' }),
   Plan: planSchema,
   ApplyResult: applyResultSchema,
   Change: changeSchema,

@@ -4,7 +4,7 @@
  * checked under the write lock. Natural keys: a pool's name, a backend's address within its pool.
  */
 import { Injectable } from '@nestjs/common';
-import { backendSchema, canonicalPool, entityTag, poolSchema, type BackendConfig, type PoolConfig, type SwitchboardConfig } from '#config';
+import { backendSchema, canonicalPool, entityTag, poolSchema, routesUsing, type BackendConfig, type PoolConfig, type SwitchboardConfig } from '#config';
 import { ConfigService, type CommitResult } from '../config/config.service';
 import { paginate, type ListQuery, type Page } from '../http/list-query';
 import { mergePatch } from '../http/merge-patch';
@@ -73,6 +73,8 @@ export class PoolsService {
         const existing = this.find(config, name);
         if (!existing) throw notFound(`pool "${name}"`);
         checkIfMatch(ifMatch, poolEtag(existing), `pool "${name}"`);
+        const users = routesUsing(config, name);
+        if (users.length > 0) throw conflict('in-use', `pool "${name}" is used by route${users.length > 1 ? 's' : ''} ${users.join(', ')}`, { routes: users });
         return { ...config, pools: config.pools.filter((p) => p.name !== name) };
       },
       { author, message: `delete pool ${name}` },

@@ -74,11 +74,12 @@ export class ConfigRepository {
 
   /** The current configuration from the tables, and the newest revision number (0: none yet). */
   async loadCurrent(): Promise<{ revision: number; config: SwitchboardConfig }> {
-    const [policies, pools, newest, checkpoint] = await Promise.all([
+    const [policies, pools, newest, checkpoint, routes] = await Promise.all([
       this.prisma.healthPolicy.findMany(),
       this.prisma.pool.findMany({ include: { backends: true } }),
       this.prisma.revision.findFirst({ orderBy: { number: 'desc' }, select: { number: true } }),
       this.prisma.revision.findFirst({ where: { config: { not: null } }, orderBy: { number: 'desc' }, select: { number: true } }),
+      this.prisma.route.findMany(),
     ]);
     this.lastCheckpoint = checkpoint?.number ?? 0;
     const raw = {
@@ -88,6 +89,7 @@ export class ConfigRepository {
         ...(JSON.parse(p.spec) as object),
         backends: p.backends.map((b) => ({ address: b.address, weight: b.weight, drain: b.drain, ...(b.labels ? { labels: JSON.parse(b.labels) as object } : {}) })),
       })),
+      ...(routes.length > 0 ? { routes: routes.map((r) => ({ name: r.name, ...(JSON.parse(r.spec) as object) })) } : {}),
     };
     const result = validateConfig(raw);
     if (!result.ok) {
@@ -110,6 +112,9 @@ export class ConfigRepository {
     const ops: Op[] = [];
     const pools = new Map(next.pools.map((p) => [p.name, p]));
     const policies = new Map(next.healthPolicies.map((p) => [p.name, p]));
+    const routes = new Map((next.routes ?? []).map((r) => [r.name, r]));
+    const createdRoutes: Prisma.RouteCreateManyInput[] = [];
+    const deletedRoutes: string[] = [];
     // Created rows go in INSERTs of CREATE_BATCH rows (a whole config of 10,000 backends is 50
     // statements, not 10,000); updated rows one UPDATE each; deleted rows one DELETE per table or pool.
     const created = { policies: [] as Prisma.HealthPolicyCreateManyInput[], pools: [] as Prisma.PoolCreateManyInput[], backends: [] as Prisma.BackendCreateManyInput[] };
@@ -130,6 +135,13 @@ export class ConfigRepository {
           const { name, ...spec } = policies.get(change.name)!;
           if (change.action === 'create') created.policies.push({ name, spec: JSON.stringify(spec) });
           else ops.push((tx) => tx.healthPolicy.update({ where: { name }, data: { spec: JSON.stringify(spec) } }));
+        }
+      } else if (change.kind === 'route') {
+        if (change.action === 'delete') deletedRoutes.push(change.name);
+        else {
+          const { name, ...spec } = routes.get(change.name)!;
+          if (change.action === 'create') createdRoutes.push({ name, spec: JSON.stringify(spec) });
+          else ops.push((tx) => tx.route.update({ where: { name }, data: { spec: JSON.stringify(spec) } }));
         }
       } else if (change.kind === 'pool') {
         if (change.action === 'delete') deletedPools.add(change.name);
@@ -158,6 +170,7 @@ export class ConfigRepository {
     // the updates above, then creates, pools before their backends.
     const deletes: Op[] = [];
     if (deletedPolicies.length > 0) deletes.push((tx) => tx.healthPolicy.deleteMany({ where: { name: { in: deletedPolicies } } }));
+    if (deletedRoutes.length > 0) deletes.push((tx) => tx.route.deleteMany({ where: { name: { in: deletedRoutes } } }));
     if (deletedPools.size > 0) deletes.push((tx) => tx.pool.deleteMany({ where: { name: { in: [...deletedPools] } } }));
     for (const [poolName, addresses] of deletedBackends) deletes.push((tx) => tx.backend.deleteMany({ where: { poolName, address: { in: addresses } } }));
     ops.unshift(...deletes);
@@ -166,6 +179,7 @@ export class ConfigRepository {
     for (let i = 0; i < created.policies.length; i += CREATE_BATCH) ops.push((tx) => tx.healthPolicy.createMany({ data: created.policies.slice(i, i + CREATE_BATCH) }));
     for (let i = 0; i < created.pools.length; i += CREATE_BATCH) ops.push((tx) => tx.pool.createMany({ data: created.pools.slice(i, i + CREATE_BATCH) }));
     for (let i = 0; i < created.backends.length; i += CREATE_BATCH) ops.push((tx) => tx.backend.createMany({ data: created.backends.slice(i, i + CREATE_BATCH) }));
+    for (let i = 0; i < createdRoutes.length; i += CREATE_BATCH) ops.push((tx) => tx.route.createMany({ data: createdRoutes.slice(i, i + CREATE_BATCH) }));
     const createdAt = new Date();
     const patch = JSON.stringify(content.patch);
     // A patch a quarter the size of the config or more (a whole-config PUT) is stored as the config itself.

@@ -146,7 +146,7 @@ export class Dashboard {
       this.poolCards.set(pool.name, c);
     }
     // Both parts of a match: two pools for the same service on different authorities must read differently.
-    const match = [pool.match.services?.join(', '), pool.match.authority !== undefined ? `authority ${pool.match.authority}` : undefined].filter(Boolean).join(' on ') || 'nothing';
+    const match = [pool.match?.services?.join(', '), pool.match?.authority !== undefined ? `authority ${pool.match.authority}` : undefined].filter(Boolean).join(' on ') || 'nothing';
     const policy = pool.healthPolicy ? `health policy ${pool.healthPolicy}` : 'no health policy';
     const tail = [pool.retry ? 'retry' : '', pool.hedging ? 'hedging' : ''].filter(Boolean).join(' + ');
     const dns = pool.discovery ? ` · DNS ${pool.discovery.dns.type} ${pool.discovery.dns.name}` : '';

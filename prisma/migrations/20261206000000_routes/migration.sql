@@ -1,0 +1,7 @@
+-- CreateTable
+CREATE TABLE "Route" (
+    "name" TEXT NOT NULL PRIMARY KEY,
+    "spec" TEXT NOT NULL,
+    "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "updatedAt" DATETIME NOT NULL
+);
