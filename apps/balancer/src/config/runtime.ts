@@ -12,6 +12,7 @@ import type { PoolConfig, SwitchboardConfig } from '#config';
 import { Backend } from '../pool/backend';
 import { Pool } from '../pool/pool';
 import { Router } from '../proxy/router';
+import { RouteTable } from '../routing/route-table';
 import type { UpstreamOptions, UpstreamTls } from '../upstream/upstream-sessions';
 
 /**
@@ -36,6 +37,8 @@ export class Runtime {
     readonly router: Router<Pool>,
     /** The upstream TLS each pool was built with (its files' contents when they were read). */
     readonly tls: ReadonlyMap<string, UpstreamTls | null> = new Map(),
+    /** The config's routes, checked before the pools' own match. */
+    readonly routes: RouteTable<Pool> = new RouteTable([], new Map()),
   ) {}
 
   static empty(): Runtime {
@@ -117,5 +120,6 @@ export function buildRuntime(
     pools.set(pc.name, pool);
     entries.push({ config: pc, pool });
   }
-  return { runtime: new Runtime(revision, config, pools, new Router(entries), tlsByPool), added, retired: [...old.values()], failures, keptTls };
+  const routes = new RouteTable(config.routes ?? [], pools);
+  return { runtime: new Runtime(revision, config, pools, new Router(entries), tlsByPool, routes), added, retired: [...old.values()], failures, keptTls };
 }

@@ -37,6 +37,7 @@ export class BalancerMetrics {
   private readonly retries: Counter<'pool' | 'reason'>;
   private readonly budgetExhaustions: Counter<'pool' | 'kind'>;
   readonly hedgesSkipped: Counter<'pool' | 'reason'>;
+  readonly routeCalls: Counter<'route' | 'pool'>;
 
   constructor(runtime: () => Runtime) {
     const registers = [this.registry];
@@ -136,6 +137,12 @@ export class BalancerMetrics {
       name: 'switchboard_retries_total',
       help: 'Retries by reason: the status name that the retry policy retried, or transparent (a call the backend never processed).',
       labelNames: ['pool', 'reason'],
+      registers,
+    });
+    this.routeCalls = new Counter({
+      name: 'switchboard_route_calls_total',
+      help: 'Calls a route sent to a pool (its rule\'s weighted split).',
+      labelNames: ['route', 'pool'],
       registers,
     });
     this.hedgesSkipped = new Counter({

@@ -28,7 +28,8 @@ export interface BackendState {
 export interface PoolState {
   name: string;
   algorithm: string;
-  match: { services?: string[]; authority?: string };
+  /** Absent: only routes send it calls. */
+  match?: { services?: string[]; authority?: string };
   maxStreamsPerBackend: number;
   panic: boolean;
   available: number;

@@ -18,6 +18,9 @@ import type { Runtime } from '../config/runtime';
 import { forwardedHeaders } from './forwarded-headers';
 import { PrematureResets } from './premature-resets';
 import { Router } from './router';
+import { mirrorCall } from '../routing/mirror';
+import type { CompiledRule } from '../routing/route-table';
+import type { Pool } from '../pool/pool';
 import { parseGrpcTimeout, respondTrailersOnly, Status } from './grpc-status';
 import { ProxiedCall, type CallObserver, type CallSettings } from './proxied-call';
 
@@ -60,6 +63,8 @@ export interface DataPlaneHooks extends Pick<CallObserver, 'callEnded' | 'attemp
   runtime(): Runtime;
   /** A call that matched no pool. */
   unrouted(service: string): void;
+  /** A call a route sent to the pool at `index` of `rule` (for switchboard_route_calls_total). */
+  routed(rule: CompiledRule<Pool>, index: number): void;
   connections(delta: number): void;
   rejected(reason: Rejection): void;
   /** A client's TLS handshake failed (no or an untrusted certificate under mTLS, protocol errors). */
@@ -241,23 +246,43 @@ export class DataPlaneServer {
       return;
     }
     const runtime = this.hooks.runtime();
-    const service = Router.serviceOf(headers[':path'] ?? '');
-    const pool = runtime.router.route(service, headers[':authority']);
+    const path = headers[':path'] ?? '';
+    const service = Router.serviceOf(path);
+    // Routes first (GRPCRoute precedence), then the pools' own match.
+    const rule = runtime.routes.size === 0 ? undefined : runtime.routes.match(service, path.slice(service.length + 2), headers[':authority'], headers);
+    let pool: Pool | undefined;
+    if (rule !== undefined) {
+      const chosen = rule.pick();
+      if (chosen !== undefined) {
+        pool = chosen.pool;
+        this.hooks.routed(rule, chosen.index);
+      }
+    } else pool = runtime.router.route(service, headers[':authority']);
     if (pool === undefined) {
       down.on('error', noop);
       this.hooks.unrouted(service);
       respondTrailersOnly(
         down,
         Status.UNIMPLEMENTED,
-        runtime.revision === 0 ? 'switchboard has no configuration yet' : `no pool routes service "${quoted(service)}" (revision ${runtime.revision})`,
+        runtime.revision === 0
+          ? 'switchboard has no configuration yet'
+          : rule !== undefined
+            ? `route "${rule.route}" has no pool with a weight above 0 (revision ${runtime.revision})`
+            : `no route or pool matches service "${quoted(service)}" (revision ${runtime.revision})`,
       );
       return;
     }
     this.inFlight++;
     const own = parseGrpcTimeout(headers['grpc-timeout']);
-    // A call without a deadline gets the pool's default, and its backend is told (grpc-timeout).
-    const timeoutMs = own ?? pool.defaultTimeoutMs;
-    const upstream = own === undefined && timeoutMs !== undefined ? { ...forwardedHeaders(headers), 'grpc-timeout': `${timeoutMs}m` } : forwardedHeaders(headers);
+    // A call without a deadline gets the pool's default (a route's timeoutMs, or a shorter one),
+    // and its backend is told (grpc-timeout).
+    const ruleTimeout = rule?.timeoutMs;
+    const timeoutMs = ruleTimeout !== undefined ? Math.min(own ?? Infinity, ruleTimeout) : (own ?? pool.defaultTimeoutMs);
+    let upstream: http2.IncomingHttpHeaders = timeoutMs !== undefined && timeoutMs !== own ? { ...forwardedHeaders(headers), 'grpc-timeout': `${timeoutMs}m` } : forwardedHeaders(headers);
+    if (rule !== undefined) {
+      if (rule.editsHeaders) upstream = rule.editHeaders(upstream) as http2.IncomingHttpHeaders;
+      if (rule.mirror !== null && rule.mirrorThisCall()) mirrorCall(down, upstream, rule.mirror.pool, this.settings.random);
+    }
     const call = new ProxiedCall(this.settings, observer, down, headers, upstream, pool, performance.now());
     try {
       call.start(timeoutMs, this.prematureResets.suspect(session));

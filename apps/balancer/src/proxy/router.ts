@@ -16,9 +16,11 @@ export class Router<P> {
 
   constructor(entries: ReadonlyArray<{ config: PoolConfig; pool: P }>) {
     for (const { config, pool } of entries) {
-      for (const service of config.match.services ?? ['*']) {
+      const m = config.match;
+      if (m === undefined) continue; // only routes send it calls
+      for (const service of m.services ?? ['*']) {
         const list = this.routes.get(service) ?? [];
-        list.push({ authority: config.match.authority, pool });
+        list.push({ authority: m.authority, pool });
         // Authority-specific routes first.
         list.sort((a, b) => Number(b.authority !== undefined) - Number(a.authority !== undefined));
         this.routes.set(service, list);
