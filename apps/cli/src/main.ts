@@ -5,6 +5,7 @@ import { applyCommand, exportCommand, planCommand } from './automation-commands'
 import { balancerCommand } from './balancer-command';
 import { ExitCode } from './client-options';
 import { drainCommands, getCommand, revisionsCommand, rollbackCommand, statsCommand } from './resource-commands';
+import { routeCommand } from './route-commands';
 
 const program = new Command('switchboard')
   .description('Switchboard: a gRPC load balancer that balances every call onto the least loaded backend')
@@ -18,7 +19,8 @@ const program = new Command('switchboard')
   .addCommand(getCommand())
   .addCommand(revisionsCommand())
   .addCommand(rollbackCommand())
-  .addCommand(statsCommand());
+  .addCommand(statsCommand())
+  .addCommand(routeCommand());
 for (const c of drainCommands()) program.addCommand(c);
 
 program.parseAsync(process.argv).catch((err: Error) => {

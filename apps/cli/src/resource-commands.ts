@@ -33,9 +33,9 @@ async function all<T>(page: (cursor: string | undefined) => Promise<{ data: { it
 const labelsOf = (l: Record<string, string> | undefined): string => (l ? Object.entries(l).map(([k, v]) => `${k}=${v}`).join(',') : '');
 
 export function getCommand(): Command {
-  return clientCommand('get', 'list pools, backends (of a pool), policies, nodes or revisions, or show one', 'switchboard get backends greeter -o yaml')
-    .argument('<kind>', 'pools | backends | policies | nodes | revisions')
-    .argument('[name]', 'a pool, policy or revision number; for backends: the pool')
+  return clientCommand('get', 'list pools, backends (of a pool), policies, routes, nodes or revisions, or show one', 'switchboard get backends greeter -o yaml')
+    .argument('<kind>', 'pools | backends | policies | routes | nodes | revisions')
+    .argument('[name]', 'a pool, policy, route or revision number; for backends: the pool')
     .addOption(outputOption())
     .action(async (kind: string, name: string | undefined, flags: OutputFlags) => {
       const api = apiOf(flags);
@@ -48,7 +48,7 @@ export function getCommand(): Command {
           return print(flags, name ? pools[0] : pools, () =>
             renderTable(
               ['NAME', 'MATCH', 'ALGORITHM', 'BACKENDS', 'DRAINING', 'HEALTH POLICY', 'LABELS'],
-              pools.map((p) => [p.name, [p.match.services?.join(','), p.match.authority !== undefined ? `authority=${p.match.authority}` : undefined].filter(Boolean).join(' ') || '-', p.algorithm, p.discovery ? `${p.backends.length} + dns ${p.discovery.dns.name}` : p.backends.length, p.backends.filter((b) => b.drain).length + (p.drainAddresses?.length ?? 0), p.healthPolicy ?? '-', labelsOf(p.labels)]),
+              pools.map((p) => [p.name, [p.match?.services?.join(','), p.match?.authority !== undefined ? `authority=${p.match.authority}` : undefined].filter(Boolean).join(' ') || '-', p.algorithm, p.discovery ? `${p.backends.length} + dns ${p.discovery.dns.name}` : p.backends.length, p.backends.filter((b) => b.drain).length + (p.drainAddresses?.length ?? 0), p.healthPolicy ?? '-', labelsOf(p.labels)]),
             ),
           );
         }
@@ -57,6 +57,26 @@ export function getCommand(): Command {
           if (!name) throw new Error('get backends needs the pool: switchboard get backends POOL');
           const backends = await all((cursor) => api.call(api.api.GET('/v1/pools/{pool}/backends', { params: { path: { pool: name }, query: { cursor } } })));
           return print(flags, backends, () => renderTable(['ADDRESS', 'WEIGHT', 'DRAIN', 'LABELS'], backends.map((b) => [b.address, b.weight, b.drain ? 'yes' : 'no', labelsOf(b.labels)])));
+        }
+        case 'route':
+        case 'routes': {
+          const routes = name
+            ? [(await api.call(api.api.GET('/v1/routes/{name}', { params: { path: { name } } }))).data]
+            : await all((cursor) => api.call(api.api.GET('/v1/routes', { params: { query: { cursor } } })));
+          return print(flags, name ? routes[0] : routes, () =>
+            renderTable(
+              ['NAME', 'HOSTNAMES', 'RULE', 'MATCHES', 'SPLIT'],
+              routes.flatMap((r) =>
+                r.rules.map((rule, i) => [
+                  i === 0 ? r.name : '',
+                  i === 0 ? r.hostnames.join(',') || '*' : '',
+                  i,
+                  rule.matches.map((m) => [m.method ? `${m.method.service}${m.method.method ? `/${m.method.method}` : ''}` : '', ...(m.headers ?? []).map((h) => `${h.name}=${h.value}`)].filter(Boolean).join(' ')).join(' | ') || '*',
+                  rule.backends.map((b) => `${b.pool}=${b.weight}`).join(' ') + (rule.mirror ? ` (mirror ${rule.mirror.percent}% to ${rule.mirror.pool})` : ''),
+                ]),
+              ),
+            ),
+          );
         }
         case 'policy':
         case 'policies': {

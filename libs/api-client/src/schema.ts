@@ -305,6 +305,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/routes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List routes (paged, by name) */
+        get: operations["RoutesController_list"];
+        put?: never;
+        /** Create a route */
+        post: operations["RoutesController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/routes/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a route */
+        get: operations["RoutesController_get"];
+        /** Create or replace a route (idempotent) */
+        put: operations["RoutesController_put"];
+        post?: never;
+        /** Delete a route (the pools stay) */
+        delete: operations["RoutesController_delete"];
+        options?: never;
+        head?: never;
+        /** Change fields of a route (JSON merge patch) */
+        patch: operations["RoutesController_patch"];
+        trace?: never;
+    };
     "/v1/stats": {
         parameters: {
             query?: never;
@@ -1059,14 +1097,14 @@ export interface components {
                     [key: string]: string;
                 };
                 /**
-                 * @description Which calls this pool serves.
+                 * @description Which calls this pool serves; absent: only the calls routes send it.
                  * @example {
                  *       "services": [
                  *         "helloworld.Greeter"
                  *       ]
                  *     }
                  */
-                match: {
+                match?: {
                     /**
                      * @description Route by the :authority (Host) of the call instead of, or with, its service.
                      * @example greeter.internal
@@ -1267,6 +1305,162 @@ export interface components {
                      */
                     serverName?: string;
                 };
+            }[];
+            /**
+             * @description Routes: calls by service, method and header to weighted pools (before the pools' own match).
+             * @example []
+             */
+            routes?: {
+                /**
+                 * @description The :authority the route applies to, exact or "*.suffix" (without port); empty: any.
+                 * @default []
+                 * @example []
+                 */
+                hostnames: string[];
+                /**
+                 * @description Free-form key/value labels; `switchboard --select-tag team=payments` limits plan/apply/export to resources carrying one.
+                 * @example {
+                 *       "team": "payments"
+                 *     }
+                 */
+                labels?: {
+                    [key: string]: string;
+                };
+                /**
+                 * @description Unique name of the route (a-z, 0-9, "-").
+                 * @example greeter
+                 */
+                name: string;
+                /**
+                 * @description Rules, applied by GRPCRoute precedence (not file order): the most specific hostname, then service, then method, then the most header matches.
+                 * @example [
+                 *       {
+                 *         "backends": [
+                 *           {
+                 *             "pool": "greeter",
+                 *             "weight": 1
+                 *           }
+                 *         ]
+                 *       }
+                 *     ]
+                 */
+                rules: {
+                    /**
+                     * @description The pools that serve the rule's calls, by weight.
+                     * @example [
+                     *       {
+                     *         "pool": "greeter-v1",
+                     *         "weight": 90
+                     *       },
+                     *       {
+                     *         "pool": "greeter-v2",
+                     *         "weight": 10
+                     *       }
+                     *     ]
+                     */
+                    backends: {
+                        /**
+                         * @description A pool of this config.
+                         * @example greeter-v1
+                         */
+                        pool: string;
+                        /**
+                         * @description Share of the rule's calls (smooth weighted round robin over the rule's pools); 0 drains the pool out of the route.
+                         * @default 1
+                         * @example 90
+                         */
+                        weight: number;
+                    }[];
+                    /**
+                     * @description A call matches the rule when it matches any one of these (a match needs all its parts); none: every call of the route.
+                     * @default []
+                     * @example [
+                     *       {
+                     *         "method": {
+                     *           "service": "helloworld.Greeter"
+                     *         }
+                     *       }
+                     *     ]
+                     */
+                    matches: {
+                        /**
+                         * @description Request headers the call must carry, exactly (all of them).
+                         * @example [
+                         *       {
+                         *         "name": "x-canary",
+                         *         "value": "always"
+                         *       }
+                         *     ]
+                         */
+                        headers?: {
+                            name: string;
+                            value: string;
+                        }[];
+                        /**
+                         * @description Calls to this service (and method).
+                         * @example {
+                         *       "service": "helloworld.Greeter",
+                         *       "method": "SayHello"
+                         *     }
+                         */
+                        method?: {
+                            /**
+                             * @description The method, exactly; absent: every method of the service.
+                             * @example SayHello
+                             */
+                            method?: string;
+                            /**
+                             * @description The service, exactly.
+                             * @example helloworld.Greeter
+                             */
+                            service: string;
+                        };
+                    }[];
+                    /**
+                     * @description Copies unary calls to a shadow pool, fire-and-forget: the copies' answers are dropped, and a shadow that is down costs the calls nothing.
+                     * @example {
+                     *       "pool": "greeter-shadow",
+                     *       "percent": 10
+                     *     }
+                     */
+                    mirror?: {
+                        /**
+                         * @description Share of the rule's unary calls copied to it (exactly, not at random).
+                         * @example 10
+                         */
+                        percent: number;
+                        /**
+                         * @description The shadow pool.
+                         * @example greeter-shadow
+                         */
+                        pool: string;
+                    };
+                    /**
+                     * @description Request headers to set (replace), add, or remove before the call goes to a backend.
+                     * @example {
+                     *       "set": {
+                     *         "x-route": "canary"
+                     *       },
+                     *       "remove": [
+                     *         "x-debug"
+                     *       ]
+                     *     }
+                     */
+                    requestHeaders?: {
+                        add?: {
+                            [key: string]: string;
+                        };
+                        remove?: string[];
+                        set?: {
+                            [key: string]: string;
+                        };
+                    };
+                    /**
+                     * @description A deadline, in ms, for the rule's calls that carry none or a longer one.
+                     * @example 2000
+                     */
+                    timeoutMs?: number;
+                }[];
             }[];
         };
         HealthPolicy: {
@@ -1740,14 +1934,14 @@ export interface components {
                 [key: string]: string;
             };
             /**
-             * @description Which calls this pool serves.
+             * @description Which calls this pool serves; absent: only the calls routes send it.
              * @example {
              *       "services": [
              *         "helloworld.Greeter"
              *       ]
              *     }
              */
-            match: {
+            match?: {
                 /**
                  * @description Route by the :authority (Host) of the call instead of, or with, its service.
                  * @example greeter.internal
@@ -2130,7 +2324,7 @@ export interface components {
                 [key: string]: string;
             };
             /**
-             * @description Which calls this pool serves.
+             * @description Which calls this pool serves; absent: only the calls routes send it.
              * @example {
              *       "services": [
              *         "helloworld.Greeter"
@@ -3043,14 +3237,14 @@ export interface components {
                         [key: string]: string;
                     };
                     /**
-                     * @description Which calls this pool serves.
+                     * @description Which calls this pool serves; absent: only the calls routes send it.
                      * @example {
                      *       "services": [
                      *         "helloworld.Greeter"
                      *       ]
                      *     }
                      */
-                    match: {
+                    match?: {
                         /**
                          * @description Route by the :authority (Host) of the call instead of, or with, its service.
                          * @example greeter.internal
@@ -3252,6 +3446,162 @@ export interface components {
                         serverName?: string;
                     };
                 }[];
+                /**
+                 * @description Routes: calls by service, method and header to weighted pools (before the pools' own match).
+                 * @example []
+                 */
+                routes?: {
+                    /**
+                     * @description The :authority the route applies to, exact or "*.suffix" (without port); empty: any.
+                     * @default []
+                     * @example []
+                     */
+                    hostnames: string[];
+                    /**
+                     * @description Free-form key/value labels; `switchboard --select-tag team=payments` limits plan/apply/export to resources carrying one.
+                     * @example {
+                     *       "team": "payments"
+                     *     }
+                     */
+                    labels?: {
+                        [key: string]: string;
+                    };
+                    /**
+                     * @description Unique name of the route (a-z, 0-9, "-").
+                     * @example greeter
+                     */
+                    name: string;
+                    /**
+                     * @description Rules, applied by GRPCRoute precedence (not file order): the most specific hostname, then service, then method, then the most header matches.
+                     * @example [
+                     *       {
+                     *         "backends": [
+                     *           {
+                     *             "pool": "greeter",
+                     *             "weight": 1
+                     *           }
+                     *         ]
+                     *       }
+                     *     ]
+                     */
+                    rules: {
+                        /**
+                         * @description The pools that serve the rule's calls, by weight.
+                         * @example [
+                         *       {
+                         *         "pool": "greeter-v1",
+                         *         "weight": 90
+                         *       },
+                         *       {
+                         *         "pool": "greeter-v2",
+                         *         "weight": 10
+                         *       }
+                         *     ]
+                         */
+                        backends: {
+                            /**
+                             * @description A pool of this config.
+                             * @example greeter-v1
+                             */
+                            pool: string;
+                            /**
+                             * @description Share of the rule's calls (smooth weighted round robin over the rule's pools); 0 drains the pool out of the route.
+                             * @default 1
+                             * @example 90
+                             */
+                            weight: number;
+                        }[];
+                        /**
+                         * @description A call matches the rule when it matches any one of these (a match needs all its parts); none: every call of the route.
+                         * @default []
+                         * @example [
+                         *       {
+                         *         "method": {
+                         *           "service": "helloworld.Greeter"
+                         *         }
+                         *       }
+                         *     ]
+                         */
+                        matches: {
+                            /**
+                             * @description Request headers the call must carry, exactly (all of them).
+                             * @example [
+                             *       {
+                             *         "name": "x-canary",
+                             *         "value": "always"
+                             *       }
+                             *     ]
+                             */
+                            headers?: {
+                                name: string;
+                                value: string;
+                            }[];
+                            /**
+                             * @description Calls to this service (and method).
+                             * @example {
+                             *       "service": "helloworld.Greeter",
+                             *       "method": "SayHello"
+                             *     }
+                             */
+                            method?: {
+                                /**
+                                 * @description The method, exactly; absent: every method of the service.
+                                 * @example SayHello
+                                 */
+                                method?: string;
+                                /**
+                                 * @description The service, exactly.
+                                 * @example helloworld.Greeter
+                                 */
+                                service: string;
+                            };
+                        }[];
+                        /**
+                         * @description Copies unary calls to a shadow pool, fire-and-forget: the copies' answers are dropped, and a shadow that is down costs the calls nothing.
+                         * @example {
+                         *       "pool": "greeter-shadow",
+                         *       "percent": 10
+                         *     }
+                         */
+                        mirror?: {
+                            /**
+                             * @description Share of the rule's unary calls copied to it (exactly, not at random).
+                             * @example 10
+                             */
+                            percent: number;
+                            /**
+                             * @description The shadow pool.
+                             * @example greeter-shadow
+                             */
+                            pool: string;
+                        };
+                        /**
+                         * @description Request headers to set (replace), add, or remove before the call goes to a backend.
+                         * @example {
+                         *       "set": {
+                         *         "x-route": "canary"
+                         *       },
+                         *       "remove": [
+                         *         "x-debug"
+                         *       ]
+                         *     }
+                         */
+                        requestHeaders?: {
+                            add?: {
+                                [key: string]: string;
+                            };
+                            remove?: string[];
+                            set?: {
+                                [key: string]: string;
+                            };
+                        };
+                        /**
+                         * @description A deadline, in ms, for the rule's calls that carry none or a longer one.
+                         * @example 2000
+                         */
+                        timeoutMs?: number;
+                    }[];
+                }[];
             };
             /**
              * @description true once every connected balancer applied this revision (or a later one).
@@ -3379,6 +3729,308 @@ export interface components {
              * @example null
              */
             rollbackOf: number | null;
+        };
+        Route: {
+            /**
+             * @description The :authority the route applies to, exact or "*.suffix" (without port); empty: any.
+             * @default []
+             * @example []
+             */
+            hostnames: string[];
+            /**
+             * @description Free-form key/value labels; `switchboard --select-tag team=payments` limits plan/apply/export to resources carrying one.
+             * @example {
+             *       "team": "payments"
+             *     }
+             */
+            labels?: {
+                [key: string]: string;
+            };
+            /**
+             * @description Unique name of the route (a-z, 0-9, "-").
+             * @example greeter
+             */
+            name: string;
+            /**
+             * @description Rules, applied by GRPCRoute precedence (not file order): the most specific hostname, then service, then method, then the most header matches.
+             * @example [
+             *       {
+             *         "backends": [
+             *           {
+             *             "pool": "greeter",
+             *             "weight": 1
+             *           }
+             *         ]
+             *       }
+             *     ]
+             */
+            rules: {
+                /**
+                 * @description The pools that serve the rule's calls, by weight.
+                 * @example [
+                 *       {
+                 *         "pool": "greeter-v1",
+                 *         "weight": 90
+                 *       },
+                 *       {
+                 *         "pool": "greeter-v2",
+                 *         "weight": 10
+                 *       }
+                 *     ]
+                 */
+                backends: {
+                    /**
+                     * @description A pool of this config.
+                     * @example greeter-v1
+                     */
+                    pool: string;
+                    /**
+                     * @description Share of the rule's calls (smooth weighted round robin over the rule's pools); 0 drains the pool out of the route.
+                     * @default 1
+                     * @example 90
+                     */
+                    weight: number;
+                }[];
+                /**
+                 * @description A call matches the rule when it matches any one of these (a match needs all its parts); none: every call of the route.
+                 * @default []
+                 * @example [
+                 *       {
+                 *         "method": {
+                 *           "service": "helloworld.Greeter"
+                 *         }
+                 *       }
+                 *     ]
+                 */
+                matches: {
+                    /**
+                     * @description Request headers the call must carry, exactly (all of them).
+                     * @example [
+                     *       {
+                     *         "name": "x-canary",
+                     *         "value": "always"
+                     *       }
+                     *     ]
+                     */
+                    headers?: {
+                        name: string;
+                        value: string;
+                    }[];
+                    /**
+                     * @description Calls to this service (and method).
+                     * @example {
+                     *       "service": "helloworld.Greeter",
+                     *       "method": "SayHello"
+                     *     }
+                     */
+                    method?: {
+                        /**
+                         * @description The method, exactly; absent: every method of the service.
+                         * @example SayHello
+                         */
+                        method?: string;
+                        /**
+                         * @description The service, exactly.
+                         * @example helloworld.Greeter
+                         */
+                        service: string;
+                    };
+                }[];
+                /**
+                 * @description Copies unary calls to a shadow pool, fire-and-forget: the copies' answers are dropped, and a shadow that is down costs the calls nothing.
+                 * @example {
+                 *       "pool": "greeter-shadow",
+                 *       "percent": 10
+                 *     }
+                 */
+                mirror?: {
+                    /**
+                     * @description Share of the rule's unary calls copied to it (exactly, not at random).
+                     * @example 10
+                     */
+                    percent: number;
+                    /**
+                     * @description The shadow pool.
+                     * @example greeter-shadow
+                     */
+                    pool: string;
+                };
+                /**
+                 * @description Request headers to set (replace), add, or remove before the call goes to a backend.
+                 * @example {
+                 *       "set": {
+                 *         "x-route": "canary"
+                 *       },
+                 *       "remove": [
+                 *         "x-debug"
+                 *       ]
+                 *     }
+                 */
+                requestHeaders?: {
+                    add?: {
+                        [key: string]: string;
+                    };
+                    remove?: string[];
+                    set?: {
+                        [key: string]: string;
+                    };
+                };
+                /**
+                 * @description A deadline, in ms, for the rule's calls that carry none or a longer one.
+                 * @example 2000
+                 */
+                timeoutMs?: number;
+            }[];
+        };
+        /** @description A JSON merge patch (RFC 7386) of a Route (rules are replaced whole). */
+        RoutePatch: {
+            /**
+             * @description The :authority the route applies to, exact or "*.suffix" (without port); empty: any.
+             * @example []
+             */
+            hostnames?: string[];
+            /**
+             * @description Free-form key/value labels; `switchboard --select-tag team=payments` limits plan/apply/export to resources carrying one.
+             * @example {
+             *       "team": "payments"
+             *     }
+             */
+            labels?: {
+                [key: string]: string;
+            };
+            /**
+             * @description Unique name of the route (a-z, 0-9, "-").
+             * @example greeter
+             */
+            name?: string;
+            /**
+             * @description Rules, applied by GRPCRoute precedence (not file order): the most specific hostname, then service, then method, then the most header matches.
+             * @example [
+             *       {
+             *         "backends": [
+             *           {
+             *             "pool": "greeter",
+             *             "weight": 1
+             *           }
+             *         ]
+             *       }
+             *     ]
+             */
+            rules?: {
+                /**
+                 * @description The pools that serve the rule's calls, by weight.
+                 * @example [
+                 *       {
+                 *         "pool": "greeter-v1",
+                 *         "weight": 90
+                 *       },
+                 *       {
+                 *         "pool": "greeter-v2",
+                 *         "weight": 10
+                 *       }
+                 *     ]
+                 */
+                backends: {
+                    /**
+                     * @description A pool of this config.
+                     * @example greeter-v1
+                     */
+                    pool: string;
+                    /**
+                     * @description Share of the rule's calls (smooth weighted round robin over the rule's pools); 0 drains the pool out of the route.
+                     * @example 90
+                     */
+                    weight?: number;
+                }[];
+                /**
+                 * @description A call matches the rule when it matches any one of these (a match needs all its parts); none: every call of the route.
+                 * @example [
+                 *       {
+                 *         "method": {
+                 *           "service": "helloworld.Greeter"
+                 *         }
+                 *       }
+                 *     ]
+                 */
+                matches?: {
+                    /**
+                     * @description Request headers the call must carry, exactly (all of them).
+                     * @example [
+                     *       {
+                     *         "name": "x-canary",
+                     *         "value": "always"
+                     *       }
+                     *     ]
+                     */
+                    headers?: {
+                        name: string;
+                        value: string;
+                    }[];
+                    /**
+                     * @description Calls to this service (and method).
+                     * @example {
+                     *       "service": "helloworld.Greeter",
+                     *       "method": "SayHello"
+                     *     }
+                     */
+                    method?: {
+                        /**
+                         * @description The method, exactly; absent: every method of the service.
+                         * @example SayHello
+                         */
+                        method?: string;
+                        /**
+                         * @description The service, exactly.
+                         * @example helloworld.Greeter
+                         */
+                        service: string;
+                    };
+                }[];
+                /**
+                 * @description Copies unary calls to a shadow pool, fire-and-forget: the copies' answers are dropped, and a shadow that is down costs the calls nothing.
+                 * @example {
+                 *       "pool": "greeter-shadow",
+                 *       "percent": 10
+                 *     }
+                 */
+                mirror?: {
+                    /**
+                     * @description Share of the rule's unary calls copied to it (exactly, not at random).
+                     * @example 10
+                     */
+                    percent: number;
+                    /**
+                     * @description The shadow pool.
+                     * @example greeter-shadow
+                     */
+                    pool: string;
+                };
+                /**
+                 * @description Request headers to set (replace), add, or remove before the call goes to a backend.
+                 * @example {
+                 *       "set": {
+                 *         "x-route": "canary"
+                 *       },
+                 *       "remove": [
+                 *         "x-debug"
+                 *       ]
+                 *     }
+                 */
+                requestHeaders?: {
+                    add?: {
+                        [key: string]: string;
+                    };
+                    remove?: string[];
+                    set?: {
+                        [key: string]: string;
+                    };
+                };
+                /**
+                 * @description A deadline, in ms, for the rule's calls that carry none or a longer one.
+                 * @example 2000
+                 */
+                timeoutMs?: number;
+            }[];
         };
         Stats: {
             /**
@@ -5694,6 +6346,462 @@ export interface operations {
             };
             /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    RoutesController_list: {
+        parameters: {
+            query?: {
+                /** @description nextCursor of the previous page. */
+                cursor?: string;
+                /** @description key=value; only resources with this label. */
+                label?: string;
+                /** @description Page size. */
+                limit?: number;
+                /** @description Only names starting with this. */
+                prefix?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Route"][];
+                        /**
+                         * @description Pass as ?cursor= for the next page; null on the last page.
+                         * @example null
+                         */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid body or query: names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    RoutesController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Route"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"] & {
+                        /**
+                         * @description The revision that holds this state.
+                         * @example 7
+                         */
+                        revision?: number;
+                    };
+                };
+            };
+            /** @description Invalid body or query: names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, in use) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    RoutesController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"];
+                };
+            };
+            /** @description No or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    RoutesController_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag last read; 412 if the resource changed since. Without it the last writer wins. */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Route"];
+            };
+        };
+        responses: {
+            /** @description Replaced (201 when created) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"] & {
+                        /**
+                         * @description The revision that holds this state.
+                         * @example 7
+                         */
+                        revision?: number;
+                    };
+                };
+            };
+            /** @description Invalid body or query: names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current ETag */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    RoutesController_delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag last read; 412 if the resource changed since. Without it the last writer wins. */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example 8 */
+                        revision?: number;
+                    };
+                };
+            };
+            /** @description No or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, in use) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current ETag */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    RoutesController_patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag last read; 412 if the resource changed since. Without it the last writer wins. */
+                "If-Match"?: string;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoutePatch"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Route"] & {
+                        /**
+                         * @description The revision that holds this state.
+                         * @example 7
+                         */
+                        revision?: number;
+                    };
+                };
+            };
+            /** @description Invalid body or query: names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current ETag */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body over 1 MiB, or a configuration too large for one snapshot to the balancers (4 MiB) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
