@@ -86,6 +86,12 @@ describe('the dashboard at /ui', () => {
     await page.waitForSelector(backendRow(backends[1]!.address));
     expect(await page.$eval('article[data-pool="echo"] .pool-meta', (e) => e.textContent)).toContain('algorithm least_conn');
     await page.waitForFunction(() => document.querySelector('#nodes tr[data-node="edge-1"]')?.textContent?.includes('connected'));
+    // Routes are listed with their split.
+    expect(await page.$eval('#routes', (e) => e.textContent)).toContain('No routes');
+    const route = await admin.api('POST', '/v1/routes', { name: 'split', rules: [{ matches: [{ method: { service: 'switchboard.test.v1.Other' } }], backends: [{ pool: 'echo', weight: 3 }] }] });
+    expect(route.status).toBe(201);
+    await page.waitForFunction(() => document.querySelector('#routes table')?.textContent?.includes('echo 100%'), { timeout: 10_000 });
+    expect((await admin.api('DELETE', '/v1/routes/split')).status).toBe(200);
     await page.close();
   }, 30_000);
 

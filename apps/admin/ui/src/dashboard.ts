@@ -48,9 +48,15 @@ export class Dashboard {
   private stopped = false;
 
   async refresh(): Promise<void> {
-    const [pools, stats, nodes] = await Promise.all([this.get(this.api.GET('/v1/pools', { params: { query: { limit: 500 } } })), this.get(this.api.GET('/v1/stats')), this.get(this.api.GET('/v1/nodes'))]);
+    const [pools, stats, nodes, routes] = await Promise.all([
+      this.get(this.api.GET('/v1/pools', { params: { query: { limit: 500 } } })),
+      this.get(this.api.GET('/v1/stats')),
+      this.get(this.api.GET('/v1/nodes')),
+      this.get(this.api.GET('/v1/routes', { params: { query: { limit: 500 } } })),
+    ]);
     if (this.stopped) return;
     this.renderPools(pools.items, stats);
+    this.renderRoutes(routes.items, stats);
     this.renderNodes(nodes.items);
     const top = (await this.get(this.api.GET('/v1/revisions', { params: { query: { limit: 1 } } }))).items[0]?.number ?? 0;
     if (this.stopped) return;
@@ -120,6 +126,25 @@ export class Dashboard {
     for (const [name, c] of this.poolCards) if (!seenPools.has(name)) (c.card.remove(), this.poolCards.delete(name));
     for (const [key, r] of this.rows) if (!seenRows.has(key)) (r.chart.destroy(), r.tr.remove(), this.rows.delete(key));
     this.history.keep(seenRows);
+  }
+
+  /** Each route's rules with their configured split and each pool's live calls/s (summed over its backends and the balancers). */
+  private renderRoutes(routes: Schemas['Route'][], stats: Schemas['Stats']): void {
+    const host = document.getElementById('routes')!;
+    const rate = new Map(stats.pools.map((p) => [p.name, p.backends.reduce((a, b) => a + b.callsPerSecond, 0)]));
+    const rows = routes.flatMap((r) =>
+      r.rules.map((rule, i) => {
+        const total = rule.backends.reduce((a, b) => a + b.weight, 0);
+        const split = rule.backends.map((b) => `${b.pool} ${total > 0 ? Math.round((100 * b.weight) / total) : 0}% (${(rate.get(b.pool) ?? 0).toFixed(1)} calls/s)`).join(' · ');
+        const matches = rule.matches.map((m) => [m.method ? `${m.method.service}${m.method.method ? `/${m.method.method}` : ''}` : '', ...(m.headers ?? []).map((h) => `${h.name}: ${h.value}`)].filter(Boolean).join(' + ')).join(' | ') || 'every call';
+        return el('tr', {}, el('th', { scope: 'row' }, i === 0 ? r.name : ''), el('td', {}, matches), el('td', {}, split + (rule.mirror ? ` · mirror ${rule.mirror.percent}% to ${rule.mirror.pool}` : '')));
+      }),
+    );
+    host.replaceChildren(
+      rows.length === 0
+        ? document.createTextNode('No routes: pools serve calls by their own match.')
+        : el('table', { 'aria-label': 'Routes' }, el('thead', {}, el('tr', {}, ...['Route', 'Matches', 'Split (configured, live calls/s per pool)'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, ...rows)),
+    );
   }
 
   /** Streams ended over the last minute (or the time sampled so far), from the balancers' summed totals; null until two samples. */
