@@ -112,7 +112,7 @@ describe('routes: weighted splits, matches, mirror (admin, control plane, --work
       clients[0]!.makeUnaryRequest('/nobody.Home/Call', () => Buffer.alloc(0), (b: Buffer) => b, {}, new grpc.Metadata(), (err: grpc.ServiceError | null) => resolve(err)),
     );
     expect(none?.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(none?.details).toMatch(/no route or pool matches service "nobody.Home"/);
+    expect(none?.details).toMatch(/no pool routes service "nobody.Home", and no route matches the call/);
   });
 
   it('switchboard route weights shifts the split under steady load with 0 failed calls, with If-Match; get routes shows it', async () => {

@@ -1393,7 +1393,15 @@ export interface components {
                          *     ]
                          */
                         headers?: {
+                            /**
+                             * @description Header name, lowercase.
+                             * @example x-canary
+                             */
                             name: string;
+                            /**
+                             * @description The exact value.
+                             * @example always
+                             */
                             value: string;
                         }[];
                         /**
@@ -1447,10 +1455,28 @@ export interface components {
                      *     }
                      */
                     requestHeaders?: {
+                        /**
+                         * @description Headers added (beside any of the same name the call carries).
+                         * @example {
+                         *       "x-tag": "v2"
+                         *     }
+                         */
                         add?: {
                             [key: string]: string;
                         };
+                        /**
+                         * @description Headers removed.
+                         * @example [
+                         *       "x-debug"
+                         *     ]
+                         */
                         remove?: string[];
+                        /**
+                         * @description Headers set to these values (replacing any the call carries).
+                         * @example {
+                         *       "x-route": "canary"
+                         *     }
+                         */
                         set?: {
                             [key: string]: string;
                         };
@@ -3533,7 +3559,15 @@ export interface components {
                              *     ]
                              */
                             headers?: {
+                                /**
+                                 * @description Header name, lowercase.
+                                 * @example x-canary
+                                 */
                                 name: string;
+                                /**
+                                 * @description The exact value.
+                                 * @example always
+                                 */
                                 value: string;
                             }[];
                             /**
@@ -3587,10 +3621,28 @@ export interface components {
                          *     }
                          */
                         requestHeaders?: {
+                            /**
+                             * @description Headers added (beside any of the same name the call carries).
+                             * @example {
+                             *       "x-tag": "v2"
+                             *     }
+                             */
                             add?: {
                                 [key: string]: string;
                             };
+                            /**
+                             * @description Headers removed.
+                             * @example [
+                             *       "x-debug"
+                             *     ]
+                             */
                             remove?: string[];
+                            /**
+                             * @description Headers set to these values (replacing any the call carries).
+                             * @example {
+                             *       "x-route": "canary"
+                             *     }
+                             */
                             set?: {
                                 [key: string]: string;
                             };
@@ -3813,7 +3865,15 @@ export interface components {
                      *     ]
                      */
                     headers?: {
+                        /**
+                         * @description Header name, lowercase.
+                         * @example x-canary
+                         */
                         name: string;
+                        /**
+                         * @description The exact value.
+                         * @example always
+                         */
                         value: string;
                     }[];
                     /**
@@ -3867,10 +3927,28 @@ export interface components {
                  *     }
                  */
                 requestHeaders?: {
+                    /**
+                     * @description Headers added (beside any of the same name the call carries).
+                     * @example {
+                     *       "x-tag": "v2"
+                     *     }
+                     */
                     add?: {
                         [key: string]: string;
                     };
+                    /**
+                     * @description Headers removed.
+                     * @example [
+                     *       "x-debug"
+                     *     ]
+                     */
                     remove?: string[];
+                    /**
+                     * @description Headers set to these values (replacing any the call carries).
+                     * @example {
+                     *       "x-route": "canary"
+                     *     }
+                     */
                     set?: {
                         [key: string]: string;
                     };
@@ -3963,7 +4041,15 @@ export interface components {
                      *     ]
                      */
                     headers?: {
+                        /**
+                         * @description Header name, lowercase.
+                         * @example x-canary
+                         */
                         name: string;
+                        /**
+                         * @description The exact value.
+                         * @example always
+                         */
                         value: string;
                     }[];
                     /**
@@ -4017,10 +4103,28 @@ export interface components {
                  *     }
                  */
                 requestHeaders?: {
+                    /**
+                     * @description Headers added (beside any of the same name the call carries).
+                     * @example {
+                     *       "x-tag": "v2"
+                     *     }
+                     */
                     add?: {
                         [key: string]: string;
                     };
+                    /**
+                     * @description Headers removed.
+                     * @example [
+                     *       "x-debug"
+                     *     ]
+                     */
                     remove?: string[];
+                    /**
+                     * @description Headers set to these values (replacing any the call carries).
+                     * @example {
+                     *       "x-route": "canary"
+                     *     }
+                     */
                     set?: {
                         [key: string]: string;
                     };

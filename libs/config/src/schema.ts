@@ -260,7 +260,11 @@ export const routeMatchSchema = z.strictObject({
     'Calls to this service (and method).',
     { service: 'helloworld.Greeter', method: 'SayHello' },
   ).optional(),
-  headers: described(z.array(z.strictObject({ name: headerName, value: headerValue })).max(16), 'Request headers the call must carry, exactly (all of them).', [{ name: 'x-canary', value: 'always' }]).optional(),
+  headers: described(
+    z.array(z.strictObject({ name: described(headerName, 'Header name, lowercase.', 'x-canary'), value: described(headerValue, 'The exact value.', 'always') })).max(16),
+    'Request headers the call must carry, exactly (all of them).',
+    [{ name: 'x-canary', value: 'always' }],
+  ).optional(),
 });
 
 export const routeBackendSchema = z.strictObject({
@@ -274,9 +278,9 @@ export const routeRuleSchema = z
     backends: described(z.array(routeBackendSchema).min(1).max(16), 'The pools that serve the rule\'s calls, by weight.', [{ pool: 'greeter-v1', weight: 90 }, { pool: 'greeter-v2', weight: 10 }]),
     requestHeaders: described(
       z.strictObject({
-        set: z.record(settableHeader, headerValue).optional(),
-        add: z.record(settableHeader, headerValue).optional(),
-        remove: z.array(settableHeader).max(32).optional(),
+        set: described(z.record(settableHeader, headerValue), 'Headers set to these values (replacing any the call carries).', { 'x-route': 'canary' }).optional(),
+        add: described(z.record(settableHeader, headerValue), 'Headers added (beside any of the same name the call carries).', { 'x-tag': 'v2' }).optional(),
+        remove: described(z.array(settableHeader).max(32), 'Headers removed.', ['x-debug']).optional(),
       }),
       'Request headers to set (replace), add, or remove before the call goes to a backend.',
       { set: { 'x-route': 'canary' }, remove: ['x-debug'] },

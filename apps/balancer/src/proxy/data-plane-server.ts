@@ -268,7 +268,7 @@ export class DataPlaneServer {
           ? 'switchboard has no configuration yet'
           : rule !== undefined
             ? `route "${rule.route}" has no pool with a weight above 0 (revision ${runtime.revision})`
-            : `no route or pool matches service "${quoted(service)}" (revision ${runtime.revision})`,
+            : `no pool routes service "${quoted(service)}"${runtime.routes.size > 0 ? ', and no route matches the call' : ''} (revision ${runtime.revision})`,
       );
       return;
     }
