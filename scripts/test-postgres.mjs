@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const { startPostgres } = await import(path.join(root, 'dist/test/support/postgres.js'));
-const SUITES = ['test/e2e/admin-api', 'test/e2e/admin-config', 'test/e2e/admin-openapi', 'test/e2e/hostile-rest', 'test/e2e/cli', 'test/e2e/dashboard'];
+const SUITES = ['test/e2e/admin-api', 'test/e2e/admin-config', 'test/e2e/admin-openapi', 'test/e2e/hostile-rest', 'test/e2e/cli', 'test/e2e/dashboard', 'test/e2e/routes'];
 const pg = await startPostgres();
 process.stdout.write(`PostgreSQL at ${pg.url}: ${SUITES.join(' ')}\n`);
 let status = 1;
