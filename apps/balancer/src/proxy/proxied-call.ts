@@ -225,22 +225,21 @@ export class ProxiedCall implements CallEvents, ListedStream {
     this.timer = null;
     const rule = this.hedging;
     if (rule === null || !this.retriable || this.settled || this.finished) return false;
-    const next = this.policyAttempts >= rule.maxAttempts ? undefined : this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     const now = performance.now();
     // A hedge (not a replacement for an attempt that failed) only to a backend that can answer
     // sooner than the attempt in flight: never more load on a pool that has none to spare.
-    const plan = planHedge({ rule, attempts: this.policyAttempts, candidate: next, waitingOn: this.live[0]?.backend, replacing, waitedMs: now - this.startedAt, now });
+    const candidate = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
+    const plan = planHedge({ rule, attempts: this.policyAttempts, candidate, waitingOn: this.live[0]?.backend, replacing, waitedMs: now - this.startedAt, now });
     if (plan.kind === 'skip') {
       if (plan.why === 'backend_answering' || plan.why === 'candidate_silent') this.observer.hedgeSkipped(this, plan.why);
       return false;
     }
-    if (next === undefined) return false;
     if (!this.pool.policy!.budget.tryWithdraw(now)) {
       this.observer.budgetExhausted(this, 'hedge');
       return false;
     }
     this.observer.attemptSent(this, 'hedge', 'hedge');
-    this.attemptOn(next, HEDGE);
+    this.attemptOn(plan.to, HEDGE);
     return true;
   }
 

@@ -7,14 +7,14 @@
 import type { HedgingRule } from './call-policy';
 import { hedgeVerdict, type HedgeLoad, type HedgeVerdict } from './hedge-gate';
 
-export type HedgePlan = { kind: 'send' } | { kind: 'skip'; why: 'attempts spent' | 'no other backend' | Exclude<HedgeVerdict, 'send'> };
+export type HedgePlan<B extends HedgeLoad = HedgeLoad> = { kind: 'send'; to: B } | { kind: 'skip'; why: 'attempts spent' | 'no other backend' | Exclude<HedgeVerdict, 'send'> };
 
-export interface HedgeFacts {
+export interface HedgeFacts<B extends HedgeLoad = HedgeLoad> {
   rule: HedgingRule;
   /** Attempts made under the policy so far (the first included). */
   attempts: number;
   /** The least loaded backend not tried yet, if any. */
-  candidate: HedgeLoad | undefined;
+  candidate: B | undefined;
   /** The backend of the attempt in flight (undefined: none is). */
   waitingOn: HedgeLoad | undefined;
   /** In place of an attempt that failed with a non-fatal status: not gated, it adds no load. */
@@ -24,10 +24,11 @@ export interface HedgeFacts {
   now: number;
 }
 
-export function planHedge(f: HedgeFacts): HedgePlan {
+export function planHedge<B extends HedgeLoad>(f: HedgeFacts<B>): HedgePlan<B> {
   if (f.attempts >= f.rule.maxAttempts) return { kind: 'skip', why: 'attempts spent' };
-  if (f.candidate === undefined) return { kind: 'skip', why: 'no other backend' };
-  if (f.replacing || f.waitingOn === undefined) return { kind: 'send' };
-  const verdict = hedgeVerdict(f.candidate, f.waitingOn, f.waitedMs, f.now);
-  return verdict === 'send' ? { kind: 'send' } : { kind: 'skip', why: verdict };
+  const to = f.candidate;
+  if (to === undefined) return { kind: 'skip', why: 'no other backend' };
+  if (f.replacing || f.waitingOn === undefined) return { kind: 'send', to };
+  const verdict = hedgeVerdict(to, f.waitingOn, f.waitedMs, f.now);
+  return verdict === 'send' ? { kind: 'send', to } : { kind: 'skip', why: verdict };
 }
