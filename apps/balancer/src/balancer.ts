@@ -108,12 +108,7 @@ export class Balancer implements ConfigSink {
         },
         hedgeSkipped: (call, reason) => this.metrics.hedgesSkipped.labels(call.pool.name, reason).inc(),
         streamOpened: (call) => this.streams.streamOpened(call),
-        routed: (rule, index) => {
-          // The counter child is kept on the rule: one lookup per rule and pool, not per call.
-          let child = rule.counters[index] as { inc(): void } | undefined;
-          if (child === undefined) rule.counters[index] = child = this.metrics.routeCalls.labels(rule.route, rule.pools[index]!.name);
-          child.inc();
-        },
+        routed: (rule, index) => this.metrics.routed(rule, index),
         unrouted: (service) => {
           this.metrics.unrouted();
           if (this.debug) this.log.debug({ service }, 'call matched no pool');

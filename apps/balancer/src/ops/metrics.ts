@@ -4,6 +4,7 @@
  * per-call path only increments one cached counter child and observes one cached histogram child.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CompiledRule } from '../routing/route-table';
 import type { Runtime } from '../config/runtime';
 import type { Backend } from '../pool/backend';
 import { codeName } from '../proxy/grpc-status';
@@ -189,6 +190,13 @@ export class BalancerMetrics {
   /** A call that matched no pool: counted with empty pool and backend labels. */
   unrouted(): void {
     this.calls.labels('', '', 'UNIMPLEMENTED').inc();
+  }
+
+  /** A call a route sent to the pool at `index` of `rule`; the counter child is kept on the rule, as callEnded keeps its own on the backend. */
+  routed(rule: CompiledRule<{ name: string }>, index: number): void {
+    let child = rule.counters[index] as CounterChild | undefined;
+    if (child === undefined) rule.counters[index] = child = this.routeCalls.labels(rule.route, rule.pools[index]!.name);
+    child.inc();
   }
 
   callEnded(pool: string, backend: Backend | undefined, code: number, seconds: number): void {
