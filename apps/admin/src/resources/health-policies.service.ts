@@ -7,6 +7,7 @@ import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
 import { conflict, notFound } from '../http/problem';
 import { bodyWithKey, parseWith, relativeTo } from '../http/validation';
+import { putNamed } from './named-list';
 import type { Written } from './pools.service';
 
 export const policyEtag = (p: HealthPolicyConfig): string => entityTag(p);
@@ -71,10 +72,9 @@ export class HealthPoliciesService {
       ({ config }) => {
         const existing = find(config, name);
         created = !existing;
-        const policy = next(existing);
-        const healthPolicies = existing ? config.healthPolicies.map((p) => (p.name === name ? policy : p)) : [...config.healthPolicies, policy];
-        index = healthPolicies.indexOf(policy);
-        return { ...config, healthPolicies };
+        const put = putNamed(config.healthPolicies, next(existing));
+        index = put.index;
+        return { ...config, healthPolicies: put.list };
       },
       { author, message: () => `${created ? 'create' : 'update'} health policy ${name}`, errorPath: (e) => relativeTo(`healthPolicies[${index}]`)(e) },
     );

@@ -7,6 +7,7 @@ import { mergePatch } from '../http/merge-patch';
 import { checkIfMatch } from '../http/preconditions';
 import { conflict, notFound } from '../http/problem';
 import { bodyWithKey, parseWith, relativeTo } from '../http/validation';
+import { putNamed } from './named-list';
 import type { Written } from './pools.service';
 
 export const routeEtag = (r: RouteConfig): string => entityTag(r);
@@ -71,11 +72,9 @@ export class RoutesService {
       ({ config }) => {
         const existing = find(config, name);
         created = !existing;
-        const route = next(existing);
-        const list = config.routes ?? [];
-        const routes = existing ? list.map((r) => (r.name === name ? route : r)) : [...list, route];
-        index = routes.indexOf(route);
-        return { ...config, routes };
+        const put = putNamed(config.routes ?? [], next(existing));
+        index = put.index;
+        return { ...config, routes: put.list };
       },
       { author, message: () => `${created ? 'create' : 'update'} route ${name}`, errorPath: (e) => relativeTo(`routes[${index}]`)(e) },
     );
