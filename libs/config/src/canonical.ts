@@ -4,7 +4,8 @@
  * so exporting and applying back is a no-op and a content hash is a stable ETag.
  */
 import { createHash } from 'node:crypto';
-import type { BackendConfig, HealthPolicyConfig, PoolConfig, RouteConfig, SwitchboardConfig } from './schema';
+import type { RouteConfig } from './route-schema';
+import type { BackendConfig, HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
 
 const byKey = <T>(key: (t: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
 

@@ -4,7 +4,8 @@
  * policies, pools and backends. A pool's own fields and its backends are separate changes, so a
  * weight change reads as one backend update and not as a rewrite of the pool.
  */
-import type { HealthPolicyConfig, PoolConfig, RouteConfig, SwitchboardConfig } from './schema';
+import type { RouteConfig } from './route-schema';
+import type { HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
 import { stableStringify } from './canonical';
 
 export type ChangeKind = 'healthPolicy' | 'pool' | 'backend' | 'route';

@@ -1,4 +1,7 @@
 export * from './schema';
+export * from './discovery-schema';
+export * from './streams-schema';
+export * from './route-schema';
 export * from './parse';
 export * from './canonical';
 export * from './diff';

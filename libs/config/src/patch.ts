@@ -7,7 +7,8 @@
  */
 import { canonicalBackend, canonicalPool } from './canonical';
 import type { ConfigDiff } from './diff';
-import type { BackendConfig, HealthPolicyConfig, PoolConfig, RouteConfig, SwitchboardConfig } from './schema';
+import type { RouteConfig } from './route-schema';
+import type { BackendConfig, HealthPolicyConfig, PoolConfig, SwitchboardConfig } from './schema';
 
 export type PoolFields = Omit<PoolConfig, 'backends'>;
 

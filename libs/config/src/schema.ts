@@ -6,21 +6,19 @@
  * timeouts and other process settings are command-line flags. Objects are strict: an unknown
  * field is an error, not a silently ignored typo.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { addressProblem } from './address';
+import { discoverySchema } from './discovery-schema';
+import { routeSchema } from './route-schema';
+import { described, labels, name } from './schema-parts';
+import { streamsSchema } from './streams-schema';
 import { GRPC_FAILURE_CODE_NAMES } from './grpc-codes';
 
 export const ALGORITHMS = ['least_conn', 'round_robin', 'weighted_round_robin', 'least_response_time', 'p2c'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** A fully qualified gRPC service name such as helloworld.Greeter, or "*" for the default pool. */
 const SERVICE = /^(\*|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)$/;
-
-const name = z.string().regex(NAME, 'must be 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit');
-const described = <T extends z.ZodType>(schema: T, description: string, example: unknown): T => schema.meta({ description, example });
-const labels = described(z.record(z.string().min(1).max(63), z.string().max(253)), 'Free-form key/value labels; `switchboard --select-tag team=payments` limits plan/apply/export to resources carrying one.', { team: 'payments' }).optional();
 
 export const activeHealthCheckSchema = z.strictObject({
   protocol: described(z.enum(['grpc', 'tcp']), 'grpc: grpc.health.v1.Health/Check; tcp: a TCP connect.', 'grpc').default('grpc'),
@@ -135,65 +133,6 @@ export const retryBudgetSchema = z.strictObject({
   minPerSecond: described(z.int().min(0).max(100_000), 'Retries and hedges allowed per second whatever the traffic (a floor for quiet pools).', 10).default(10),
 });
 
-/** A DNS name to resolve: labels of letters, digits, "-" and (for SRV) a leading "_", 253 characters at most, an optional final dot. */
-const DNS_LABEL = /^_?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const dnsName = z
-  .string()
-  .min(1)
-  .max(254)
-  .check((ctx) => {
-    const name = ctx.value.endsWith('.') ? ctx.value.slice(0, -1) : ctx.value;
-    if (name.length === 0 || name.length > 253 || !name.split('.').every((l) => DNS_LABEL.test(l))) {
-      ctx.issues.push({ code: 'custom', message: 'must be a DNS name: labels of a-z, 0-9 and "-" (SRV labels may start with "_"), at most 253 characters', input: ctx.value });
-    }
-  });
-
-/** A DNS server: an IPv4 address or a bracketed IPv6 address, with an optional port (default 53). */
-const resolverAddress = z
-  .string()
-  .max(64)
-  .check((ctx) => {
-    const m = /^(?:([0-9.]+)|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{1,5}))?$/.exec(ctx.value);
-    const port = m?.[3] === undefined ? 53 : Number(m[3]);
-    if (m === null || !(m[1] !== undefined ? isIPv4(m[1]) : isIPv6(m[2]!)) || port < 1 || port > 65535) {
-      ctx.issues.push({ code: 'custom', message: 'must be an IP address with an optional port, e.g. 127.0.0.1:5353 or [::1]:53', input: ctx.value });
-    }
-  });
-
-export const DNS_RECORD_TYPES = ['A', 'AAAA', 'SRV'] as const;
-
-export const dnsDiscoverySchema = z
-  .strictObject({
-    name: described(dnsName, 'The name every balancer resolves: an A/AAAA name (a Kubernetes headless Service) or an SRV name (_grpc._tcp.greeter.default.svc.cluster.local).', 'greeter.default.svc.cluster.local'),
-    type: described(z.enum(DNS_RECORD_TYPES), 'A or AAAA: one backend per address, on `port`; SRV: ports and weights from the records (lowest priority with a healthy backend).', 'A').default('A'),
-    port: described(z.int().min(1).max(65535), 'The backends\' port (A and AAAA only).', 50051).optional(),
-    refreshMs: described(z.int().min(500).max(3_600_000), 'At most this long between resolutions, in ms (a shorter TTL wins; jittered).', 5000).default(5000),
-    holdMs: described(z.int().min(0).max(3_600_000), 'An authoritative empty answer (NXDOMAIN, no records) empties the pool only after this long, in ms (HAProxy\'s hold nx).', 30000).default(30_000),
-    resolvers: described(z.array(resolverAddress).min(1).max(8), 'DNS servers to ask (ip[:port]); default: the host\'s resolv.conf.', ['127.0.0.1:5353']).optional(),
-  })
-  .superRefine((d, ctx) => {
-    if (d.type !== 'SRV' && d.port === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: `is required for type ${d.type} (SRV records carry their own ports)` });
-    if (d.type === 'SRV' && d.port !== undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'is not used with type SRV (the records carry the ports): remove it' });
-  });
-
-export const discoverySchema = z.strictObject({
-  dns: described(dnsDiscoverySchema, 'Backends found by DNS, resolved by every balancer itself.', { name: 'greeter.default.svc.cluster.local', type: 'A', port: 50051, refreshMs: 5000 }),
-});
-
-export const streamRebalanceSchema = z.strictObject({
-  tolerancePercent: described(z.int().min(1).max(100), 'A backend may carry this much more or less than its weighted share of the pool\'s long-lived streams before streams are moved.', 20).default(20),
-  maxPerSecond: described(z.int().min(1).max(10_000), 'Most streams ended per second for this pool on one balancer (all its workers together).', 10).default(10),
-  minAgeMs: described(z.int().min(0).max(86_400_000), 'Never end a stream younger than this, in ms (and a call counts as a long-lived stream only from this age).', 10_000).default(10_000),
-});
-
-export const streamsSchema = z
-  .strictObject({
-    rebalance: described(streamRebalanceSchema, 'After the pool changes (a backend joins, returns to health or from ejection, finishes slow start), end the oldest streams of over-loaded backends (UNAVAILABLE "rebalanced"), so that clients re-open them on the others.', { tolerancePercent: 20, maxPerSecond: 10, minAgeMs: 10000 }).optional(),
-    maxAgeMs: described(z.int().min(1000).max(30 * 86_400_000), 'End a stream older than this (jittered), in ms, with UNAVAILABLE "max stream age".', 600000).optional(),
-    maxAgeJitterPercent: described(z.int().min(0).max(50), 'Each stream\'s maximum age is maxAgeMs plus or minus up to this percent.', 10).default(10),
-    drainTimeoutMs: described(z.int().min(0).max(86_400_000), 'Streams still open on a drained or removed backend end this long after (UNAVAILABLE "drained"), in ms; absent: they finish on their own.', 60000).optional(),
-  });
-
 export const poolMatchSchema = z
   .strictObject({
     services: described(z.array(z.string().regex(SERVICE, 'must be a fully qualified gRPC service name (package.Service) or "*"')), 'Fully qualified gRPC service names routed to this pool; "*" makes it the default pool.', ['helloworld.Greeter']).optional(),
@@ -230,81 +169,6 @@ export const poolSchema = z.strictObject({
     'Discovered backends (host:port) that take no new calls; calls in flight finish. Static backends use `drain: true`.',
     ['127.0.0.12:50051'],
   ).optional(),
-});
-
-/** A header name a call can carry: lowercase token characters (HTTP/2 forbids uppercase). */
-const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
-/** Headers a route may not set or remove: HTTP/2's connection headers and the ones gRPC itself relies on. */
-const RESERVED_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'content-type', 'content-length', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding']);
-const headerName = z.string().regex(HEADER_NAME, 'must be a lowercase HTTP/2 header name (letters, digits and !#$%&\'*+.^_`|~-), at most 128 characters');
-const settableHeader = headerName.refine((n) => !RESERVED_HEADERS.has(n) && !n.startsWith('grpc-'), 'is a header the balancer or gRPC itself sets; a route may not change it');
-/** A header value a call can carry: visible ASCII and spaces, no leading or trailing space (no CR, LF or NUL). */
-const headerValue = z
-  .string()
-  .max(4096)
-  .regex(/^([\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?)?$/, 'must be visible ASCII with inner spaces only (no control characters, no leading or trailing space): no call could carry it otherwise');
-/** A route hostname: a DNS name or "*." and a suffix, lowercase, no port. */
-const routeHostname = z
-  .string()
-  .max(253)
-  .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/, 'must be a lowercase DNS name, or "*." and one (e.g. *.example.com), without a port');
-const METHOD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SERVICE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
-
-export const routeMatchSchema = z.strictObject({
-  method: described(
-    z.strictObject({
-      service: described(z.string().max(256).regex(SERVICE_NAME, 'must be a fully qualified gRPC service name (package.Service)'), 'The service, exactly.', 'helloworld.Greeter'),
-      method: described(z.string().max(128).regex(METHOD_NAME, 'must be a gRPC method name'), 'The method, exactly; absent: every method of the service.', 'SayHello').optional(),
-    }),
-    'Calls to this service (and method).',
-    { service: 'helloworld.Greeter', method: 'SayHello' },
-  ).optional(),
-  headers: described(
-    z.array(z.strictObject({ name: described(headerName, 'Header name, lowercase.', 'x-canary'), value: described(headerValue, 'The exact value.', 'always') })).max(16),
-    'Request headers the call must carry, exactly (all of them).',
-    [{ name: 'x-canary', value: 'always' }],
-  ).optional(),
-});
-
-export const routeBackendSchema = z.strictObject({
-  pool: described(name, 'A pool of this config.', 'greeter-v1'),
-  weight: described(z.int().min(0).max(1000), 'Share of the rule\'s calls (smooth weighted round robin over the rule\'s pools); 0 drains the pool out of the route.', 90).default(1),
-});
-
-export const routeRuleSchema = z
-  .strictObject({
-    matches: described(z.array(routeMatchSchema).max(8), 'A call matches the rule when it matches any one of these (a match needs all its parts); none: every call of the route.', [{ method: { service: 'helloworld.Greeter' } }]).default([]),
-    backends: described(z.array(routeBackendSchema).min(1).max(16), 'The pools that serve the rule\'s calls, by weight.', [{ pool: 'greeter-v1', weight: 90 }, { pool: 'greeter-v2', weight: 10 }]),
-    requestHeaders: described(
-      z.strictObject({
-        set: described(z.record(settableHeader, headerValue), 'Headers set to these values (replacing any the call carries).', { 'x-route': 'canary' }).optional(),
-        add: described(z.record(settableHeader, headerValue), 'Headers added (beside any of the same name the call carries).', { 'x-tag': 'v2' }).optional(),
-        remove: described(z.array(settableHeader).max(32), 'Headers removed.', ['x-debug']).optional(),
-      }),
-      'Request headers to set (replace), add, or remove before the call goes to a backend.',
-      { set: { 'x-route': 'canary' }, remove: ['x-debug'] },
-    ).optional(),
-    mirror: described(
-      z.strictObject({ pool: described(name, 'The shadow pool.', 'greeter-shadow'), percent: described(z.number().min(0).max(100), 'Share of the rule\'s unary calls copied to it (exactly, not at random).', 10) }),
-      'Copies unary calls to a shadow pool, fire-and-forget: the copies\' answers are dropped, and a shadow that is down costs the calls nothing.',
-      { pool: 'greeter-shadow', percent: 10 },
-    ).optional(),
-    timeoutMs: described(z.int().min(1).max(86_400_000), 'A deadline, in ms, for the rule\'s calls that carry none or a longer one.', 2000).optional(),
-  })
-  .superRefine((r, ctx) => {
-    if (r.backends.every((b) => b.weight === 0)) ctx.addIssue({ code: 'custom', path: ['backends'], message: 'at least one pool needs a weight above 0' });
-    for (const kind of ['set', 'add'] as const) {
-      const h = r.requestHeaders?.[kind];
-      if (h !== undefined && Object.keys(h).length > 32) ctx.addIssue({ code: 'custom', path: ['requestHeaders', kind], message: 'at most 32 headers' });
-    }
-  });
-
-export const routeSchema = z.strictObject({
-  name: described(name, 'Unique name of the route (a-z, 0-9, "-").', 'greeter'),
-  hostnames: described(z.array(routeHostname).max(16), 'The :authority the route applies to, exact or "*.suffix" (without port); empty: any.', []).default([]),
-  rules: described(z.array(routeRuleSchema).min(1).max(16), 'Rules, applied by GRPCRoute precedence (not file order): the most specific hostname, then service, then method, then the most header matches.', [{ backends: [{ pool: 'greeter', weight: 1 }] }]),
-  labels,
 });
 
 /** The shape of a config (or of one of several files that make one), without the checks across resources. */
@@ -368,11 +232,6 @@ export function crossResourceIssues(cfg: z.output<typeof configShapeSchema>): Cr
   return issues;
 }
 
-/** The routes that send calls to `pool` (its backends or mirror), for a refused delete. */
-export function routesUsing(cfg: { routes?: RouteConfig[] }, pool: string): string[] {
-  return (cfg.routes ?? []).filter((r) => r.rules.some((rule) => rule.backends.some((b) => b.pool === pool) || rule.mirror?.pool === pool)).map((r) => r.name);
-}
-
 export const configSchema = configShapeSchema.superRefine((cfg, ctx) => {
   for (const issue of crossResourceIssues(cfg)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 });
@@ -381,11 +240,7 @@ export type SwitchboardConfig = z.output<typeof configSchema>;
 export type SwitchboardConfigInput = z.input<typeof configSchema>;
 export type PoolConfig = z.output<typeof poolSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
-export type DnsDiscoveryConfig = z.output<typeof dnsDiscoverySchema>;
-export type StreamsConfig = z.output<typeof streamsSchema>;
 export type HealthPolicyConfig = z.output<typeof healthPolicySchema>;
-export type RouteConfig = z.output<typeof routeSchema>;
-export type RouteRuleConfig = z.output<typeof routeRuleSchema>;
 export type UpstreamTlsConfig = z.output<typeof upstreamTlsSchema>;
 export type RetryPolicyConfig = z.output<typeof retryPolicySchema>;
 export type HedgingPolicyConfig = z.output<typeof hedgingPolicySchema>;
