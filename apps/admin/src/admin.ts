@@ -20,6 +20,7 @@ import { StatsService } from './control/stats.service';
 import { authenticateFirst } from './auth/authenticate';
 import { ReloadableServerCredentials } from './control/reloadable-server-credentials';
 import { TokensService } from './auth/tokens.service';
+import { XdsServer } from './xds/xds-server';
 import { jsonBody } from './http/json-body';
 import { lockSqlite } from './store/sqlite-lock';
 import { AdminMetrics } from './ops/http-metrics';
@@ -42,6 +43,8 @@ export interface AdminOptions {
   revisionRetention?: number;
   /** HTTPS on `http` and TLS on `grpc`; with `clientCa`, balancers must present a certificate it signed. */
   tls?: { cert: string; key: string; clientCa?: string | undefined };
+  /** Also serve xDS (ADS) on `grpc` for proxyless gRPC clients; unauthenticated streams only on loopback or when allowed. */
+  xds?: { allowUnauthenticated?: boolean };
   /** Failed authentications per client address and minute before 429 (default 60). */
   maxAuthFailuresPerMinute?: number;
   logger: Logger;
@@ -124,14 +127,22 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
   metrics.exposeStats(() => app.get(StatsService).view(), () => nodes.list().filter((n) => n.connected).length);
 
   await app.init();
-  const grpc = await app.get(ControlPlaneServer).listen(options.grpc, grpcCredentials ?? undefined);
+  const xds = options.xds
+    ? (server: import('@grpc/grpc-js').Server) => {
+        const loopback = LOOPBACK.test(options.grpc.host);
+        const allowUnauthenticated = loopback || options.xds!.allowUnauthenticated === true;
+        if (!loopback && options.xds!.allowUnauthenticated) log.warn({ grpc: formatHostPort(options.grpc) }, 'xDS serves clients without a certificate or token beyond loopback (--xds-allow-unauthenticated): anyone who reaches the port reads every pool\'s backends');
+        app.get(XdsServer).attach(server, { allowUnauthenticated });
+      }
+    : undefined;
+  const grpc = await app.get(ControlPlaneServer).listen(options.grpc, grpcCredentials ?? undefined, xds);
   await app.listen(options.http.port, options.http.host);
   const address = app.getHttpServer().address() as AddressInfo;
   log.debug({ routes: routesOf(app) }, 'routes');
   const http = { host: options.http.host, port: address.port };
   const scheme = tlsFiles ? 'https' : 'http';
   log.info(
-    { http: formatHostPort(http), grpc: formatHostPort(grpc), docs: `${scheme}://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision, tls: Boolean(tlsFiles), clientCertificates: Boolean(options.tls?.clientCa) },
+    { http: formatHostPort(http), grpc: formatHostPort(grpc), docs: `${scheme}://${formatHostPort(http)}/docs`, revision: app.get(ConfigService).current().revision, tls: Boolean(tlsFiles), clientCertificates: Boolean(options.tls?.clientCa), xds: Boolean(options.xds) },
     'admin listening',
   );
   return {

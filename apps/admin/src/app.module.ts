@@ -5,6 +5,7 @@ import { AuthGuard } from './auth/auth.guard';
 import { TokensController } from './auth/tokens.controller';
 import { TokensService } from './auth/tokens.service';
 import { ControlPlaneServer } from './control/control-plane.server';
+import { XdsServer } from './xds/xds-server';
 import { NodesController } from './control/nodes.controller';
 import { NodesService } from './control/nodes.service';
 import { StatsService } from './control/stats.service';
@@ -49,8 +50,9 @@ export class AdminModule {
         NodesService,
         StatsService,
         ControlPlaneServer,
+        XdsServer,
       ],
-      exports: [ConfigService, ConvergenceService, TokensService, PrismaService, NodesService, StatsService, ControlPlaneServer],
+      exports: [ConfigService, ConvergenceService, TokensService, PrismaService, NodesService, StatsService, ControlPlaneServer, XdsServer],
     };
   }
 }

@@ -17,6 +17,8 @@ interface AdminFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  xds?: boolean;
+  xdsAllowUnauthenticated?: boolean;
   logLevel: string;
 }
 
@@ -29,6 +31,8 @@ export function adminCommand(): Command {
     .addOption(flag('--tls-cert <file>', 'serve HTTPS on --http and TLS on --grpc with this certificate chain (PEM)', 'TLS_CERT'))
     .addOption(flag('--tls-key <file>', 'private key for --tls-cert (PEM)', 'TLS_KEY'))
     .addOption(flag('--tls-client-ca <file>', 'balancers must present a client certificate signed by this CA on --grpc (mTLS)', 'TLS_CLIENT_CA'))
+    .addOption(flag('--xds', 'also serve xDS (ADS: LDS/RDS/CDS/EDS) on --grpc for proxyless gRPC clients', 'XDS'))
+    .addOption(flag('--xds-allow-unauthenticated', 'serve xDS clients that present neither a client certificate nor a token even when --grpc is not on loopback', 'XDS_ALLOW_UNAUTHENTICATED'))
     .addOption(flag('--node-retention-ms <ms>', 'how long a disconnected balancer stays listed in /v1/nodes', 'NODE_RETENTION_MS').default('3600000'))
     .addOption(flag('--revision-retention <n>', 'revisions kept: each change deletes those older than the newest N (0 = keep every one)', 'REVISION_RETENTION').default('0'))
     .addOption(flag('--log-level <level>', 'fatal, error, warn, info, debug or trace', 'LOG_LEVEL').default('info'))
@@ -47,6 +51,7 @@ export function adminCommand(): Command {
         db: flags.db,
         nodeRetentionMs: nonNegativeInt(flags.nodeRetentionMs, '--node-retention-ms'),
         revisionRetention: nonNegativeInt(flags.revisionRetention, '--revision-retention'),
+        ...(flags.xds || flags.xdsAllowUnauthenticated ? { xds: { allowUnauthenticated: flags.xdsAllowUnauthenticated === true } } : {}),
         ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: flags.tlsCert, key: flags.tlsKey, clientCa: flags.tlsClientCa } } : {}),
         logger: log,
         ...(process.env.SWITCHBOARD_ADMIN_TOKEN ? { adminToken: process.env.SWITCHBOARD_ADMIN_TOKEN } : {}),

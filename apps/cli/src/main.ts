@@ -6,6 +6,7 @@ import { balancerCommand } from './balancer-command';
 import { ExitCode } from './client-options';
 import { drainCommands, getCommand, revisionsCommand, rollbackCommand, statsCommand } from './resource-commands';
 import { routeCommand } from './route-commands';
+import { xdsBootstrapCommand } from './xds-bootstrap-command';
 
 const program = new Command('switchboard')
   .description('Switchboard: a gRPC load balancer that balances every call onto the least loaded backend')
@@ -20,7 +21,8 @@ const program = new Command('switchboard')
   .addCommand(revisionsCommand())
   .addCommand(rollbackCommand())
   .addCommand(statsCommand())
-  .addCommand(routeCommand());
+  .addCommand(routeCommand())
+  .addCommand(xdsBootstrapCommand());
 for (const c of drainCommands()) program.addCommand(c);
 
 program.parseAsync(process.argv).catch((err: Error) => {

@@ -111,10 +111,11 @@ export class ControlPlaneServer implements OnModuleDestroy {
     return this.latest;
   }
 
-  /** Listens on `address`: TLS with `credentials`, else cleartext. */
-  async listen(address: HostPort, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<HostPort> {
+  /** Listens on `address`: TLS with `credentials`, else cleartext; `more` adds other services on the same port (xDS). */
+  async listen(address: HostPort, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(), more?: (server: grpc.Server) => void): Promise<HostPort> {
     const server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_permit_without_calls': 1 });
     server.addService(controlPlane().service, { Connect: (stream: Stream) => this.connect(stream) });
+    more?.(server);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(formatHostPort(address), credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );

@@ -8,6 +8,7 @@ import { parseWith } from '../http/validation';
 import { Endpoint, pageOf, ref } from '../openapi/endpoint';
 import { NodesService } from './nodes.service';
 import { StatsService } from './stats.service';
+import { XdsServer } from '../xds/xds-server';
 
 const statsQuery = z.strictObject({ perNode: z.enum(['true', 'false']).optional() });
 
@@ -18,12 +19,13 @@ export class NodesController {
     private readonly nodes: NodesService,
     private readonly stats: StatsService,
     private readonly config: ConfigService,
+    private readonly xds: XdsServer,
   ) {}
 
   @Get('nodes')
-  @Endpoint({ summary: 'Balancers known to the control plane: connected, applied revision, last NACK', scope: 'read', ok: { schema: pageOf('Node') } })
+  @Endpoint({ summary: 'Balancers and xDS clients known to the control plane: connected, applied revision (balancers) or ACKed versions (xDS), last NACK', scope: 'read', ok: { schema: pageOf('Node') } })
   list() {
-    return { items: this.nodes.list(), nextCursor: null };
+    return { items: [...this.nodes.list(), ...this.xds.clients.list()], nextCursor: null };
   }
 
   @Get('stats')

@@ -50,6 +50,8 @@ export const FLEET_STALE_MS = 10_000;
 
 export interface NodeView {
   nodeId: string;
+  /** A balancer (the control-plane protocol); xDS clients are listed by the xDS server. */
+  kind?: 'balancer';
   connected: boolean;
   connectedSince: string | null;
   lastSeen: string;
@@ -206,7 +208,7 @@ export class NodesService implements OnModuleInit, OnModuleDestroy {
   list(): NodeView[] {
     this.forgetStale();
     return this.fleet()
-      .map(({ nodeId, connected, connectedSince, lastSeen, appliedRevision, lastNack, admin }) => ({ nodeId, connected, connectedSince, lastSeen, appliedRevision, lastNack, admin }))
+      .map(({ nodeId, connected, connectedSince, lastSeen, appliedRevision, lastNack, admin }) => ({ nodeId, kind: 'balancer' as const, connected, connectedSince, lastSeen, appliedRevision, lastNack, admin }))
       .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
   }
 

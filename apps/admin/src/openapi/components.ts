@@ -70,14 +70,31 @@ export const tokenCreateSchema = z.strictObject({
 
 export const tokenCreatedSchema = tokenSchema.extend({ token: d(z.string(), 'The secret: shown only in this response.', 'sbt_…') });
 
+const perXdsType = <T extends z.ZodType>(t: T, description: string, example: unknown) =>
+  d(z.object({ listeners: t, routes: t, clusters: t, endpoints: t }), description, example);
+
 export const nodeSchema = z.object({
-  nodeId: d(z.string(), 'The balancer\'s --node-id.', 'edge-1'),
+  nodeId: d(z.string(), 'The balancer\'s --node-id, or the node.id of an xDS client.', 'edge-1'),
+  kind: d(z.enum(['balancer', 'xds']), 'balancer: a Switchboard balancer; xds: a proxyless gRPC client on the admin\'s xDS server (--xds).', 'balancer'),
   connected: d(z.boolean(), 'Whether it is connected now.', true),
   connectedSince: d(z.string().nullable(), 'ISO 8601.', '2026-11-25T05:00:00.000Z'),
   lastSeen: d(z.string(), 'ISO 8601: last message from it.', '2026-11-25T05:01:00.000Z'),
   appliedRevision: d(z.int().nullable(), 'The revision it runs.', 7),
   lastNack: d(z.string().nullable(), 'The last revision it rejected, and why.', null),
   admin: d(z.string().nullable(), 'The admin it is (or was last) connected to: host:port/id. Several admins on one database list each other\'s balancers.', 'admin-1:8080/3f2a1c'),
+  xds: d(
+    z.object({
+      peer: d(z.string(), 'Its address.', 'ipv4:127.0.0.1:50312'),
+      identity: d(z.string(), 'How it proved who it is: "certificate CN", "token NAME" or "unauthenticated".', 'token xds-clients'),
+      revision: d(z.int().nullable(), 'The config revision of the newest push.', 7),
+      subscribed: perXdsType(z.int(), 'Resource names subscribed per type (-1: all).', { listeners: 1, routes: 1, clusters: 1, endpoints: 1 }),
+      sentVersions: perXdsType(z.string().nullable(), 'The version_info last sent per type.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
+      ackedVersions: perXdsType(z.string().nullable(), 'The version_info it ACKed last per type.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
+      nack: d(z.object({ type: z.string(), version: z.string(), reason: z.string(), at: z.string() }).nullable(), 'Its last NACK: the type, the version it refused, its error_detail and when.', null),
+    }),
+    'xDS clients only.',
+    undefined,
+  ).optional(),
 });
 
 const latencySchema = z.object({
