@@ -89,7 +89,7 @@ export const nodeSchema = z.object({
       revision: d(z.int().nullable(), 'The config revision of the newest push.', 7),
       subscribed: perXdsType(z.int(), 'Resource names subscribed per type (-1: all).', { listeners: 1, routes: 1, clusters: 1, endpoints: 1 }),
       sentVersions: perXdsType(z.string().nullable(), 'The version_info last sent per type.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
-      ackedVersions: perXdsType(z.string().nullable(), 'The version_info it ACKed last per type.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
+      ackedVersions: perXdsType(z.string().nullable(), 'The version_info of its newest ACK or NACK per type: the version it runs.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
       nack: d(z.object({ type: z.string(), version: z.string(), reason: z.string(), at: z.string() }).nullable(), 'Its last NACK: the type, the version it refused, its error_detail and when.', null),
     }),
     'xDS clients only.',

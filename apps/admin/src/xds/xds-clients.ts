@@ -21,10 +21,12 @@ export interface XdsClientState {
   connected: boolean;
   /** Names subscribed per type (-1: wildcard). */
   subscribed: Record<XdsKind, number>;
+  /** The version_info of its newest ACK or NACK per type: the version it runs. */
   acked: Record<XdsKind, string | null>;
   sent: Record<XdsKind, string | null>;
   /** The config revision of the newest push. */
   revision: number | null;
+  /** Its last NACK: the version it refused (ours), and why. */
   nack: { type: XdsKind; version: string; reason: string; at: number } | null;
 }
 

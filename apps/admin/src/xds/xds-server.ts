@@ -52,6 +52,8 @@ interface TypeState {
   names: Set<string> | null;
   wildcard: boolean;
   nonce: string;
+  /** The version_info of the last response. */
+  version: string;
   /** Per resource, the version last sent. */
   sent: Map<string, string>;
 }
@@ -207,9 +209,11 @@ export class XdsServer implements OnModuleDestroy {
     if (req.response_nonce !== '') {
       if (req.error_detail) {
         const reason = String(req.error_detail.message ?? '').slice(0, 2048);
-        this.clients.nacked(state, kind, req.version_info.slice(0, 128), reason);
-        this.log.warn({ nodeId: state.nodeId, type: kind, version: req.version_info, reason }, 'xDS client rejected resources');
-      } else this.clients.acked(state, kind, req.version_info.slice(0, 128));
+        // It refused the response this nonce names, and still runs the version it names (its last good one).
+        this.clients.nacked(state, kind, t.version, reason);
+        this.log.warn({ nodeId: state.nodeId, type: kind, refused: t.version, runs: req.version_info, reason }, 'xDS client rejected resources');
+      }
+      this.clients.acked(state, kind, req.version_info.slice(0, 128));
     }
     const names = new Set(req.resource_names);
     const wildcard = names.size === 0 && (kind === 'listener' || kind === 'cluster') && (t.names === null || t.wildcard);
@@ -300,6 +304,7 @@ export class XdsServer implements OnModuleDestroy {
     if (whole) t.sent.clear();
     for (const n of send) t.sent.set(n, all.get(n)!.version);
     t.nonce = String(++s.nonce);
+    t.version = version;
     s.writingSince = Date.now();
     if (s.state) this.clients.sent(s.state, kind, version, this.config.current().revision);
     s.stream.write({ version_info: version, resources: send.map((n) => all.get(n)!.any), type_url: TYPE[kind], nonce: t.nonce } as DiscoveryResponse, () => {
@@ -321,7 +326,7 @@ export class XdsServer implements OnModuleDestroy {
 }
 
 function emptyTypes(): Record<XdsKind, TypeState> {
-  const t = (): TypeState => ({ names: null, wildcard: false, nonce: '', sent: new Map() });
+  const t = (): TypeState => ({ names: null, wildcard: false, nonce: '', version: '', sent: new Map() });
   return { listener: t(), route: t(), cluster: t(), endpoint: t() };
 }
 
