@@ -151,7 +151,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balancers known to the control plane: connected, applied revision, last NACK */
+        /** Balancers and xDS clients known to the control plane: connected, applied revision (balancers) or ACKed versions (xDS), last NACK */
         get: operations["NodesController_list"];
         put?: never;
         post?: never;
@@ -1679,6 +1679,12 @@ export interface components {
              */
             connectedSince: string | null;
             /**
+             * @description balancer: a Switchboard balancer; xds: a proxyless gRPC client on the admin's xDS server (--xds).
+             * @example balancer
+             * @enum {string}
+             */
+            kind: "balancer" | "xds";
+            /**
              * @description The last revision it rejected, and why.
              * @example null
              */
@@ -1689,10 +1695,83 @@ export interface components {
              */
             lastSeen: string;
             /**
-             * @description The balancer's --node-id.
+             * @description The balancer's --node-id, or the node.id of an xDS client.
              * @example edge-1
              */
             nodeId: string;
+            /** @description xDS clients only. */
+            xds?: {
+                /**
+                 * @description The version_info of its newest ACK or NACK per type: the version it runs.
+                 * @example {
+                 *       "listeners": "5c1d0f0e9a7b3c21",
+                 *       "routes": null,
+                 *       "clusters": null,
+                 *       "endpoints": null
+                 *     }
+                 */
+                ackedVersions: {
+                    clusters: string | null;
+                    endpoints: string | null;
+                    listeners: string | null;
+                    routes: string | null;
+                };
+                /**
+                 * @description How it proved who it is: "certificate CN", "token NAME" or "unauthenticated".
+                 * @example token xds-clients
+                 */
+                identity: string;
+                /**
+                 * @description Its last NACK: the type, the version it refused, its error_detail and when.
+                 * @example null
+                 */
+                nack: {
+                    at: string;
+                    reason: string;
+                    type: string;
+                    version: string;
+                } | null;
+                /**
+                 * @description Its address.
+                 * @example ipv4:127.0.0.1:50312
+                 */
+                peer: string;
+                /**
+                 * @description The config revision of the newest push.
+                 * @example 7
+                 */
+                revision: number | null;
+                /**
+                 * @description The version_info last sent per type.
+                 * @example {
+                 *       "listeners": "5c1d0f0e9a7b3c21",
+                 *       "routes": null,
+                 *       "clusters": null,
+                 *       "endpoints": null
+                 *     }
+                 */
+                sentVersions: {
+                    clusters: string | null;
+                    endpoints: string | null;
+                    listeners: string | null;
+                    routes: string | null;
+                };
+                /**
+                 * @description Resource names subscribed per type (-1: all).
+                 * @example {
+                 *       "listeners": 1,
+                 *       "routes": 1,
+                 *       "clusters": 1,
+                 *       "endpoints": 1
+                 *     }
+                 */
+                subscribed: {
+                    clusters: number;
+                    endpoints: number;
+                    listeners: number;
+                    routes: number;
+                };
+            };
         };
         Plan: {
             /**
