@@ -177,6 +177,9 @@ describe('xDS: proxyless grpc-js clients on the admin (SQLite)', () => {
     expect(r.errors).toEqual({});
     expect(a4.stats.calls).toBe(0);
     expect(Object.keys(r.backends).sort()).toEqual(['a1', 'a2', 'a3']);
+    const metrics = (await admin.api('GET', '/metrics')).body as string;
+    expect(metrics).toMatch(/switchboard_admin_xds_nacks_total\{type="endpoints"\} [1-9]/);
+    expect(metrics).toMatch(/switchboard_admin_xds_clients [1-9]/);
     // Fixed: the client takes the next version.
     expect((await admin.api('PUT', '/v1/config', config)).status).toBe(200);
     await waitFor('the fixed version ACKed', async () => {

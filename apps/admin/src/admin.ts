@@ -132,7 +132,10 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
         const loopback = LOOPBACK.test(options.grpc.host);
         const allowUnauthenticated = loopback || options.xds!.allowUnauthenticated === true;
         if (!loopback && options.xds!.allowUnauthenticated) log.warn({ grpc: formatHostPort(options.grpc) }, 'xDS serves clients without a certificate or token beyond loopback (--xds-allow-unauthenticated): anyone who reaches the port reads every pool\'s backends');
-        app.get(XdsServer).attach(server, { allowUnauthenticated });
+        const xdsServer = app.get(XdsServer);
+        xdsServer.observe({ response: (type) => metrics.xdsResponses.inc({ type }), nack: (type) => metrics.xdsNacks.inc({ type }) });
+        metrics.exposeXdsClients(() => xdsServer.clients.connectedCount);
+        xdsServer.attach(server, { allowUnauthenticated });
       }
     : undefined;
   const grpc = await app.get(ControlPlaneServer).listen(options.grpc, grpcCredentials ?? undefined, xds);

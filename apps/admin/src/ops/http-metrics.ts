@@ -27,6 +27,14 @@ export class AdminMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_admin_' });
   }
 
+  /** xDS (--xds): clients connected, responses sent and NACKs received per resource type. */
+  readonly xdsResponses = new Counter({ name: 'switchboard_admin_xds_responses_total', help: 'xDS DiscoveryResponses sent, by resource type (listeners, routes, clusters, endpoints)', labelNames: ['type'], registers: [this.registry] });
+  readonly xdsNacks = new Counter({ name: 'switchboard_admin_xds_nacks_total', help: 'xDS responses clients rejected (NACK), by resource type', labelNames: ['type'], registers: [this.registry] });
+
+  exposeXdsClients(connected: () => number): void {
+    new Gauge({ name: 'switchboard_admin_xds_clients', help: 'xDS clients (ADS streams) connected to this admin', registers: [this.registry], collect() { this.set(connected()); } });
+  }
+
   /** The balancers' latest reports as gauges, read when Prometheus scrapes. */
   exposeStats(view: () => StatsView, connectedNodes: () => number): void {
     const registers = [this.registry];

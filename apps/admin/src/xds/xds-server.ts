@@ -46,6 +46,7 @@ export const MAX_NAME_CHARS = 512;
 export const SLOW_CLIENT_MS = 60_000;
 const HEALTH_READ_MS = 500;
 const NODE_ID = /^[\x21-\x7e]{1,256}$/;
+const PLURAL: Record<XdsKind, string> = { listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints' };
 
 interface TypeState {
   /** Names asked for; null: nothing asked yet. An empty set on LDS or CDS is the wildcard. */
@@ -86,6 +87,7 @@ export class XdsServer implements OnModuleDestroy {
   private builtFor: { revision: number; health: string } | null = null;
   private options: XdsOptions = { allowUnauthenticated: false };
   private timer: NodeJS.Timeout | null = null;
+  private observer: { response(type: string): void; nack(type: string): void } = { response: () => {}, nack: () => {} };
   /** Requests refused or ignored since start, by reason (a metric and the tests' window). */
   readonly refused = { unknownType: 0, staleNonce: 0, tooManyNames: 0, unauthenticated: 0, tooManyStreams: 0, slow: 0 };
   readonly clients: XdsClients;
@@ -103,6 +105,11 @@ export class XdsServer implements OnModuleDestroy {
     tokens.onRevoked(() => {
       for (const s of this.streams) if (s.tokenId !== null && !this.tokens.isLive(s.tokenId)) this.end(s, grpc.status.UNAUTHENTICATED, 'the token of this stream was revoked');
     });
+  }
+
+  /** Told of each response sent and each NACK (the metrics), by type: listeners, routes, clusters, endpoints. */
+  observe(observer: { response(type: string): void; nack(type: string): void }): void {
+    this.observer = observer;
   }
 
   /** Adds the ADS service to the control plane's server (before it binds). */
@@ -211,6 +218,7 @@ export class XdsServer implements OnModuleDestroy {
         const reason = String(req.error_detail.message ?? '').slice(0, 2048);
         // It refused the response this nonce names, and still runs the version it names (its last good one).
         this.clients.nacked(state, kind, t.version, reason);
+        this.observer.nack(PLURAL[kind]);
         this.log.warn({ nodeId: state.nodeId, type: kind, refused: t.version, runs: req.version_info, reason }, 'xDS client rejected resources');
       }
       this.clients.acked(state, kind, req.version_info.slice(0, 128));
@@ -307,6 +315,7 @@ export class XdsServer implements OnModuleDestroy {
     t.version = version;
     s.writingSince = Date.now();
     if (s.state) this.clients.sent(s.state, kind, version, this.config.current().revision);
+    this.observer.response(PLURAL[kind]);
     s.stream.write({ version_info: version, resources: send.map((n) => all.get(n)!.any), type_url: TYPE[kind], nonce: t.nonce } as DiscoveryResponse, () => {
       s.writingSince = null;
       const next = [...s.pending];

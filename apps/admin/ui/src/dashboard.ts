@@ -221,9 +221,9 @@ export class Dashboard {
             el(
               'tr',
               { 'data-node': n.nodeId },
-              el('th', { scope: 'row' }, n.nodeId),
+              el('th', { scope: 'row' }, n.kind === 'xds' ? `${n.nodeId} (xDS client)` : n.nodeId),
               el('td', {}, n.connected ? 'connected' : 'disconnected'),
-              el('td', { class: 'num' }, n.appliedRevision === null ? '–' : String(n.appliedRevision)),
+              el('td', { class: 'num' }, n.appliedRevision !== null ? String(n.appliedRevision) : n.xds?.revision != null ? `${n.xds.revision} (pushed)` : '–'),
               el('td', {}, new Date(n.lastSeen).toLocaleTimeString()),
               el('td', {}, n.lastNack ?? '–'),
             ),
