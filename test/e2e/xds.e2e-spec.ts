@@ -12,10 +12,12 @@
  * - two admins on PostgreSQL: a write through A reaches a client subscribed to B.
  */
 import * as grpc from '@grpc/grpc-js';
+import * as https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startEchoBackend, type EchoBackend } from '../fixtures/echo-backend';
 import { adsServiceDefinition, TYPE, unpackAny, type DiscoveryResponse } from '../../apps/admin/src/xds/envoy-types';
-import { killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+import { ADMIN_TOKEN, killAdmins, startAdmin, type AdminProcess } from '../support/admin';
+import { makePki } from '../support/certs';
 import { runCli } from '../support/cli';
 import { createDatabase, startPostgres, type PostgresCluster } from '../support/postgres';
 import { freePort, killAll, startNode, waitFor, type BalancerProcess } from '../support/processes';
@@ -278,6 +280,47 @@ describe('xDS: proxyless grpc-js clients on the admin (SQLite)', () => {
     await waitFor('a1 drained on the client', async () => ((await client.calls('xds:///greeter', 30)).backends.a1 === undefined ? true : undefined), 10_000);
     expect((await client.calls('xds:///greeter', 60)).errors).toEqual({});
   }, 90_000);
+});
+
+describe('xDS over mTLS', () => {
+  it('a client certificate the admin verified is the xDS client\'s identity; no certificate, no handshake', async () => {
+    const pki = makePki();
+    const admin = await startAdmin({ args: ['--xds', '--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-client-ca', pki.ca.cert] });
+    try {
+      const ca = pki.read(pki.ca.cert);
+      const withCert = grpc.credentials.createSsl(ca, pki.read(pki.client.key), pki.read(pki.client.cert));
+      const Ads = grpc.makeGenericClientConstructor(adsServiceDefinition(), 'Ads') as unknown as new (a: string, c: grpc.ChannelCredentials, o?: grpc.ChannelOptions) => grpc.Client & Record<string, () => grpc.ClientDuplexStream<object, DiscoveryResponse>>;
+      const byName = { 'grpc.ssl_target_name_override': 'backend.test' };
+      const client = new Ads(admin.grpc, withCert, byName);
+      const stream = client.StreamAggregatedResources!();
+      const responses: DiscoveryResponse[] = [];
+      stream.on('data', (r: DiscoveryResponse) => responses.push(r));
+      stream.on('error', () => {});
+      stream.write(request(TYPE.listener, []));
+      await waitFor('the listener response over mTLS', () => (responses.length > 0 ? true : undefined), 10_000);
+      const nodes = await new Promise<XdsNode[]>((resolve, reject) => {
+        https
+          .get(`${admin.url.replace('http://', 'https://')}/v1/nodes`, { ca, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }, (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString()));
+            res.on('end', () => resolve((JSON.parse(text) as { items: XdsNode[] }).items));
+          })
+          .on('error', reject);
+      });
+      const me = nodes.find((n) => n.kind === 'xds' && n.nodeId === 'raw-client') as XdsNode & { xds: { identity: string } };
+      expect(me.xds.identity).toMatch(/^certificate /);
+      client.close();
+      const noCert = new Ads(admin.grpc, grpc.credentials.createSsl(ca), byName);
+      const refused = noCert.StreamAggregatedResources!();
+      refused.on('error', () => {});
+      const status = new Promise<grpc.StatusObject>((resolve) => refused.on('status', resolve));
+      refused.write(request(TYPE.listener, []));
+      expect((await status).code).toBe(grpc.status.UNAVAILABLE);
+      noCert.close();
+    } finally {
+      await admin.stop();
+    }
+  }, 60_000);
 });
 
 describe('xDS with two admins on PostgreSQL', () => {
