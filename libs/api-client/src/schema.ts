@@ -1699,21 +1699,63 @@ export interface components {
              * @example edge-1
              */
             nodeId: string;
-            /** @description xDS clients only. */
+            /**
+             * @description xDS clients only.
+             * @example {
+             *       "peer": "ipv4:127.0.0.1:50312",
+             *       "identity": "unauthenticated",
+             *       "revision": 7,
+             *       "subscribed": {
+             *         "listeners": 1,
+             *         "routes": 1,
+             *         "clusters": 1,
+             *         "endpoints": 1
+             *       },
+             *       "sentVersions": {
+             *         "listeners": "5c1d0f0e9a7b3c21",
+             *         "routes": "0b7c6e1f2d3a4b5c",
+             *         "clusters": "9e8d7c6b5a4f3e2d",
+             *         "endpoints": "1a2b3c4d5e6f7a8b"
+             *       },
+             *       "ackedVersions": {
+             *         "listeners": "5c1d0f0e9a7b3c21",
+             *         "routes": "0b7c6e1f2d3a4b5c",
+             *         "clusters": "9e8d7c6b5a4f3e2d",
+             *         "endpoints": "1a2b3c4d5e6f7a8b"
+             *       },
+             *       "nack": null
+             *     }
+             */
             xds?: {
                 /**
                  * @description The version_info of its newest ACK or NACK per type: the version it runs.
                  * @example {
                  *       "listeners": "5c1d0f0e9a7b3c21",
-                 *       "routes": null,
-                 *       "clusters": null,
-                 *       "endpoints": null
+                 *       "routes": "0b7c6e1f2d3a4b5c",
+                 *       "clusters": "9e8d7c6b5a4f3e2d",
+                 *       "endpoints": "1a2b3c4d5e6f7a8b"
                  *     }
                  */
                 ackedVersions: {
+                    /**
+                     * @description Clusters (CDS).
+                     * @example 9e8d7c6b5a4f3e2d
+                     */
                     clusters: string | null;
+                    /**
+                     * @description Cluster load assignments (EDS).
+                     * @example 1a2b3c4d5e6f7a8b
+                     */
                     endpoints: string | null;
+                    /**
+                     * @description Listeners (LDS).
+                     * @example 5c1d0f0e9a7b3c21
+                     */
                     listeners: string | null;
+                    /**
+                     * @description Route configurations (RDS).
+                     * @example 0b7c6e1f2d3a4b5c
+                     */
                     routes: string | null;
                 };
                 /**
@@ -1726,9 +1768,25 @@ export interface components {
                  * @example null
                  */
                 nack: {
+                    /**
+                     * @description ISO 8601.
+                     * @example 2026-12-06T03:06:27.105Z
+                     */
                     at: string;
+                    /**
+                     * @description Its error_detail.
+                     * @example address is not a valid IPv4 or IPv6 address: localhost
+                     */
                     reason: string;
+                    /**
+                     * @description listeners, routes, clusters or endpoints.
+                     * @example endpoints
+                     */
                     type: string;
+                    /**
+                     * @description The version_info it refused.
+                     * @example 1a2b3c4d5e6f7a8b
+                     */
                     version: string;
                 } | null;
                 /**
@@ -1745,15 +1803,31 @@ export interface components {
                  * @description The version_info last sent per type.
                  * @example {
                  *       "listeners": "5c1d0f0e9a7b3c21",
-                 *       "routes": null,
-                 *       "clusters": null,
-                 *       "endpoints": null
+                 *       "routes": "0b7c6e1f2d3a4b5c",
+                 *       "clusters": "9e8d7c6b5a4f3e2d",
+                 *       "endpoints": "1a2b3c4d5e6f7a8b"
                  *     }
                  */
                 sentVersions: {
+                    /**
+                     * @description Clusters (CDS).
+                     * @example 9e8d7c6b5a4f3e2d
+                     */
                     clusters: string | null;
+                    /**
+                     * @description Cluster load assignments (EDS).
+                     * @example 1a2b3c4d5e6f7a8b
+                     */
                     endpoints: string | null;
+                    /**
+                     * @description Listeners (LDS).
+                     * @example 5c1d0f0e9a7b3c21
+                     */
                     listeners: string | null;
+                    /**
+                     * @description Route configurations (RDS).
+                     * @example 0b7c6e1f2d3a4b5c
+                     */
                     routes: string | null;
                 };
                 /**
@@ -1766,9 +1840,25 @@ export interface components {
                  *     }
                  */
                 subscribed: {
+                    /**
+                     * @description Clusters (CDS).
+                     * @example 1
+                     */
                     clusters: number;
+                    /**
+                     * @description Cluster load assignments (EDS).
+                     * @example 1
+                     */
                     endpoints: number;
+                    /**
+                     * @description Listeners (LDS).
+                     * @example 1
+                     */
                     listeners: number;
+                    /**
+                     * @description Route configurations (RDS).
+                     * @example 1
+                     */
                     routes: number;
                 };
             };

@@ -70,8 +70,17 @@ export const tokenCreateSchema = z.strictObject({
 
 export const tokenCreatedSchema = tokenSchema.extend({ token: d(z.string(), 'The secret: shown only in this response.', 'sbt_…') });
 
-const perXdsType = <T extends z.ZodType>(t: T, description: string, example: unknown) =>
-  d(z.object({ listeners: t, routes: t, clusters: t, endpoints: t }), description, example);
+const perXdsType = <T extends z.ZodType>(t: (example: unknown) => T, description: string, examples: [unknown, unknown, unknown, unknown]) =>
+  d(
+    z.object({
+      listeners: d(t(examples[0]), 'Listeners (LDS).', examples[0]),
+      routes: d(t(examples[1]), 'Route configurations (RDS).', examples[1]),
+      clusters: d(t(examples[2]), 'Clusters (CDS).', examples[2]),
+      endpoints: d(t(examples[3]), 'Cluster load assignments (EDS).', examples[3]),
+    }),
+    description,
+    { listeners: examples[0], routes: examples[1], clusters: examples[2], endpoints: examples[3] },
+  );
 
 export const nodeSchema = z.object({
   nodeId: d(z.string(), 'The balancer\'s --node-id, or the node.id of an xDS client.', 'edge-1'),
@@ -87,13 +96,24 @@ export const nodeSchema = z.object({
       peer: d(z.string(), 'Its address.', 'ipv4:127.0.0.1:50312'),
       identity: d(z.string(), 'How it proved who it is: "certificate CN", "token NAME" or "unauthenticated".', 'token xds-clients'),
       revision: d(z.int().nullable(), 'The config revision of the newest push.', 7),
-      subscribed: perXdsType(z.int(), 'Resource names subscribed per type (-1: all).', { listeners: 1, routes: 1, clusters: 1, endpoints: 1 }),
-      sentVersions: perXdsType(z.string().nullable(), 'The version_info last sent per type.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
-      ackedVersions: perXdsType(z.string().nullable(), 'The version_info of its newest ACK or NACK per type: the version it runs.', { listeners: '5c1d0f0e9a7b3c21', routes: null, clusters: null, endpoints: null }),
-      nack: d(z.object({ type: z.string(), version: z.string(), reason: z.string(), at: z.string() }).nullable(), 'Its last NACK: the type, the version it refused, its error_detail and when.', null),
+      subscribed: perXdsType(() => z.int(), 'Resource names subscribed per type (-1: all).', [1, 1, 1, 1]),
+      sentVersions: perXdsType(() => z.string().nullable(), 'The version_info last sent per type.', ['5c1d0f0e9a7b3c21', '0b7c6e1f2d3a4b5c', '9e8d7c6b5a4f3e2d', '1a2b3c4d5e6f7a8b']),
+      ackedVersions: perXdsType(() => z.string().nullable(), 'The version_info of its newest ACK or NACK per type: the version it runs.', ['5c1d0f0e9a7b3c21', '0b7c6e1f2d3a4b5c', '9e8d7c6b5a4f3e2d', '1a2b3c4d5e6f7a8b']),
+      nack: d(
+        z
+          .object({
+            type: d(z.string(), 'listeners, routes, clusters or endpoints.', 'endpoints'),
+            version: d(z.string(), 'The version_info it refused.', '1a2b3c4d5e6f7a8b'),
+            reason: d(z.string(), 'Its error_detail.', 'address is not a valid IPv4 or IPv6 address: localhost'),
+            at: d(z.string(), 'ISO 8601.', '2026-12-06T03:06:27.105Z'),
+          })
+          .nullable(),
+        'Its last NACK: the type, the version it refused, its error_detail and when.',
+        null,
+      ),
     }),
     'xDS clients only.',
-    undefined,
+    { peer: 'ipv4:127.0.0.1:50312', identity: 'unauthenticated', revision: 7, subscribed: { listeners: 1, routes: 1, clusters: 1, endpoints: 1 }, sentVersions: { listeners: '5c1d0f0e9a7b3c21', routes: '0b7c6e1f2d3a4b5c', clusters: '9e8d7c6b5a4f3e2d', endpoints: '1a2b3c4d5e6f7a8b' }, ackedVersions: { listeners: '5c1d0f0e9a7b3c21', routes: '0b7c6e1f2d3a4b5c', clusters: '9e8d7c6b5a4f3e2d', endpoints: '1a2b3c4d5e6f7a8b' }, nack: null },
   ).optional(),
 });
 
