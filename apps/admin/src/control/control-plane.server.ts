@@ -26,6 +26,7 @@ import { TokensService } from '../auth/tokens.service';
 import { ConfigService, type CommitEvent, type ConfigState } from '../config/config.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { NodesService, type NodeSession } from './nodes.service';
+import { certificateName, whenEnded } from './grpc-stream';
 import { checkStatsReport } from './stats-report-check';
 import { snapshotParts } from './snapshot-parts';
 
@@ -230,13 +231,7 @@ export class ControlPlaneServer implements OnModuleDestroy {
         this.nodes.reported(session, checked.report);
       }
     });
-    stream.on('end', () => {
-      closed();
-      stream.end();
-    });
-    stream.on('error', closed);
-    stream.on('cancelled', closed);
-    stream.on('close', closed);
+    whenEnded(stream, closed);
   }
 
   /** Stats reports refused as out of range, since start (a metric). */
@@ -314,11 +309,4 @@ export class ControlPlaneServer implements OnModuleDestroy {
 
 function latestOf(event: CommitEvent): Latest {
   return { state: event.state, hash: event.hash, delta: { base: event.base, patchJson: JSON.stringify(event.patch) } };
-}
-
-/** The common name of the client certificate a balancer presented (mTLS), if any. */
-function certificateName(stream: Stream): string | undefined {
-  const cert = stream.getAuthContext?.().sslPeerCertificate;
-  const cn = cert?.subject?.CN;
-  return typeof cn === 'string' && cn !== '' ? cn : undefined;
 }

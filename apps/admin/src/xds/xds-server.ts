@@ -32,6 +32,7 @@ import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
 import { ConfigService } from '../config/config.service';
 import { StatsService } from '../control/stats.service';
+import { certificateName, whenEnded } from '../control/grpc-stream';
 import { NodesService } from '../control/nodes.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
 import { adsServiceDefinition, kindOfTypeUrl, TYPE, XDS_KINDS, type DiscoveryRequest, type DiscoveryResponse, type XdsKind } from './envoy-types';
@@ -141,14 +142,8 @@ export class XdsServer implements OnModuleDestroy {
       s.ended = true;
       if (s.state) this.clients.disconnected(s.state);
     };
-    stream.on('end', () => {
-      closed();
-      stream.end();
-    });
-    stream.on('error', closed);
-    stream.on('cancelled', closed);
-    stream.on('close', closed);
-    const certName = stream.getAuthContext?.().sslPeerCertificate?.subject?.CN;
+    whenEnded(stream, closed);
+    const certName = certificateName(stream);
     const secret = bearerToken(String(stream.metadata.get('authorization')[0] ?? ''));
     const queued: DiscoveryRequest[] = [];
     let ready = false;
@@ -166,7 +161,7 @@ export class XdsServer implements OnModuleDestroy {
       s.identity = identity;
       for (const req of queued.splice(0)) this.request(s, req);
     };
-    if (typeof certName === 'string' && certName !== '') return proceed(`certificate ${certName}`);
+    if (certName !== undefined) return proceed(`certificate ${certName}`);
     if (secret !== undefined) {
       void this.tokens.authenticateFresh(secret).then(
         (principal) => {
