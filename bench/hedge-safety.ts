@@ -9,6 +9,7 @@
  * p99.9, errors and the calls the backends received (losers included: a cancelled loser that
  * still ran counts here).
  *
+ * Each row runs after WARMUP_S (8) s of unmeasured load; `--reverse` runs the variants last to first.
  * Run it from the project to measure this build, or with the working directory at another
  * checkout (built) to measure that one with the same bench: interleave the two for A/B rounds.
  * Writes bench/results/hedge-safety-<time>.json (in this project) and prints a table.
@@ -28,6 +29,10 @@ const OUT = arg('out', path.join(__dirname, '..', '..', 'bench', 'results'));
 const SERVICE = ['--service-ms', '10', '--concurrency', '4', '--exponential', '--late-headers'];
 const STALL = [...SERVICE, '--stall-every-ms', '5000', '--stall-ms', '1500'];
 const DEADLINE_MS = 2000;
+/** Unmeasured load before each row: a new balancer (and new backends on a scenario's first row) needs 6-8 s at this rate to reach steady latency (bench/README.md, "warm-up counted out"). */
+const WARMUP_S = Number(arg('warmup', '8'));
+/** `--reverse`: the variants last to first (alternate it between rounds, so no variant always runs on the coldest backends). */
+const REVERSE = process.argv.includes('--reverse');
 
 const FIXED = { maxAttempts: 2, delayMs: 50, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['*'] };
 const ADAPTIVE = { ...FIXED, adaptiveDelay: { percentile: 97, minMs: 10 } };
@@ -53,9 +58,9 @@ async function run(scenario: string, rate: number, workers: string[], log: (line
   const backends = await Promise.all([spawnBackend('steady-1', SERVICE), spawnBackend('steady-2', SERVICE), spawnBackend('odd', STALL)]);
   const rows: Row[] = [];
   try {
-    for (const v of VARIANTS) {
+    for (const v of REVERSE ? [...VARIANTS].reverse() : VARIANTS) {
       const lb = await startBalancer(poolConfig(backends.map((b) => b.address), v.pool), workers);
-      await openLoop(lb.listen, rate, 2, 4, {}, DEADLINE_MS); // warm-up
+      await openLoop(lb.listen, rate, WARMUP_S, 4, {}, DEADLINE_MS); // warm-up: JIT, heap, connections, latency window
       const before = await served(backends);
       const result = await openLoop(lb.listen, rate, SECONDS, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the counters

@@ -169,7 +169,9 @@ for (const workers of ['1', '2']) {
         }
         const ages = first.map((e) => e.ageMs).sort((a, b) => a - b);
         process.stdout.write(`streams (--workers ${workers}): max age 6000 +-20%: ended at ${ages[0]}-${ages[ages.length - 1]} ms of age; oldest seen in /state ${oldest} ms\n`);
-        expect(ages[0]).toBeGreaterThanOrEqual(4800);
+        // The client's clock starts when it hears the response headers, a few ms after the balancer
+        // counts the stream as begun (4796 ms was seen for an end at 4800 of the balancer's age).
+        expect(ages[0]).toBeGreaterThanOrEqual(4800 - 50);
         // The client hears of the end a little after the balancer sends it (a few ms; more on a busy machine).
         expect(ages[ages.length - 1]).toBeLessThanOrEqual(7200 + 250);
         expect(oldest).toBeLessThanOrEqual(7200 + 250);

@@ -45,6 +45,7 @@ export const MAX_STREAMS = 10_000;
 export const MAX_NAMES = 10_000;
 export const MAX_NAME_CHARS = 512;
 export const SLOW_CLIENT_MS = 60_000;
+const MAX_QUEUED_BEFORE_AUTH = 4;
 const HEALTH_READ_MS = 500;
 const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 const PLURAL: Record<XdsKind, string> = { listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints' };
@@ -149,7 +150,9 @@ export class XdsServer implements OnModuleDestroy {
     let ready = false;
     stream.on('data', (req: DiscoveryRequest) => {
       if (!ready) {
-        if (queued.length < 16) queued.push(req);
+        // Checking a token takes a database read at most: a client that sends more meanwhile is cut
+        // (each request may be 4 MB; a handful per stream bounds what waits).
+        if (queued.length < MAX_QUEUED_BEFORE_AUTH) queued.push(req);
         else this.end(s, grpc.status.RESOURCE_EXHAUSTED, 'requests sent before the stream was authenticated');
         return;
       }
