@@ -261,8 +261,10 @@ describe('xDS: proxyless grpc-js clients on the admin (SQLite)', () => {
     for (const m of [...many, silent]) m.client.close();
     expect((await admin.api('PUT', '/v1/config', config)).status).toBe(200);
 
-    // Still up, still serving the proxyless client.
+    // Still up, still serving the proxyless client; what was refused is counted.
     expect((await admin.api('GET', '/v1/nodes')).status).toBe(200);
+    const metrics = (await admin.api('GET', '/metrics')).body as string;
+    for (const reason of ['unknownType', 'tooManyNames', 'unauthenticated']) expect(metrics).toMatch(new RegExp(`switchboard_admin_xds_refused_total\\{reason="${reason}"\\} [1-9]`));
     expect((await client.calls('xds:///greeter', 30)).errors).toEqual({});
   }, 90_000);
 

@@ -133,7 +133,7 @@ export async function startAdmin(options: AdminOptions): Promise<RunningAdmin> {
         const allowUnauthenticated = loopback || options.xds!.allowUnauthenticated === true;
         if (!loopback && options.xds!.allowUnauthenticated) log.warn({ grpc: formatHostPort(options.grpc) }, 'xDS serves clients without a certificate or token beyond loopback (--xds-allow-unauthenticated): anyone who reaches the port reads every pool\'s backends');
         const xdsServer = app.get(XdsServer);
-        xdsServer.observe({ response: (type) => metrics.xdsResponses.inc({ type }), nack: (type) => metrics.xdsNacks.inc({ type }) });
+        xdsServer.observe({ response: (type) => metrics.xdsResponses.inc({ type }), nack: (type) => metrics.xdsNacks.inc({ type }), refused: (reason) => metrics.xdsRefused.inc({ reason }) });
         metrics.exposeXdsClients(() => xdsServer.clients.connectedCount);
         xdsServer.attach(server, { allowUnauthenticated });
       }

@@ -9,7 +9,7 @@
 import { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { parseHostPort, formatHostPort } from '#common';
+import { formatHostPort, parseHostPort, XDS_NODE_ID } from '#common';
 
 interface BootstrapFlags {
   admin: string;
@@ -20,12 +20,11 @@ interface BootstrapFlags {
   cluster?: string;
 }
 
-const NODE_ID = /^[\x21-\x7e]{1,256}$/;
 
 /** The bootstrap JSON for these flags; throws on a flag that cannot make a valid one. */
 export function xdsBootstrap(flags: BootstrapFlags): Record<string, unknown> {
   const admin = parseHostPort(flags.admin, '--admin');
-  if (!NODE_ID.test(flags.nodeId)) throw new Error('--node-id must be 1-256 visible ASCII characters');
+  if (!XDS_NODE_ID.test(flags.nodeId)) throw new Error('--node-id must be 1-256 visible ASCII characters');
   if (Boolean(flags.adminCert) !== Boolean(flags.adminKey)) throw new Error('--admin-cert and --admin-key go together');
   if (flags.adminCert && !flags.adminCa) throw new Error('--admin-cert needs --admin-ca (the client certificate is sent over TLS)');
   const file = (f: string, name: string): string => {

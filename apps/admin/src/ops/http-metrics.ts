@@ -29,6 +29,7 @@ export class AdminMetrics {
 
   /** xDS (--xds): clients connected, responses sent and NACKs received per resource type. */
   readonly xdsResponses = new Counter({ name: 'switchboard_admin_xds_responses_total', help: 'xDS DiscoveryResponses sent, by resource type (listeners, routes, clusters, endpoints)', labelNames: ['type'], registers: [this.registry] });
+  readonly xdsRefused = new Counter({ name: 'switchboard_admin_xds_refused_total', help: 'xDS requests and streams refused or ignored, by reason (unknownType, staleNonce, tooManyNames, unauthenticated, tooManyStreams, slow)', labelNames: ['reason'], registers: [this.registry] });
   readonly xdsNacks = new Counter({ name: 'switchboard_admin_xds_nacks_total', help: 'xDS responses clients rejected (NACK), by resource type', labelNames: ['type'], registers: [this.registry] });
 
   exposeXdsClients(connected: () => number): void {

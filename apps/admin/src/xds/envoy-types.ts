@@ -18,6 +18,8 @@ export const TYPE = {
 } as const;
 export type XdsKind = keyof typeof TYPE;
 export const XDS_KINDS = Object.keys(TYPE) as XdsKind[];
+/** How /v1/nodes and the metrics name each type. */
+export const TYPE_PLURAL = { listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints' } as const satisfies Record<XdsKind, string>;
 export const kindOfTypeUrl = (typeUrl: string): XdsKind | undefined => XDS_KINDS.find((k) => TYPE[k] === typeUrl);
 
 /** A google.protobuf.Any as protobufjs encodes it. */
@@ -96,7 +98,7 @@ export function packAny(typeName: string, object: Record<string, unknown>): AnyM
   return { type_url: `type.googleapis.com/${typeName}`, value: t.encode(message).finish() };
 }
 
-/** Decodes an Any the admin made (tests, and the digest of what a resource holds). */
+/** Decodes an Any the admin made (the tests read resources back with it). */
 export function unpackAny(any: AnyMessage): Record<string, unknown> {
   const t = type(any.type_url.slice(any.type_url.lastIndexOf('/') + 1));
   return t.toObject(t.decode(any.value), { longs: String, enums: String, defaults: false, oneofs: true });

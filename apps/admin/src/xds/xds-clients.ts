@@ -5,11 +5,10 @@
  * so each stream is an entry. Disconnected ones are kept for the retention (and at most
  * MAX_REMEMBERED of them), in memory: an xDS client re-subscribes on its own after a restart.
  */
-import type { XdsKind } from './envoy-types';
+import { TYPE_PLURAL, type XdsKind } from './envoy-types';
 
 export const MAX_REMEMBERED = 1000;
 
-const LIST_KEY: Record<XdsKind, 'listeners' | 'routes' | 'clusters' | 'endpoints'> = { listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints' };
 type PerType<T> = Record<'listeners' | 'routes' | 'clusters' | 'endpoints', T>;
 
 export interface XdsClientState {
@@ -109,7 +108,7 @@ export class XdsClients {
       connectedSince: s.connected ? iso(s.connectedSince) : null,
       lastSeen: iso(s.lastSeen),
       appliedRevision: null,
-      lastNack: s.nack === null ? null : `${LIST_KEY[s.nack.type]} version ${s.nack.version}: ${s.nack.reason}`,
+      lastNack: s.nack === null ? null : `${TYPE_PLURAL[s.nack.type]} version ${s.nack.version}: ${s.nack.reason}`,
       admin: this.adminId,
       xds: {
         peer: s.peer,
@@ -118,7 +117,7 @@ export class XdsClients {
         subscribed: perType((k) => s.subscribed[k]),
         sentVersions: perType((k) => s.sent[k]),
         ackedVersions: perType((k) => s.acked[k]),
-        nack: s.nack === null ? null : { type: LIST_KEY[s.nack.type], version: s.nack.version, reason: s.nack.reason, at: iso(s.nack.at) },
+        nack: s.nack === null ? null : { type: TYPE_PLURAL[s.nack.type], version: s.nack.version, reason: s.nack.reason, at: iso(s.nack.at) },
       },
     };
   }

@@ -28,6 +28,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
+import { XDS_NODE_ID } from '#common';
 import { bearerToken, grants } from '../auth/scopes';
 import { TokensService } from '../auth/tokens.service';
 import { ConfigService } from '../config/config.service';
@@ -35,7 +36,7 @@ import { StatsService } from '../control/stats.service';
 import { certificateName, whenEnded } from '../control/grpc-stream';
 import { NodesService } from '../control/nodes.service';
 import { ADMIN_SETTINGS, type AdminSettings } from '../settings';
-import { adsServiceDefinition, kindOfTypeUrl, TYPE, XDS_KINDS, type DiscoveryRequest, type DiscoveryResponse, type XdsKind } from './envoy-types';
+import { adsServiceDefinition, kindOfTypeUrl, TYPE, TYPE_PLURAL, XDS_KINDS, type DiscoveryRequest, type DiscoveryResponse, type XdsKind } from './envoy-types';
 import { xdsResources, type FleetHealth, type ReportedBackend, type XdsResources } from './xds-resources';
 import { XdsClients, type XdsClientState } from './xds-clients';
 
@@ -47,8 +48,6 @@ export const MAX_NAME_CHARS = 512;
 export const SLOW_CLIENT_MS = 60_000;
 const MAX_QUEUED_BEFORE_AUTH = 4;
 const HEALTH_READ_MS = 500;
-const NODE_ID = /^[\x21-\x7e]{1,256}$/;
-const PLURAL: Record<XdsKind, string> = { listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints' };
 
 interface TypeState {
   /** Names asked for; null: nothing asked yet. An empty set on LDS or CDS is the wildcard. */
@@ -76,6 +75,14 @@ interface Stream {
   identity: string;
 }
 
+type RefusedReason = 'unknownType' | 'staleNonce' | 'tooManyNames' | 'unauthenticated' | 'tooManyStreams' | 'slow';
+
+export interface XdsObserver {
+  response(type: string): void;
+  nack(type: string): void;
+  refused(reason: RefusedReason): void;
+}
+
 export interface XdsOptions {
   /** Streams without a certificate or token are served (loopback control-plane port, or --xds-allow-unauthenticated). */
   allowUnauthenticated: boolean;
@@ -89,9 +96,9 @@ export class XdsServer implements OnModuleDestroy {
   private builtFor: { revision: number; health: string } | null = null;
   private options: XdsOptions = { allowUnauthenticated: false };
   private timer: NodeJS.Timeout | null = null;
-  private observer: { response(type: string): void; nack(type: string): void } = { response: () => {}, nack: () => {} };
-  /** Requests refused or ignored since start, by reason (a metric and the tests' window). */
-  readonly refused = { unknownType: 0, staleNonce: 0, tooManyNames: 0, unauthenticated: 0, tooManyStreams: 0, slow: 0 };
+  private observer: XdsObserver = { response: () => {}, nack: () => {}, refused: () => {} };
+  /** Requests and streams refused or ignored since start, by reason (switchboard_admin_xds_refused_total). */
+  readonly refused: Record<RefusedReason, number> = { unknownType: 0, staleNonce: 0, tooManyNames: 0, unauthenticated: 0, tooManyStreams: 0, slow: 0 };
   readonly clients: XdsClients;
 
   constructor(
@@ -109,9 +116,14 @@ export class XdsServer implements OnModuleDestroy {
     });
   }
 
-  /** Told of each response sent and each NACK (the metrics), by type: listeners, routes, clusters, endpoints. */
-  observe(observer: { response(type: string): void; nack(type: string): void }): void {
+  /** Told of each response sent and each NACK (by type: listeners, routes, clusters, endpoints) and each refusal (the metrics). */
+  observe(observer: XdsObserver): void {
     this.observer = observer;
+  }
+
+  private count(reason: RefusedReason): void {
+    this.refused[reason]++;
+    this.observer.refused(reason);
   }
 
   /** Adds the ADS service to the control plane's server (before it binds). */
@@ -132,7 +144,7 @@ export class XdsServer implements OnModuleDestroy {
 
   private open(stream: AdsStream): void {
     if (this.streams.size >= MAX_STREAMS) {
-      this.refused.tooManyStreams++;
+      this.count('tooManyStreams');
       stream.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `at most ${MAX_STREAMS} xDS streams per admin` });
       return;
     }
@@ -169,7 +181,7 @@ export class XdsServer implements OnModuleDestroy {
       void this.tokens.authenticateFresh(secret).then(
         (principal) => {
           if (!principal || !grants(principal.scopes, 'node')) {
-            this.refused.unauthenticated++;
+            this.count('unauthenticated');
             return this.end(s, principal ? grpc.status.PERMISSION_DENIED : grpc.status.UNAUTHENTICATED, principal ? `token "${principal.name}" lacks the node scope` : 'the token is not valid');
           }
           s.tokenId = principal.tokenId;
@@ -180,7 +192,7 @@ export class XdsServer implements OnModuleDestroy {
       return;
     }
     if (!this.options.allowUnauthenticated) {
-      this.refused.unauthenticated++;
+      this.count('unauthenticated');
       return this.end(s, grpc.status.UNAUTHENTICATED, 'xDS needs a client certificate (--tls-client-ca) or a token with the node scope (authorization: Bearer); unauthenticated xDS is served only on a loopback control-plane port or with --xds-allow-unauthenticated');
     }
     proceed('unauthenticated');
@@ -190,7 +202,7 @@ export class XdsServer implements OnModuleDestroy {
     if (s.ended) return;
     if (s.state === null) {
       const nodeId = req.node?.id ?? '';
-      if (!NODE_ID.test(nodeId)) return this.end(s, grpc.status.INVALID_ARGUMENT, 'the first DiscoveryRequest must carry node.id: 1-256 visible ASCII characters');
+      if (!XDS_NODE_ID.test(nodeId)) return this.end(s, grpc.status.INVALID_ARGUMENT, 'the first DiscoveryRequest must carry node.id: 1-256 visible ASCII characters');
       s.state = this.clients.connected(nodeId, s.peer, s.identity);
       this.log.info({ nodeId, peer: s.state.peer, identity: s.state.identity }, 'xDS client connected');
     }
@@ -198,17 +210,17 @@ export class XdsServer implements OnModuleDestroy {
     state.lastSeen = Date.now();
     const kind = kindOfTypeUrl(req.type_url);
     if (kind === undefined) {
-      this.refused.unknownType++;
+      this.count('unknownType');
       this.log.debug({ nodeId: state.nodeId, typeUrl: req.type_url.slice(0, 200) }, 'xDS: ignored a request for an unknown type');
       return;
     }
     if (req.resource_names.length > MAX_NAMES || req.resource_names.some((n) => n.length > MAX_NAME_CHARS)) {
-      this.refused.tooManyNames++;
+      this.count('tooManyNames');
       return this.end(s, grpc.status.RESOURCE_EXHAUSTED, `at most ${MAX_NAMES} resource names of at most ${MAX_NAME_CHARS} characters per request`);
     }
     const t = s.types[kind];
     if (req.response_nonce !== '' && req.response_nonce !== t.nonce) {
-      this.refused.staleNonce++;
+      this.count('staleNonce');
       return; // stale: answers a response that a newer one replaced
     }
     if (req.response_nonce !== '') {
@@ -216,7 +228,7 @@ export class XdsServer implements OnModuleDestroy {
         const reason = String(req.error_detail.message ?? '').slice(0, 2048);
         // It refused the response this nonce names, and still runs the version it names (its last good one).
         this.clients.nacked(state, kind, t.version, reason);
-        this.observer.nack(PLURAL[kind]);
+        this.observer.nack(TYPE_PLURAL[kind]);
         this.log.warn({ nodeId: state.nodeId, type: kind, refused: t.version, runs: req.version_info, reason }, 'xDS client rejected resources');
       }
       this.clients.acked(state, kind, req.version_info.slice(0, 128));
@@ -247,7 +259,7 @@ export class XdsServer implements OnModuleDestroy {
     const now = Date.now();
     for (const s of this.streams) {
       if (s.writingSince !== null && now - s.writingSince > SLOW_CLIENT_MS) {
-        this.refused.slow++;
+        this.count('slow');
         this.end(s, grpc.status.RESOURCE_EXHAUSTED, `no response taken for ${SLOW_CLIENT_MS} ms`);
       }
     }
@@ -313,7 +325,7 @@ export class XdsServer implements OnModuleDestroy {
     t.version = version;
     s.writingSince = Date.now();
     if (s.state) this.clients.sent(s.state, kind, version, this.config.current().revision);
-    this.observer.response(PLURAL[kind]);
+    this.observer.response(TYPE_PLURAL[kind]);
     s.stream.write({ version_info: version, resources: send.map((n) => all.get(n)!.any), type_url: TYPE[kind], nonce: t.nonce } as DiscoveryResponse, () => {
       s.writingSince = null;
       const next = [...s.pending];

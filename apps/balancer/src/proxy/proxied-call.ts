@@ -228,7 +228,8 @@ export class ProxiedCall implements CallEvents, ListedStream {
     const now = performance.now();
     // A hedge (not a replacement for an attempt that failed) only to a backend that can answer
     // sooner than the attempt in flight: never more load on a pool that has none to spare.
-    const candidate = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
+    // No pick once the attempts are spent (the planner says skip then anyway).
+    const candidate = this.policyAttempts >= rule.maxAttempts ? undefined : this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     const plan = planHedge({ rule, attempts: this.policyAttempts, candidate, waitingOn: this.live[0]?.backend, replacing, waitedMs: now - this.startedAt, now });
     if (plan.kind === 'skip') {
       if (plan.why === 'backend_answering' || plan.why === 'candidate_silent') this.observer.hedgeSkipped(this, plan.why);
