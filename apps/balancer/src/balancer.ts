@@ -137,7 +137,7 @@ export class Balancer implements ConfigSink {
     return collectWorkerStats(this.runtime, this.streams.endedByPool);
   }
 
-  /** A worker's new time-to-headers samples per adaptive-hedging pool, for its primary's window. */
+  /** A worker's new time-to-headers samples per hedging pool, for its primary's window. */
   takeLatencyDeltas(): [string, number[]][] {
     const out: [string, number[]][] = [];
     for (const pool of this.runtime.pools.values()) {
@@ -149,10 +149,10 @@ export class Balancer implements ConfigSink {
     return out;
   }
 
-  /** The primary's balancer-wide hedge delays. */
-  useSharedHedgeDelays(values: readonly [string, number][]): void {
+  /** The primary's balancer-wide hedge delays and medians. */
+  useSharedHedgeDelays(values: readonly [string, number, number][]): void {
     const now = performance.now();
-    for (const [name, ms] of values) this.runtime.pools.get(name)?.policy?.useSharedDelay(ms, now);
+    for (const [name, ms, median] of values) this.runtime.pools.get(name)?.policy?.useSharedDelay(ms, median, now);
   }
 
   /** The `/state` document of this process. */

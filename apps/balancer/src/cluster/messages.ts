@@ -35,8 +35,8 @@ export type ToWorker =
   | { t: 'drain' }
   /** A client connection, sent with the message as its handle (see connection-handoff.ts): confirm with conn-ok. */
   | { t: 'conn'; id: number }
-  /** Each adaptive-hedging pool's percentile over the whole balancer's window (shared-latency.ts). */
-  | { t: 'latency'; values: [pool: string, ms: number][] };
+  /** Each hedging pool's percentile and median over the whole balancer's window (shared-latency.ts). */
+  | { t: 'latency'; values: [pool: string, ms: number, medianMs: number][] };
 
 export type FromWorker =
   | { t: 'booted' }
@@ -48,7 +48,7 @@ export type FromWorker =
   | { t: 'outcomes'; runs: OutcomeRuns[] }
   /** The worker took connection `id`: the primary closes its copy. */
   | { t: 'conn-ok'; id: number }
-  /** Time to response headers recorded since the last one, per adaptive-hedging pool, as latency-window bucket counts. */
+  /** Time to response headers recorded since the last one, per hedging pool, as latency-window bucket counts. */
   | { t: 'latency'; pools: [pool: string, pairs: number[]][] };
 
 export type QueryAnswer = { state: BalancerState; metrics: unknown[]; stats: WorkerPoolStats[] };

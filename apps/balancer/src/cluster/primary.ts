@@ -230,7 +230,7 @@ export class BalancerPrimary implements ConfigSink {
   }
 
   /** Pings every worker; one whose ping waited STALL_MS is replaced. */
-  /** Every adaptive-hedging pool's balancer-wide percentile, to every worker (each liveness tick). */
+  /** Every hedging pool's balancer-wide percentile and median, to every worker (each liveness tick). */
   private shareLatency(): void {
     const values = this.latency.values(this.runtime.config, performance.now());
     if (values.length === 0) return;

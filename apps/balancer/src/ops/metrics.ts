@@ -148,7 +148,7 @@ export class BalancerMetrics {
     });
     this.hedgesSkipped = new Counter({
       name: 'switchboard_hedges_skipped_total',
-      help: 'Hedges due but not sent: the backend the call waits on kept answering other calls (reason=backend_answering: the pool is slow, not stuck, as in overload), or the candidate was itself silent (candidate_silent).',
+      help: 'Hedges due but not sent: the pool\'s median time to headers was past the hedge delay (reason=pool_slow: overload), the backend the call waits on kept answering other calls (backend_answering: busy, not stuck), or the candidate was itself silent (candidate_silent).',
       labelNames: ['pool', 'reason'],
       registers,
     });

@@ -34,8 +34,7 @@ import type { Pool, PoolPick } from '../pool/pool';
 import type { Random } from '../picker';
 import type { HedgingRule } from '../tail/call-policy';
 import { planRetry } from '../tail/retry-plan';
-import type { HedgeVerdict } from '../tail/hedge-gate';
-import { planHedge } from '../tail/hedge-plan';
+import { planHedge, type HedgeSkip } from '../tail/hedge-plan';
 import type { UpstreamError } from '../upstream/upstream-sessions';
 import { Attempt, FIRST, HEDGE, listenDown, listenUp, RETRY, TRANSPARENT, type CallEvents, type Kind } from './attempt';
 import { codeName, respondTrailersOnly, Status, statusTrailers } from './grpc-status';
@@ -67,8 +66,8 @@ export interface CallObserver {
   attemptSent(call: ProxiedCall, kind: AttemptKind, reason: string): void;
   /** A retry or hedge was due but the pool's retry budget had none left. */
   budgetExhausted(call: ProxiedCall, kind: 'hedge' | 'retry'): void;
-  /** A hedge was due but no backend could answer sooner (tail/hedge-gate.ts). */
-  hedgeSkipped(call: ProxiedCall, reason: Exclude<HedgeVerdict, 'send'>): void;
+  /** A hedge was due but the pool was slow as a whole, or no backend could answer sooner (tail/hedge-plan.ts). */
+  hedgeSkipped(call: ProxiedCall, reason: HedgeSkip): void;
   /** The response began on a pool with `streams` settings (streams/stream-governor.ts). */
   streamOpened(call: ProxiedCall): void;
 }
@@ -230,12 +229,13 @@ export class ProxiedCall implements CallEvents, ListedStream {
     // sooner than the attempt in flight: never more load on a pool that has none to spare.
     // No pick once the attempts are spent (the planner says skip then anyway).
     const candidate = this.policyAttempts >= rule.maxAttempts ? undefined : this.pool.pickExcept(this.tried ?? NONE, this.settings.random, now);
-    const plan = planHedge({ rule, attempts: this.policyAttempts, candidate, waitingOn: this.live[0]?.backend, replacing, waitedMs: now - this.startedAt, now });
+    const policy = this.pool.policy!;
+    const plan = planHedge({ rule, attempts: this.policyAttempts, candidate, waitingOn: this.live[0]?.backend, replacing, poolSlow: !replacing && policy.poolSlow(now), waitedMs: now - this.startedAt, now });
     if (plan.kind === 'skip') {
-      if (plan.why === 'backend_answering' || plan.why === 'candidate_silent') this.observer.hedgeSkipped(this, plan.why);
+      if (plan.why !== 'attempts spent' && plan.why !== 'no other backend') this.observer.hedgeSkipped(this, plan.why);
       return false;
     }
-    if (!this.pool.policy!.budget.tryWithdraw(now)) {
+    if (!policy.budget.tryWithdraw(now)) {
       this.observer.budgetExhausted(this, 'hedge');
       return false;
     }

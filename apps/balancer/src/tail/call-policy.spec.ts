@@ -134,11 +134,55 @@ describe('CallPolicy.hedgeDelayMs (adaptive, in a worker)', () => {
   it('uses the balancer-wide percentile while fresh (3 s), then its own window again', () => {
     const policy = CallPolicy.of(poolSchema.parse({ name: 'p', match: { services: ['*'] }, hedging: { delayMs: 50, adaptiveDelay: { percentile: 90, minMs: 5 } } }))!;
     expect(policy.hedgeDelayMs(0)).toBe(50); // nothing known: the fixed delay
-    policy.useSharedDelay(12.34, 1000);
+    policy.useSharedDelay(12.34, 4, 1000);
     expect(policy.hedgeDelayMs(1500)).toBe(12.3);
-    policy.useSharedDelay(1, 2000);
+    policy.useSharedDelay(1, 1, 2000);
     expect(policy.hedgeDelayMs(2000)).toBe(5); // never below minMs
     expect(policy.hedgeDelayMs(5001)).toBe(50); // stale: its own window, which has too few samples
+  });
+});
+
+describe('CallPolicy.poolSlow (the whole pool slow: no hedge)', () => {
+  const fixed = () => CallPolicy.of(pool({ hedging: { delayMs: 50 } }))!;
+
+  it('with a fixed delay: slow once the median time to headers passes the delay, scripted samples and clock', () => {
+    const p = fixed();
+    expect(p.poolSlow(0)).toBe(false); // nothing known
+    for (let i = 0; i < MIN_SAMPLES; i++) p.headerLatency!.record(i % 10 === 0 ? 400 : 14, 1); // a stall's tail, a quick body
+    expect(p.poolSlow(1000)).toBe(false);
+    expect(p.hedgeDelayMs(1000)).toBe(50); // the delay itself stays fixed
+    for (let i = 0; i < 3 * MIN_SAMPLES; i++) p.headerLatency!.record(80 + (i % 40), 2000); // overload: most calls queue 80-120 ms
+    expect(p.poolSlow(2000)).toBe(true);
+    // The window forgets: 10 s later with quick calls again, hedging comes back.
+    for (let i = 0; i < MIN_SAMPLES; i++) p.headerLatency!.record(12, 12_500);
+    expect(p.poolSlow(12_500)).toBe(false);
+  });
+
+  it('a median just at the delay (one bucket) is not slow', () => {
+    const p = fixed();
+    for (let i = 0; i < MIN_SAMPLES; i++) p.headerLatency!.record(50, 1);
+    expect(p.poolSlow(1000)).toBe(false);
+  });
+
+  it('in a worker: the balancer-wide median while fresh', () => {
+    const p = fixed();
+    p.useSharedDelay(200, 120, 1000);
+    expect(p.poolSlow(1500)).toBe(true);
+    expect(p.hedgeDelayMs(1500)).toBe(50);
+    expect(p.poolSlow(4500)).toBe(false); // stale, and its own window knows nothing
+  });
+
+  it('with an adaptive delay at or above the median, never slow', () => {
+    const p = CallPolicy.of(pool({ hedging: { adaptiveDelay: { percentile: 97, minMs: 1 } } }))!;
+    for (let i = 0; i < 5 * MIN_SAMPLES; i++) p.headerLatency!.record(100, 1);
+    expect(p.poolSlow(1000)).toBe(false);
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: 0.01, max: 5000, noNaN: true }), { minLength: MIN_SAMPLES, maxLength: 400 }), (samples) => {
+        const q = CallPolicy.of(pool({ hedging: { adaptiveDelay: { percentile: 60, minMs: 1 } } }))!;
+        for (const s of samples) q.headerLatency!.record(s, 1);
+        return !q.poolSlow(1000);
+      }),
+    );
   });
 });
 

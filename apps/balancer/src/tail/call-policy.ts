@@ -17,6 +17,8 @@ export const DEFAULT_BUDGET = { percent: 20, minPerSecond: 10 } as const;
 
 /** A balancer-wide hedge delay older than this is not used (the worker's own window is). */
 const SHARED_FRESH_MS = 3000;
+/** poolSlow: the median must pass the delay by more than one bucket of the latency window. */
+const SLOW_MARGIN = 1.05;
 
 export interface RetryRule {
   readonly maxAttempts: number;
@@ -39,11 +41,13 @@ export class CallPolicy {
   readonly retry: RetryRule | null;
   readonly hedging: HedgingRule | null;
   readonly budget: RetryBudget;
-  /** Time to response headers across the pool, with adaptive hedging. */
+  /** Time to response headers across the pool, with hedging: the adaptive delay, and whether the whole pool is slow. */
   readonly headerLatency: LatencyWindow | null;
+  private readonly adaptive: boolean;
   private readonly fixedDelayMs: number;
-  /** The balancer-wide percentile from the primary (a worker's), and when it came. */
+  /** The balancer-wide percentile and median from the primary (a worker's), and when they came. */
   private sharedDelayMs = NaN;
+  private sharedMedianMs = NaN;
   private sharedAt = -Infinity;
   private readonly minDelayMs: number;
   private readonly anyMethod: boolean;
@@ -56,7 +60,8 @@ export class CallPolicy {
       : null;
     this.hedging = hedging ? { maxAttempts: hedging.maxAttempts, nonFatal: maskOf(hedging.nonFatalStatusCodes) } : null;
     this.budget = new RetryBudget(budget.percent, budget.minPerSecond);
-    this.headerLatency = hedging?.adaptiveDelay ? new LatencyWindow(hedging.adaptiveDelay.percentile) : null;
+    this.headerLatency = hedging ? new LatencyWindow(windowPercentile(hedging)) : null;
+    this.adaptive = hedging?.adaptiveDelay !== undefined;
     this.fixedDelayMs = hedging?.delayMs ?? 0;
     this.minDelayMs = hedging?.adaptiveDelay?.minMs ?? 0;
     this.anyMethod = hedging?.methods.includes('*') ?? false;
@@ -88,19 +93,39 @@ export class CallPolicy {
     return slash > 0 && this.services.has(method.slice(0, slash)) ? h : null;
   }
 
-  /** In a worker: the percentile over the whole balancer's window (at `now`), used while fresh. */
-  useSharedDelay(ms: number, now: number): void {
+  /** In a worker: the percentile and the median over the whole balancer's window (at `now`), used while fresh. */
+  useSharedDelay(ms: number, medianMs: number, now: number): void {
     this.sharedDelayMs = ms;
+    this.sharedMedianMs = medianMs;
     this.sharedAt = now;
   }
 
   /** The delay before the next hedge: the fixed delay, or the observed percentile (at least minMs) once known (the balancer's, from a worker's primary, while fresh). */
   hedgeDelayMs(now: number): number {
     const w = this.headerLatency;
-    if (w === null) return this.fixedDelayMs;
+    if (w === null || !this.adaptive) return this.fixedDelayMs;
     const p = now - this.sharedAt < SHARED_FRESH_MS ? this.sharedDelayMs : w.value(now);
     return Number.isNaN(p) ? this.fixedDelayMs : Math.max(this.minDelayMs, Math.round(p * 10) / 10);
   }
+
+  /**
+   * The whole pool is slow (issue 26): its calls' median time to headers is past the hedge delay
+   * (by more than the window's 5% buckets). The delay then no longer marks the tail but the body
+   * of the calls; that is overload, and a second attempt would only queue behind the first. A
+   * fixed `delayMs` below a pool's queueing time hedged most calls in the overload bench (median
+   * 1.7-2x plain least_conn's); the adaptive delay (a percentile of at least 50) never trips this.
+   */
+  poolSlow(now: number): boolean {
+    const w = this.headerLatency;
+    if (w === null) return false;
+    const median = now - this.sharedAt < SHARED_FRESH_MS ? this.sharedMedianMs : w.median(now);
+    return median > SLOW_MARGIN * this.hedgeDelayMs(now);
+  }
+}
+
+/** The percentile a hedging pool's window keeps: the adaptive delay's, or the median with a fixed delay. */
+export function windowPercentile(hedging: HedgingPolicyConfig): number {
+  return hedging.adaptiveDelay?.percentile ?? 50;
 }
 
 /**

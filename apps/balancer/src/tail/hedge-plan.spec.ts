@@ -6,7 +6,7 @@ import { planHedge, type HedgeFacts } from './hedge-plan';
 /** A backend that last answered at `lastAnswer` while calls wait on it (null: none waits). */
 const backend = (lastAnswer: number | null): HedgeLoad => ({ silentMs: (now) => (lastAnswer === null ? 0 : now - lastAnswer) });
 const rule = { maxAttempts: 3, nonFatal: 0 };
-const facts = (over: Partial<HedgeFacts>): HedgeFacts => ({ rule, attempts: 1, candidate: backend(999), waitingOn: backend(600), replacing: false, waitedMs: 50, now: 1000, ...over });
+const facts = (over: Partial<HedgeFacts>): HedgeFacts => ({ rule, attempts: 1, candidate: backend(999), waitingOn: backend(600), replacing: false, poolSlow: false, waitedMs: 50, now: 1000, ...over });
 
 describe('planHedge (scripted clock and loads)', () => {
   it('a frozen backend, an answering peer: send', () => {
@@ -17,6 +17,14 @@ describe('planHedge (scripted clock and loads)', () => {
     expect(planHedge(facts({ waitingOn: backend(998), candidate: backend(999) }))).toEqual({ kind: 'skip', why: 'backend_answering' });
     // Every backend late by the same amount, 400 ms into the call: still answering, still no hedge.
     expect(planHedge(facts({ waitingOn: backend(995), candidate: backend(996), waitedMs: 400 }))).toEqual({ kind: 'skip', why: 'backend_answering' });
+  });
+
+  it('whole pool slow (its median past the hedge delay): no hedge, even against a frozen backend', () => {
+    expect(planHedge(facts({ poolSlow: true }))).toEqual({ kind: 'skip', why: 'pool_slow' });
+    // A replacement for a failed attempt adds no load: sent even then.
+    expect(planHedge(facts({ poolSlow: true, replacing: true }))).toMatchObject({ kind: 'send' });
+    // Spent attempts are said first.
+    expect(planHedge(facts({ poolSlow: true, attempts: 3 }))).toEqual({ kind: 'skip', why: 'attempts spent' });
   });
 
   it('a candidate as silent as the one waited on: no hedge', () => {

@@ -1,8 +1,9 @@
 /**
- * Recent latencies of one pool (time to response headers), for an adaptive hedge delay: a
+ * Recent latencies of one pool (time to response headers), for hedging: a
  * log-scale histogram (buckets 5% apart, 10 µs to 100 s) over the last 5 to 10 seconds, kept as
- * two 5-second generations. Recording is one Math.log and one increment; the percentile is
- * recomputed at most every 250 ms, when a hedged call asks for it.
+ * two 5-second generations. Recording is one Math.log and one increment; the percentile (an
+ * adaptive hedge delay) and the median (is the whole pool slow?) are recomputed at most every
+ * 250 ms, when a hedged call asks for them.
  *
  * One window per balancer (issue 26): in a worker, `takeDelta` hands what was recorded since the
  * last call to the primary, which `absorb`s every worker's share into its own window and sends the
@@ -23,6 +24,7 @@ export class LatencyWindow {
   private previousCount = 0;
   private generationStart = 0;
   private cached = NaN;
+  private cachedMedian = NaN;
   private cachedAt = -Infinity;
   /** Counts recorded since the last takeDelta (allocated on the first takeDelta: a worker's). */
   private delta: Float64Array | null = null;
@@ -64,18 +66,34 @@ export class LatencyWindow {
 
   /** The percentile over the window in ms (the upper edge of its bucket); NaN with too few samples. */
   value(now: number): number {
-    if (now - this.cachedAt < RECOMPUTE_MS) return this.cached;
+    this.recompute(now);
+    return this.cached;
+  }
+
+  /** The median over the window in ms, the same way: how long the pool's calls usually take. */
+  median(now: number): number {
+    this.recompute(now);
+    return this.cachedMedian;
+  }
+
+  /** Both figures, in one pass, at most every RECOMPUTE_MS. */
+  private recompute(now: number): void {
+    if (now - this.cachedAt < RECOMPUTE_MS) return;
     this.roll(now);
     this.cachedAt = now;
+    this.cached = NaN;
+    this.cachedMedian = NaN;
     const total = this.currentCount + this.previousCount;
-    if (total < MIN_SAMPLES) return (this.cached = NaN);
+    if (total < MIN_SAMPLES) return;
     const rank = Math.ceil((this.percentile / 100) * total);
+    const half = Math.ceil(total / 2);
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {
       seen += this.current[i]! + this.previous[i]!;
-      if (seen >= rank) return (this.cached = MIN_MS * Math.exp(i * GROWTH));
+      if (Number.isNaN(this.cachedMedian) && seen >= half) this.cachedMedian = MIN_MS * Math.exp(i * GROWTH);
+      if (Number.isNaN(this.cached) && seen >= rank) this.cached = MIN_MS * Math.exp(i * GROWTH);
+      if (!Number.isNaN(this.cached) && !Number.isNaN(this.cachedMedian)) return;
     }
-    return (this.cached = NaN);
   }
 
   private roll(now: number): void {
