@@ -10,8 +10,8 @@ import type { PoolStats } from '#proto';
 import { mergedWindow } from '../ops/call-stats';
 import type { BackendState, BalancerState, PoolState } from '../ops/state';
 import type { WorkerPoolStats } from './messages';
+import { backendKey } from '../pool/backend-key';
 
-const key = (pool: string, address: string): string => `${pool}\0${address}`;
 
 /** A worker's share of `/state`, with its process id. */
 export type WorkerState = BalancerState & { pid: number };
@@ -32,7 +32,7 @@ export function mergeStates(primary: BalancerState, workers: readonly WorkerStat
     for (const p of w.pools) {
       pools.set(p.name, [...(pools.get(p.name) ?? []), p]);
       for (const b of p.backends) {
-        const k = key(p.name, b.address);
+        const k = backendKey(p.name, b.address);
         backends.set(k, [...(backends.get(k) ?? []), b]);
       }
     }
@@ -54,7 +54,7 @@ export function mergeStates(primary: BalancerState, workers: readonly WorkerStat
         available: shares.length > 0 ? Math.max(...shares.map((s) => s.available)) : pool.available,
         ...(delays.length > 0 ? { hedgeDelayMs: Math.max(...delays) } : {}),
         ...(budgets.length > 0 ? { retryBudget: { calls: sum(budgets, (b) => b.calls), retries: sum(budgets, (b) => b.retries), allowed: sum(budgets, (b) => b.allowed) } } : {}),
-        backends: pool.backends.map((b) => mergeBackend(b, backends.get(key(pool.name, b.address)) ?? [])),
+        backends: pool.backends.map((b) => mergeBackend(b, backends.get(backendKey(pool.name, b.address)) ?? [])),
       };
     }),
   };
@@ -84,7 +84,7 @@ export function mergeStats(primary: readonly PoolStats[], workers: readonly Work
   for (const w of workers) {
     for (const p of w) {
       for (const b of p.backends) {
-        const k = key(p.name, b.address);
+        const k = backendKey(p.name, b.address);
         shares.set(k, [...(shares.get(k) ?? []), b]);
       }
     }
@@ -102,7 +102,7 @@ export function mergeStats(primary: readonly PoolStats[], workers: readonly Work
     ...pool,
     ...(ended.has(pool.name) ? { streamsEnded: ended.get(pool.name)! } : {}),
     backends: pool.backends.map((b) => {
-      const mine = shares.get(key(pool.name, b.address)) ?? [];
+      const mine = shares.get(backendKey(pool.name, b.address)) ?? [];
       const callsByCode: Record<string, number> = {};
       for (const s of mine) for (const [code, n] of Object.entries(s.callsByCode)) callsByCode[code] = (callsByCode[code] ?? 0) + n;
       // Reachable when any worker reaches it (as in /state).

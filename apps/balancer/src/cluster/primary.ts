@@ -41,6 +41,7 @@ import { WorkerGone, WorkerHandle, WorkerTimedOut } from './worker-handle';
 import { ConnectionHandoff } from './connection-handoff';
 import { Discovery } from '../discovery/discovery';
 import { SharedLatency } from './shared-latency';
+import { backendKey } from '../pool/backend-key';
 
 export interface PrimaryOptions {
   workers: number;
@@ -331,7 +332,7 @@ export class BalancerPrimary implements ConfigSink {
     const index = this.backends();
     for (const [pool, address, runs] of batch) {
       const p = this.runtime.pools.get(pool);
-      const b = index.get(`${pool}\0${address}`);
+      const b = index.get(backendKey(pool, address));
       if (p === undefined || b === undefined) continue;
       for (const n of runs) {
         if (n < 0) this.verdicts.callEnded(p, b, 0);
@@ -343,7 +344,7 @@ export class BalancerPrimary implements ConfigSink {
   private backends(): Map<string, Backend> {
     if (this.backendIndex?.runtime !== this.runtime) {
       const byKey = new Map<string, Backend>();
-      for (const p of this.runtime.pools.values()) for (const b of p.backends) byKey.set(`${b.pool}\0${b.address}`, b);
+      for (const p of this.runtime.pools.values()) for (const b of p.backends) byKey.set(backendKey(b.pool, b.address), b);
       this.backendIndex = { runtime: this.runtime, byKey };
     }
     return this.backendIndex.byKey;

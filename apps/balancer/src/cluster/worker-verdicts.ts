@@ -10,9 +10,9 @@ import type { Backend } from '../pool/backend';
 import type { Pool } from '../pool/pool';
 import type { Verdicts } from '../health/verdicts';
 import type { OutcomeRuns, VerdictEntry } from './messages';
+import { backendKey } from '../pool/backend-key';
 
 const UNAVAILABLE = 14;
-const key = (pool: string, address: string): string => `${pool}\0${address}`;
 
 export class WorkerVerdicts implements Verdicts {
   /** The primary's latest verdict per backend. */
@@ -31,13 +31,13 @@ export class WorkerVerdicts implements Verdicts {
 
   /** A revision's verdicts from the primary, given before that revision is applied. */
   setAll(entries: readonly VerdictEntry[]): void {
-    this.table = new Map(entries.map((e) => [key(e[0], e[1]), e]));
+    this.table = new Map(entries.map((e) => [backendKey(e[0], e[1]), e]));
   }
 
   /** One backend's verdict changed on the primary. */
   update(entry: VerdictEntry): void {
-    this.table.set(key(entry[0], entry[1]), entry);
-    const b = this.backends.get(key(entry[0], entry[1]));
+    this.table.set(backendKey(entry[0], entry[1]), entry);
+    const b = this.backends.get(backendKey(entry[0], entry[1]));
     if (b !== undefined) this.follow(b, entry, true);
   }
 
@@ -48,9 +48,9 @@ export class WorkerVerdicts implements Verdicts {
     for (const pc of runtime.config.pools) {
       const active = pc.healthPolicy ? policies.get(pc.healthPolicy)?.active : undefined;
       for (const b of runtime.pools.get(pc.name)!.backends) {
-        this.backends.set(key(b.pool, b.address), b);
+        this.backends.set(backendKey(b.pool, b.address), b);
         // A backend the primary has not judged: as a single process would, unhealthy until checked.
-        this.follow(b, this.table.get(key(b.pool, b.address)) ?? [b.pool, b.address, active === undefined, false], false);
+        this.follow(b, this.table.get(backendKey(b.pool, b.address)) ?? [b.pool, b.address, active === undefined, false], false);
       }
     }
   }

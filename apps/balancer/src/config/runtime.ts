@@ -14,6 +14,7 @@ import { Pool } from '../pool/pool';
 import { Router } from '../proxy/router';
 import { RouteTable } from '../routing/route-table';
 import type { UpstreamOptions, UpstreamTls } from '../upstream/upstream-sessions';
+import { backendKey } from '../pool/backend-key';
 
 /**
  * A pool's upstream TLS settings with its files read: throws, naming the file, when one cannot
@@ -94,7 +95,7 @@ export function buildRuntime(
     }
   }
   const old = new Map<string, Backend>();
-  for (const pool of previous.pools.values()) for (const b of pool.backends) old.set(`${b.pool}\0${b.address}`, b);
+  for (const pool of previous.pools.values()) for (const b of pool.backends) old.set(backendKey(b.pool, b.address), b);
 
   const added: Backend[] = [];
   const pools = new Map<string, Pool>();
@@ -104,7 +105,7 @@ export function buildRuntime(
     const failure = failures.get(pc.name) ?? null;
     // A failing pool has no backends: never a cleartext connection to a backend meant for TLS.
     const backends = (failure !== null ? [] : pc.backends).map((bc) => {
-      const key = `${pc.name}\0${bc.address}`;
+      const key = backendKey(pc.name, bc.address);
       const survivor = old.get(key);
       if (survivor !== undefined) {
         old.delete(key);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { encodeGrpcMessage, parseGrpcTimeout } from './grpc-status';
+import { encodeGrpcMessage, parseGrpcTimeout, Status } from './grpc-status';
 
 describe('grpc-timeout', () => {
   it.each([
@@ -18,5 +18,11 @@ describe('grpc-message encoding', () => {
   it('keeps printable ASCII and percent-encodes the rest', () => {
     expect(encodeGrpcMessage('pool "a": no healthy backend (3 configured)')).toBe('pool "a": no healthy backend (3 configured)');
     expect(encodeGrpcMessage('100% ü\n')).toBe('100%25 %C3%BC%0A');
+  });
+});
+
+describe('Status', () => {
+  it('has the codes of the gRPC spec, from the one list in #config', () => {
+    expect([Status.OK, Status.CANCELLED, Status.DEADLINE_EXCEEDED, Status.RESOURCE_EXHAUSTED, Status.UNIMPLEMENTED, Status.UNAVAILABLE, Status.UNAUTHENTICATED]).toEqual([0, 1, 4, 8, 12, 14, 16]);
   });
 });

@@ -3,22 +3,12 @@
  * backend are answered "trailers-only" (one HEADERS frame with END_STREAM), as gRPC servers do.
  */
 import type { OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import { GRPC_CODE_NAMES } from '#config';
+import { GRPC_CODE_NAMES, type GrpcCodeName } from '#config';
 
 export { GRPC_CODE_NAMES };
 
-export const Status = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
+/** Every status by name (Status.UNAVAILABLE is 14), built once from the one list in #config. */
+export const Status: { readonly [K in GrpcCodeName]: number } = Object.freeze(Object.fromEntries(GRPC_CODE_NAMES.map((name, code) => [name, code])) as Record<GrpcCodeName, number>);
 
 
 export function codeName(code: number): string {
