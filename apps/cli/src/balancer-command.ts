@@ -1,14 +1,11 @@
-/** `switchboard balancer`: runs the data plane from a YAML/JSON file (or, later, from the admin service). */
+/** `switchboard balancer`: parses and checks the flags; apps/balancer/src/start.ts starts the process (single, primary or worker). */
 import cluster from 'node:cluster';
 import { availableParallelism, hostname } from 'node:os';
-import * as path from 'node:path';
 import { Command } from 'commander';
-import { processLogger, type ProcessLogger } from './process-logger';
+import { processLogger } from './process-logger';
 import { flag, stopOnSignals } from './server-process';
-import { formatHostPort, parseHostPort, TlsFiles, type TlsMaterial } from '#common';
-import type { HostPort } from '../../balancer/src/balancer.js';
-import type { DataPlaneOptions } from '../../balancer/src/proxy/data-plane-server.js';
-import { AccessLog } from '../../balancer/src/ops/access-log.js';
+import { formatHostPort, parseHostPort } from '#common';
+import type { BalancerProcessOptions } from '../../balancer/src/start.js';
 import { dropIpSniWarning } from './sni-warning';
 
 interface BalancerFlags {
@@ -86,135 +83,50 @@ export function balancerCommand(): Command {
       const workers = positiveInt(flags.workers, '--workers');
       if (workers > MAX_WORKERS) throw new Error(`--workers must be at most ${MAX_WORKERS} (one per core is the useful most), got ${workers}`);
       const drainTimeoutMs = positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true);
+      const options = processOptions(flags, workers, drainTimeoutMs);
+      const { startBalancer, startBalancerWorker, listeningFields } = await import('../../balancer/src/start.js');
       // A worker of a multi-worker balancer: the data plane only, driven by its primary.
-      if (cluster.isWorker) return runWorker(flags, logger, drainTimeoutMs);
-
-      let sourceRef: { tlsChanged(): void } | null = null;
+      if (cluster.isWorker) return startBalancerWorker(options, Number(process.env.SWITCHBOARD_WORKER_SLOT ?? 0), logger);
       if (flags.adminCa && !flags.adminServerName) dropIpSniWarning();
-      const adminTls = flags.adminCa ? new TlsFiles({ ca: flags.adminCa, cert: flags.adminCert, key: flags.adminKey }, 'admin client', log, () => sourceRef?.tlsChanged()).watch() : null;
-      const [{ Balancer }, { BalancerPrimary }, { AdminConfigSource }, { FileConfigSource }] = await Promise.all([
-        import('../../balancer/src/balancer.js'),
-        import('../../balancer/src/cluster/primary.js'),
-        import('../../balancer/src/config/admin-config-source.js'),
-        import('../../balancer/src/config/file-config-source.js'),
-      ]);
-      // Certificates are read now (a bad file stops the start) and re-read on SIGHUP or when they
-      // change; with workers, each worker serves (and watches) them itself.
-      let single: InstanceType<typeof Balancer> | null = null;
-      const listenerTls = flags.tlsCert ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => single?.setListenerTls(m)) : null;
-      const balancer =
-        workers > 1
-          ? new BalancerPrimary({
-              workers,
-              listen: parseHostPort(flags.listen, '--listen'),
-              ops: parseHostPort(flags.ops, '--ops'),
-              drainTimeoutMs,
-              logger: log,
-              output: { stdout: (chunk) => logger.write(chunk), stderr: (chunk) => void process.stderr.write(chunk) },
-            })
-          : (single = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.watch().material), ops: parseHostPort(flags.ops, '--ops'), drainTimeoutMs, logger: log, ...accessLogOf(flags) }));
-      const nodeId = flags.nodeId ?? hostname();
-      const source = flags.admin
-        ? new AdminConfigSource({
-            addresses: flags.admin.split(',').map((a) => formatHostPort(parseHostPort(a.trim(), '--admin'))),
-            nodeId,
-            token: flags.token!,
-            stateDir: flags.stateDir ?? path.join('data', `balancer-${nodeId}`),
-            statsIntervalMs: positiveInt(flags.statsIntervalMs, '--stats-interval-ms'),
-            stats: () => balancer.collectStats(),
-            log,
-            ...(adminTls ? { tls: { material: () => adminTls.material, serverName: flags.adminServerName } } : {}),
-          })
-        : new FileConfigSource(flags.config!, log);
-      if (source instanceof AdminConfigSource) sourceRef = source;
-      process.on('SIGHUP', () => {
-        adminTls?.reload('SIGHUP');
-        if (single) {
-          listenerTls?.reload('SIGHUP');
-          single.reloadUpstreamTls('SIGHUP');
-        } else (balancer as InstanceType<typeof BalancerPrimary>).hup();
-      });
-      const addresses = await balancer.start(source);
-      log.info(
-        {
-          listen: formatHostPort(addresses.listen),
-          ops: addresses.ops && formatHostPort(addresses.ops),
-          revision: single ? single.revision : (balancer as InstanceType<typeof BalancerPrimary>).servingRevision,
-          workers,
-          tls: Boolean(flags.tlsCert),
-          clientCertificates: Boolean(flags.tlsClientCa),
-          ...(flags.admin ? { admin: flags.admin, nodeId } : {}),
-        },
-        'balancer listening',
-      );
+      const balancer = await startBalancer(options, logger);
+      process.on('SIGHUP', () => balancer.hup());
+      log.info(listeningFields(options, balancer), 'balancer listening');
       stopOnSignals(logger, () => balancer.stop(), drainTimeoutMs);
     });
 }
 
-/** The data-plane settings every process that serves calls takes from the flags. */
-function dataPlaneOptions(flags: BalancerFlags, tls: TlsMaterial | undefined, share: (limit: number) => number = (n) => n): { listen: HostPort; dataPlane: Partial<DataPlaneOptions> } {
+/** The flags, checked, as the settings apps/balancer/src/start.ts starts a balancer with. */
+function processOptions(flags: BalancerFlags, workers: number, drainTimeoutMs: number): BalancerProcessOptions {
+  const nodeId = flags.nodeId ?? hostname();
   return {
     listen: parseHostPort(flags.listen, '--listen'),
+    ops: parseHostPort(flags.ops, '--ops'),
+    workers,
+    drainTimeoutMs,
     dataPlane: {
       maxConcurrentStreams: positiveInt(flags.maxConcurrentStreams, '--max-concurrent-streams'),
       keepaliveIntervalMs: positiveInt(flags.keepaliveMs, '--keepalive-ms', true),
-      maxConnections: share(positiveInt(flags.maxConnections, '--max-connections')),
-      maxStreams: share(positiveInt(flags.maxStreams, '--max-streams')),
+      maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
+      maxStreams: positiveInt(flags.maxStreams, '--max-streams'),
       firstStreamTimeoutMs: positiveInt(flags.firstStreamTimeoutMs, '--first-stream-timeout-ms'),
       maxPrematureResets: positiveInt(flags.maxPrematureResets, '--max-premature-resets', true),
-      ...(tls ? { tls: { cert: tls.cert!, key: tls.key!, ca: tls.ca } } : {}),
     },
+    ...(flags.tlsCert ? { listenerTls: { cert: flags.tlsCert, key: flags.tlsKey!, clientCa: flags.tlsClientCa } } : {}),
+    ...(flags.accessLog ? { accessLog: flags.accessLog } : {}),
+    methodMetrics: positiveInt(flags.methodMetrics, '--method-metrics', true),
+    source: flags.admin
+      ? {
+          admin: {
+            addresses: flags.admin.split(',').map((a) => formatHostPort(parseHostPort(a.trim(), '--admin'))),
+            nodeId,
+            token: flags.token!,
+            ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
+            statsIntervalMs: positiveInt(flags.statsIntervalMs, '--stats-interval-ms'),
+            ...(flags.adminCa ? { tls: { ca: flags.adminCa, cert: flags.adminCert, key: flags.adminKey, serverName: flags.adminServerName } } : {}),
+          },
+        }
+      : { file: flags.config! },
   };
-}
-
-/**
- * One worker of a multi-worker balancer: a Balancer without ops endpoint or config source, whose
- * health and ejection verdicts come from the primary (see apps/balancer/src/cluster).
- * --max-connections and --max-streams are the balancer's totals: each worker enforces its share
- * (the primary hands connections out round robin, so the shares fill alike). It does not listen:
- * the primary accepts each connection and hands it over (apps/balancer/src/cluster/connection-handoff.ts).
- */
-async function runWorker(flags: BalancerFlags, logger: ProcessLogger, drainTimeoutMs: number): Promise<void> {
-  const workers = positiveInt(flags.workers, '--workers');
-  const slot = Number(process.env.SWITCHBOARD_WORKER_SLOT ?? 0);
-  const share = (limit: number): number => Math.max(1, Math.floor(limit / workers) + (slot < limit % workers ? 1 : 0));
-  const log = logger.log;
-  const [{ Balancer }, { WorkerLink }, { WorkerVerdicts }] = await Promise.all([
-    import('../../balancer/src/balancer.js'),
-    import('../../balancer/src/cluster/worker-link.js'),
-    import('../../balancer/src/cluster/worker-verdicts.js'),
-  ]);
-  let balancerRef: { setListenerTls(m: TlsMaterial): void } | null = null;
-  const listenerTls = flags.tlsCert
-    ? new TlsFiles({ cert: flags.tlsCert, key: flags.tlsKey, ca: flags.tlsClientCa }, 'data listener', log, (m) => balancerRef?.setListenerTls(m)).watch()
-    : null;
-  const verdicts = new WorkerVerdicts((runs) => WorkerLink.send({ t: 'outcomes', runs }));
-  const balancer = new Balancer({ ...dataPlaneOptions(flags, listenerTls?.material, share), connectionsFromPrimary: true, budgetShare: 1 / workers, ...accessLogOf(flags), ops: null, drainTimeoutMs, logger: log, verdicts });
-  balancerRef = balancer;
-  const stop = (): void => {
-    balancer.stop().then(
-      () => void logger.flush(500).then(() => process.exit(0)),
-      () => process.exit(1),
-    );
-  };
-  new WorkerLink(
-    balancer,
-    verdicts,
-    {
-      hup: () => {
-        listenerTls?.reload('SIGHUP');
-        balancer.reloadUpstreamTls('SIGHUP');
-      },
-      stop,
-    },
-    log,
-  ).start();
-}
-
-/** --access-log: each process that serves calls appends its own lines (whole lines, O_APPEND). */
-function accessLogOf(flags: BalancerFlags): { accessLog?: AccessLog; methodMetrics: number } {
-  const methodMetrics = positiveInt(flags.methodMetrics, '--method-metrics', true);
-  return { methodMetrics, ...(flags.accessLog ? { accessLog: AccessLog.open(flags.accessLog) } : {}) };
 }
 
 /** More worker processes than this is a typo, not a machine: refused before forking anything. */
