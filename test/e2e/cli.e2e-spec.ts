@@ -197,6 +197,9 @@ describe('operations', () => {
       expect(pools.stdout).toMatch(/echo\s+switchboard\.test\.v1\.Echo\s+least_conn\s+2\s+1/);
       const nodes = await runCli(['get', 'nodes', '-o', 'json'], env);
       expect(JSON.parse(nodes.stdout)[0]).toMatchObject({ nodeId: 'cli-node', connected: true });
+      const nodeTable = (await runCli(['get', 'nodes'], env)).stdout.split('\n');
+      expect(nodeTable[0]).toMatch(/^NODE\s+KIND\s+CONNECTED\s+REVISION\s+LAST SEEN\s+LAST NACK$/);
+      expect(nodeTable[1]).toMatch(/^cli-node\s+balancer\s+yes\s+\d+/);
 
       const revisions = await runCli(['revisions'], env);
       expect(revisions.stdout.split('\n')[0]).toMatch(/^REVISION\s+CREATED\s+AUTHOR\s+CHANGES\s+CONVERGED\s+MESSAGE$/);

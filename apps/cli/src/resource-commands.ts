@@ -98,7 +98,7 @@ export function getCommand(): Command {
         case 'nodes': {
           const nodes = (await api.call(api.api.GET('/v1/nodes'))).data.items;
           return print(flags, nodes, () =>
-            renderTable(['NODE', 'CONNECTED', 'REVISION', 'LAST SEEN', 'LAST NACK'], nodes.map((n) => [n.nodeId, n.connected ? 'yes' : 'no', n.appliedRevision ?? '-', n.lastSeen, n.lastNack ?? '-'])),
+            renderTable(['NODE', 'KIND', 'CONNECTED', 'REVISION', 'LAST SEEN', 'LAST NACK'], nodes.map((n) => [n.nodeId, n.kind, n.connected ? 'yes' : 'no', n.appliedRevision ?? '-', n.lastSeen, n.lastNack ?? '-'])),
           );
         }
         case 'revision':

@@ -31,7 +31,8 @@ export async function waitConverged(api: ApiClient, revision: number, timeoutMs:
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; ; i++) {
     const rev = (await api.call(api.api.GET('/v1/revisions/{n}', { params: { path: { n: revision } } }))).data;
-    const nodes = (await api.call(api.api.GET('/v1/nodes'))).data.items;
+    // xDS clients are listed too; convergence is the balancers' (an xDS client ACKs per type, not per revision).
+    const nodes = (await api.call(api.api.GET('/v1/nodes'))).data.items.filter((n) => n.kind !== 'xds');
     if (rev.converged) {
       if (tty) process.stdout.write('\r\x1b[2K');
       const connected = nodes.filter((n) => n.connected).length;
