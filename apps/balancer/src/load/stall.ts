@@ -3,9 +3,10 @@
  * for STALL_FACTOR times its usual time to response headers (at least STALL_MIN_MS). A frozen
  * event loop or a GC pause answers nobody; a busy backend keeps answering, only later. Stream
  * counts cannot tell the two apart: least_conn stops feeding a frozen backend only once its count
- * rises above its peers', and while the peers queue the work it did not take, that takes most of
- * the freeze (seen: 0.8-1.5% of calls parked 1.5 s behind a frozen backend, NGINX's least_conn the
- * same). least_conn and p2c pass over a stalled backend while another is not stalled.
+ * rises above its peers', and while the peers queue the work it did not take, their counts rise to
+ * meet it and it is fed again, for as long as the freeze lasts. least_conn and p2c pass over a
+ * stalled backend while another is not stalled (in the overload bench, plain least_conn's p99
+ * went from 1.1-1.25 s to 0.46-0.52 s: bench/README.md, "fifth pass").
  *
  * The usual time is an EWMA over answered calls, each sample capped at WINSOR times the estimate,
  * so the burst of late answers a stall ends with barely moves it, while a backend that really
