@@ -15,23 +15,17 @@ import type { EndpointLoad, Picker, Random } from './picker';
  * The least loaded endpoint; on a tie, the tied endpoint with the highest smooth-WRR score in
  * `scores` (updated: each tied endpoint gains its weight, the winner loses the tied total).
  * Without `scores`, ties are broken at random (reservoir sampling), equally likely each.
- * A stalled endpoint (../load/stall.ts) loses to any that is not, whatever their loads: it is
- * chosen only when every endpoint is stalled.
  */
-export function pickLeastConn<E extends EndpointLoad>(endpoints: readonly E[], random: Random, now: number, scores?: Float64Array): E | undefined {
+export function pickLeastConn<E extends EndpointLoad>(endpoints: readonly E[], random: Random, scores?: Float64Array): E | undefined {
   let best = -1;
-  let bestStalled = false;
   let ties = 0;
   for (let i = 0; i < endpoints.length; i++) {
     const e = endpoints[i]!;
-    const stalled = e.stalled(now);
-    if (best < 0 || (bestStalled && !stalled)) {
+    if (best < 0) {
       best = i;
-      bestStalled = stalled;
       ties = 1;
       continue;
     }
-    if (stalled && !bestStalled) continue;
     const b = endpoints[best]!;
     const lhs = e.activeStreams * b.weight;
     const rhs = b.activeStreams * e.weight;
@@ -50,7 +44,7 @@ export function pickLeastConn<E extends EndpointLoad>(endpoints: readonly E[], r
   let winner = -1;
   for (let i = 0; i < endpoints.length; i++) {
     const e = endpoints[i]!;
-    if (e.activeStreams * least.weight !== least.activeStreams * e.weight || e.stalled(now) !== bestStalled) continue;
+    if (e.activeStreams * least.weight !== least.activeStreams * e.weight) continue;
     scores[i]! += e.weight;
     total += e.weight;
     if (winner < 0 || scores[i]! > scores[winner]!) winner = i;
@@ -61,5 +55,5 @@ export function pickLeastConn<E extends EndpointLoad>(endpoints: readonly E[], r
 
 export function leastConnPicker<E extends EndpointLoad>(endpoints: readonly E[]): Picker<E> {
   const scores = new Float64Array(endpoints.length);
-  return { pick: (random, now) => pickLeastConn(endpoints, random, now, scores) };
+  return { pick: (random) => pickLeastConn(endpoints, random, scores) };
 }

@@ -4,11 +4,10 @@
  * streams per unit of weight. On a tie (every count is 0 at low concurrency) each wins in
  * proportion to its weight, so weights hold at any concurrency. O(1) per call, and it avoids the
  * herd behaviour of a full scan when many proxies share stale views of the same backends.
- * Of the two, one that is stalled (../load/stall.ts) loses to one that is not.
  */
 import type { EndpointLoad, Picker, Random } from './picker';
 
-export function pickP2c<E extends EndpointLoad>(endpoints: readonly E[], random: Random, now: number): E | undefined {
+export function pickP2c<E extends EndpointLoad>(endpoints: readonly E[], random: Random): E | undefined {
   const n = endpoints.length;
   if (n <= 1) return endpoints[0];
   const i = Math.floor(random() * n);
@@ -17,8 +16,6 @@ export function pickP2c<E extends EndpointLoad>(endpoints: readonly E[], random:
   if (j >= i) j++;
   const a = endpoints[i]!;
   const b = endpoints[j]!;
-  const aStalled = a.stalled(now);
-  if (aStalled !== b.stalled(now)) return aStalled ? b : a;
   const lhs = b.activeStreams * a.weight;
   const rhs = a.activeStreams * b.weight;
   if (lhs !== rhs) return lhs < rhs ? b : a;
@@ -26,5 +23,5 @@ export function pickP2c<E extends EndpointLoad>(endpoints: readonly E[], random:
 }
 
 export function p2cPicker<E extends EndpointLoad>(endpoints: readonly E[]): Picker<E> {
-  return { pick: (random, now) => pickP2c(endpoints, random, now) };
+  return { pick: (random) => pickP2c(endpoints, random) };
 }

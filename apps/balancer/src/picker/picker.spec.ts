@@ -14,13 +14,9 @@ interface E extends EndpointLoad {
   name: string;
   activeStreams: number;
   latency: number;
-  frozen: boolean;
 }
 
-const ep = (name: string, activeStreams = 0, weight = 1, latency = NaN, frozen = false): E => {
-  const e: E = { name, activeStreams, weight, latency, frozen, latencyMs: () => e.latency, stalled: () => e.frozen };
-  return e;
-};
+const ep = (name: string, activeStreams = 0, weight = 1, latency = NaN): E => ({ name, activeStreams, weight, latency, latencyMs: () => latency });
 /** Returns the scripted values in turn, then repeats the last one. */
 const script = (...values: number[]): Random => {
   let i = 0;
@@ -37,50 +33,33 @@ const seeded = (seed: number): Random => () => {
 describe('least_conn', () => {
   it('picks the endpoint with the fewest active streams', () => {
     const list = [ep('a', 3), ep('b', 1), ep('c', 2)];
-    expect(pickLeastConn(list, script(0.99), 0)?.name).toBe('b');
+    expect(pickLeastConn(list, script(0.99))?.name).toBe('b');
   });
 
   it('divides active streams by weight', () => {
     // a: 4/2 = 2, b: 3/1 = 3, c: 5/1 = 5
-    expect(pickLeastConn([ep('a', 4, 2), ep('b', 3, 1), ep('c', 5, 1)], script(0.99), 0)?.name).toBe('a');
+    expect(pickLeastConn([ep('a', 4, 2), ep('b', 3, 1), ep('c', 5, 1)], script(0.99))?.name).toBe('a');
     // a: 5/2 = 2.5 loses to b: 2/1 = 2
-    expect(pickLeastConn([ep('a', 5, 2), ep('b', 2, 1)], script(0.99), 0)?.name).toBe('b');
+    expect(pickLeastConn([ep('a', 5, 2), ep('b', 2, 1)], script(0.99))?.name).toBe('b');
   });
 
   it('breaks ties by reservoir sampling, so every tied endpoint can win', () => {
     const list = [ep('a'), ep('b'), ep('c')];
     // The second tie replaces the first when random() * 2 < 1; the third when random() * 3 < 1.
-    expect(pickLeastConn(list, script(0.9, 0.9), 0)?.name).toBe('a');
-    expect(pickLeastConn(list, script(0.1, 0.9), 0)?.name).toBe('b');
-    expect(pickLeastConn(list, script(0.9, 0.1), 0)?.name).toBe('c');
+    expect(pickLeastConn(list, script(0.9, 0.9))?.name).toBe('a');
+    expect(pickLeastConn(list, script(0.1, 0.9))?.name).toBe('b');
+    expect(pickLeastConn(list, script(0.9, 0.1))?.name).toBe('c');
   });
 
   it('returns undefined for an empty pool', () => {
-    expect(pickLeastConn([], Math.random, 0)).toBeUndefined();
+    expect(pickLeastConn([], Math.random)).toBeUndefined();
   });
 
   it('spreads a burst on an idle pool evenly', () => {
     const list = [ep('a'), ep('b'), ep('c')];
     const random = seeded(7);
-    for (let i = 0; i < 300; i++) pickLeastConn(list, random, 0)!.activeStreams++;
+    for (let i = 0; i < 300; i++) pickLeastConn(list, random)!.activeStreams++;
     expect(list.map((e) => e.activeStreams)).toEqual([100, 100, 100]);
-  });
-
-  it('passes over a stalled endpoint however few its streams, unless every endpoint is stalled', () => {
-    const list = [ep('a', 5), ep('frozen', 1, 1, NaN, true), ep('b', 4)];
-    expect(pickLeastConn(list, script(0.5), 0)?.name).toBe('b');
-    list[1]!.frozen = false;
-    expect(pickLeastConn(list, script(0.5), 0)?.name).toBe('frozen');
-    const all = [ep('a', 5, 1, NaN, true), ep('b', 2, 1, NaN, true), ep('c', 3, 1, NaN, true)];
-    expect(pickLeastConn(all, script(0.5), 0)?.name).toBe('b');
-    // The stalled one first in the list does not capture the pick either.
-    expect(pickLeastConn([ep('frozen', 0, 1, NaN, true), ep('a', 9)], script(0.5), 0)?.name).toBe('a');
-  });
-
-  it('keeps a stalled endpoint out of the smooth-WRR tie-break', () => {
-    const picker = createPicker('least_conn', [ep('a', 0), ep('frozen', 0, 1, NaN, true), ep('b', 0)]);
-    const picks = Array.from({ length: 6 }, () => picker.pick(script(0.5), 0)?.name);
-    expect(picks.sort()).toEqual(['a', 'a', 'a', 'b', 'b', 'b']);
   });
 });
 
@@ -88,32 +67,24 @@ describe('p2c', () => {
   it('draws two distinct endpoints and keeps the less loaded one', () => {
     const list = [ep('a', 5), ep('b', 1), ep('c', 3)];
     // i = floor(0.0 * 3) = 0 (a); j = floor(0.5 * 2) = 1, >= i so 2 (c): c has fewer streams.
-    expect(pickP2c(list, script(0.0, 0.5), 0)?.name).toBe('c');
+    expect(pickP2c(list, script(0.0, 0.5))?.name).toBe('c');
     // i = 2 (c); j = floor(0.4 * 2) = 0 (a): c.
-    expect(pickP2c(list, script(0.9, 0.4), 0)?.name).toBe('c');
+    expect(pickP2c(list, script(0.9, 0.4))?.name).toBe('c');
     // i = 1 (b); j = 0 (a): b.
-    expect(pickP2c(list, script(0.5, 0.0), 0)?.name).toBe('b');
+    expect(pickP2c(list, script(0.5, 0.0))?.name).toBe('b');
   });
 
   it('never draws the same endpoint twice', () => {
     const list = [ep('a', 0), ep('b', 9)];
     // Both draws at 0 would be a and a; the second index skips over the first.
-    expect(pickP2c(list, script(0.0, 0.0), 0)?.name).toBe('a');
-    expect(pickP2c(list, script(0.9, 0.9), 0)?.name).toBe('a');
+    expect(pickP2c(list, script(0.0, 0.0))?.name).toBe('a');
+    expect(pickP2c(list, script(0.9, 0.9))?.name).toBe('a');
   });
 
   it('on a tie with equal weights takes either, and handles one or no endpoint', () => {
-    expect(pickP2c([ep('a', 1), ep('b', 1)], script(0.6, 0.0), 0)?.name).toBe('b');
-    expect(pickP2c([ep('only', 7)], Math.random, 0)?.name).toBe('only');
-    expect(pickP2c([], Math.random, 0)).toBeUndefined();
-  });
-
-  it('of its two draws, keeps the one that is not stalled, whatever the loads', () => {
-    const list = [ep('a', 9), ep('frozen', 0, 1, NaN, true)];
-    expect(pickP2c(list, script(0.0, 0.0), 0)?.name).toBe('a');
-    expect(pickP2c(list, script(0.9, 0.0), 0)?.name).toBe('a');
-    list[0]!.frozen = true;
-    expect(pickP2c(list, script(0.9, 0.0), 0)?.name).toBe('frozen');
+    expect(pickP2c([ep('a', 1), ep('b', 1)], script(0.6, 0.0))?.name).toBe('b');
+    expect(pickP2c([ep('only', 7)], Math.random)?.name).toBe('only');
+    expect(pickP2c([], Math.random)).toBeUndefined();
   });
 });
 
@@ -204,7 +175,7 @@ describe('weights hold at any concurrency (issue 26)', () => {
     const list = [ep('heavy', 0, 19), ep('light', 0, 1)];
     const random = seeded(20261205);
     let heavy = 0;
-    for (let i = 0; i < 2000; i++) if (pickP2c(list, random, 0)!.name === 'heavy') heavy++;
+    for (let i = 0; i < 2000; i++) if (pickP2c(list, random)!.name === 'heavy') heavy++;
     expect(Math.abs(heavy / 2000 - 0.95)).toBeLessThanOrEqual(0.02);
   });
 });

@@ -12,8 +12,6 @@ export interface EndpointLoad {
   readonly activeStreams: number;
   /** Peak-EWMA of the time to response headers in ms, decayed to `now`; NaN when nothing was measured yet. */
   latencyMs(now: number): number;
-  /** Calls wait on it and it has answered none for far longer than usual (a freeze, not load: ../load/stall.ts). */
-  stalled(now: number): boolean;
 }
 
 /** Returns a float in [0, 1). Inject a scripted one in tests. */

@@ -12,7 +12,6 @@
 import type { BackendConfig } from '#config';
 import type { ServedBackendConfig } from '../discovery/effective-config';
 import { PeakEwma } from '../load/peak-ewma';
-import { nextUsualMs, stallAfterMs } from '../load/stall';
 import { StreamList } from '../streams/stream-list';
 import { CallStats } from '../ops/call-stats';
 import type { EndpointLoad } from '../picker';
@@ -38,9 +37,6 @@ export class Backend implements EndpointLoad {
   /** Attempts sent here that have no response headers yet, and since when none has had any. */
   private awaiting = 0;
   private silentSince = 0;
-  /** Its usual time to response headers, and the silence that makes it stalled (load/stall.ts). */
-  private usualMs = NaN;
-  private stallAfter = NaN;
   /**
    * Attempts that lost a hedge before this backend answered them, and when the last one did:
    * cancelled on our side, but a backend that is stalled has not seen the cancel and still holds
@@ -137,8 +133,6 @@ export class Backend implements EndpointLoad {
     this.unacked = 0;
     this.silentSince = now;
     this.latency.observe(sampleMs, now);
-    this.usualMs = nextUsualMs(this.usualMs, sampleMs);
-    this.stallAfter = stallAfterMs(this.usualMs);
   }
 
   /** That attempt's stream ended, whatever ended it: exactly once per callStarted. `answered`: answered() was told. */
@@ -232,11 +226,6 @@ export class Backend implements EndpointLoad {
   /** How long the backend has gone without answering while calls wait on it (0: none waits). */
   silentMs(now: number): number {
     return this.awaiting === 0 ? 0 : now - this.silentSince;
-  }
-
-  /** Calls wait on it and it has answered none for several times its usual time to headers (load/stall.ts). */
-  stalled(now: number): boolean {
-    return this.awaiting !== 0 && now - this.silentSince >= this.stallAfter;
   }
 
   /** Attempts waiting for response headers. */

@@ -128,7 +128,7 @@ export class Pool {
     const max = this.maxStreamsPerBackend;
     if (max === 0 || b.activeStreams < max) return { kind: 'pick', backend: b };
     // The algorithm's choice is at its cap (a circuit breaker): the least loaded one below it.
-    const other = this.leastLoadedBelowCap(NOT_TRIED, random, now);
+    const other = this.leastLoadedBelowCap(NOT_TRIED, random);
     return other === undefined ? BUSY : { kind: 'pick', backend: other };
   }
 
@@ -137,16 +137,15 @@ export class Pool {
    * filters on the spot and uses least_conn whatever the pool's algorithm, leaving the
    * algorithm's own cursor (round robin, smooth weights) untouched.
    */
-  pickExcept(tried: readonly Backend[], random: Random, now: number): Backend | undefined {
-    return this.leastLoadedBelowCap(tried, random, now);
+  pickExcept(tried: readonly Backend[], random: Random): Backend | undefined {
+    return this.leastLoadedBelowCap(tried, random);
   }
 
-  private leastLoadedBelowCap(tried: readonly Backend[], random: Random, now: number): Backend | undefined {
+  private leastLoadedBelowCap(tried: readonly Backend[], random: Random): Backend | undefined {
     const max = this.maxStreamsPerBackend;
     return pickLeastConn(
       this.candidates.filter((b) => !tried.includes(b) && (max === 0 || b.activeStreams < max)),
       random,
-      now,
     );
   }
 

@@ -228,7 +228,7 @@ export class ProxiedCall implements CallEvents, ListedStream {
     // A hedge (not a replacement for an attempt that failed) only to a backend that can answer
     // sooner than the attempt in flight: never more load on a pool that has none to spare.
     // No pick once the attempts are spent (the planner says skip then anyway).
-    const candidate = this.policyAttempts >= rule.maxAttempts ? undefined : this.pool.pickExcept(this.tried ?? NONE, this.settings.random, now);
+    const candidate = this.policyAttempts >= rule.maxAttempts ? undefined : this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     const policy = this.pool.policy!;
     const plan = planHedge({ rule, attempts: this.policyAttempts, candidate, waitingOn: this.live[0]?.backend, replacing, poolSlow: !replacing && policy.poolSlow(now), waitedMs: now - this.startedAt, now });
     if (plan.kind === 'skip') {
@@ -506,10 +506,9 @@ export class ProxiedCall implements CallEvents, ListedStream {
   retry(): void {
     this.timer = null;
     if (this.settled || this.finished) return;
-    const now = performance.now();
-    const other = this.pool.pickExcept(this.tried ?? NONE, this.settings.random, now);
+    const other = this.pool.pickExcept(this.tried ?? NONE, this.settings.random);
     if (other !== undefined) this.attemptOn(other, RETRY);
-    else this.attempt(this.pool.pick(this.settings.random, now), RETRY);
+    else this.attempt(this.pool.pick(this.settings.random, performance.now()), RETRY);
   }
 
   /** @internal (stream handlers) */
@@ -570,7 +569,7 @@ export class ProxiedCall implements CallEvents, ListedStream {
       if (!tried.includes(failed)) tried.push(failed);
       // Another backend if there is one; else the same one again if it still takes calls (a
       // refused stream goes to another of its sessions; an unreachable backend is not available).
-      const next = this.pool.pickExcept(tried, this.settings.random, performance.now()) ?? (failed.available ? failed : undefined);
+      const next = this.pool.pickExcept(tried, this.settings.random) ?? (failed.available ? failed : undefined);
       if (next !== undefined) {
         this.transparentRetries++;
         this.observer.attemptSent(this, 'transparent', 'transparent');
