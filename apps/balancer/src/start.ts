@@ -69,7 +69,7 @@ export async function startBalancer(o: BalancerProcessOptions, out: ProcessOutpu
   const files = 'admin' in o.source ? o.source.admin.tls : undefined;
   const adminTls = files ? new TlsFiles({ ca: files.ca, cert: files.cert, key: files.key }, 'admin client', log, () => sourceRef?.tlsChanged()).watch() : null;
   let single: Balancer | null = null;
-  const listenerTls = o.listenerTls ? new TlsFiles({ cert: o.listenerTls.cert, key: o.listenerTls.key, ca: o.listenerTls.clientCa }, 'data listener', log, (m) => single?.setListenerTls(m)) : null;
+  const listenerTls = listenerTlsFiles(o, log, (m) => single?.setListenerTls(m));
   const primary =
     o.workers > 1
       ? new BalancerPrimary({
@@ -121,9 +121,7 @@ export async function startBalancer(o: BalancerProcessOptions, out: ProcessOutpu
 export function startBalancerWorker(o: BalancerProcessOptions, slot: number, out: ProcessOutput): void {
   const share = (limit: number): number => Math.max(1, Math.floor(limit / o.workers) + (slot < limit % o.workers ? 1 : 0));
   let balancerRef: Balancer | null = null;
-  const listenerTls = o.listenerTls
-    ? new TlsFiles({ cert: o.listenerTls.cert, key: o.listenerTls.key, ca: o.listenerTls.clientCa }, 'data listener', out.log, (m) => balancerRef?.setListenerTls(m)).watch()
-    : null;
+  const listenerTls = listenerTlsFiles(o, out.log, (m) => balancerRef?.setListenerTls(m))?.watch() ?? null;
   const dataPlane = dataPlaneOf(o, listenerTls?.material);
   if (dataPlane.maxConnections !== undefined) dataPlane.maxConnections = share(dataPlane.maxConnections);
   if (dataPlane.maxStreams !== undefined) dataPlane.maxStreams = share(dataPlane.maxStreams);
@@ -161,6 +159,11 @@ export function listeningFields(o: BalancerProcessOptions, started: StartedBalan
     clientCertificates: Boolean(o.listenerTls?.clientCa),
     ...('admin' in o.source ? { admin: o.source.admin.addresses.join(','), nodeId: o.source.admin.nodeId } : {}),
   };
+}
+
+/** The data listener's certificate files, read now (a bad file stops the start); null without TLS. */
+function listenerTlsFiles(o: BalancerProcessOptions, log: Logger, onChange: (m: TlsMaterial) => void): TlsFiles | null {
+  return o.listenerTls ? new TlsFiles({ cert: o.listenerTls.cert, key: o.listenerTls.key, ca: o.listenerTls.clientCa }, 'data listener', log, onChange) : null;
 }
 
 function dataPlaneOf(o: BalancerProcessOptions, tls: TlsMaterial | undefined): Partial<DataPlaneOptions> {

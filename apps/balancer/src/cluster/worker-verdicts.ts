@@ -36,8 +36,9 @@ export class WorkerVerdicts implements Verdicts {
 
   /** One backend's verdict changed on the primary. */
   update(entry: VerdictEntry): void {
-    this.table.set(backendKey(entry[0], entry[1]), entry);
-    const b = this.backends.get(backendKey(entry[0], entry[1]));
+    const k = backendKey(entry[0], entry[1]);
+    this.table.set(k, entry);
+    const b = this.backends.get(k);
     if (b !== undefined) this.follow(b, entry, true);
   }
 

@@ -1,9 +1,10 @@
 /**
  * The hedging decision of gRPC A6 for a call whose hedge delay passed without response headers:
  * send a hedge to `candidate`, or not, and why. No hedge while the whole pool is slow (overload:
- * a second attempt only queues), nor unless the backend waited on is stuck (hedge-gate.ts). Pure: the call's attempts, the loads and the clock
- * are given; the retry budget is the caller's to draw from once this says "send"
- * (proxy/proxied-call.ts carries the plan out), as with retry-plan.ts.
+ * a second attempt only queues), nor unless the backend waited on is stuck (hedge-gate.ts).
+ * Pure: the call's attempts, the loads and the clock are given; the retry budget is the caller's
+ * to draw from once this says "send" (proxy/proxied-call.ts carries the plan out), as with
+ * retry-plan.ts.
  */
 import type { HedgingRule } from './call-policy';
 import { hedgeVerdict, type HedgeLoad, type HedgeVerdict } from './hedge-gate';
