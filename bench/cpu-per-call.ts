@@ -4,6 +4,8 @@
  * backend) for several builds side by side in one run, rounds interleaved so that the machine's
  * noise falls on all of them alike. ROOT is a checkout with a built dist/ (this one: `.`).
  * `--node LABEL=PATH` runs that target's balancer on another Node binary (Node 20 against 24).
+ * A target `LABEL=naive` is the naive node:http2 relay (bench/naive-relay.ts), the floor the
+ * issue measures against, in the same interleaved rounds.
  * Prints µs of CPU per call for each, and the ratio to the first.
  */
 import { spawn } from 'node:child_process';
@@ -30,11 +32,15 @@ async function main(): Promise<void> {
     const spec = t.slice(t.indexOf('=') + 1);
     const root = spec.includes(':') ? spec.slice(0, spec.indexOf(':')) : spec;
     const nodeOptions = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
-    const proc = spawn(nodeFor.get(label) ?? process.execPath, [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
-    });
-    const ready = await awaitLine(proc, [], (o) => o.msg === 'balancer listening', label);
+    const env = { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+    const naive = root === 'naive';
+    const proc = naive
+      ? spawn(nodeFor.get(label) ?? process.execPath, [path.join(__dirname, 'naive-relay.js'), backend.address], { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn(nodeFor.get(label) ?? process.execPath, [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env,
+        });
+    const ready = await awaitLine(proc, [], (o) => (naive ? typeof o.listen === 'string' : o.msg === 'balancer listening'), label);
     balancers.push({ label, listen: String(ready.listen), pid: proc.pid!, micros: [] });
     h2load(String(ready.listen), 5000); // warm-up
   }
