@@ -5,8 +5,8 @@
  * request that never finishes. And `npm start`'s children die with it, even when it is killed
  * with SIGKILL.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,7 +16,6 @@ import { echoClient } from '../fixtures/echo-proto';
 import { unary } from '../support/grpc';
 import { PREFACE, settingsFrame } from '../support/h2-frames';
 import { startAdmin, killAdmins } from '../support/admin';
-import { DATA_PLANE_SEMI_SPACE_MIB } from '../../apps/balancer/src/young-generation';
 import { freePort, killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor } from '../support/processes';
 
 afterAll(() => {
@@ -115,45 +114,6 @@ describe('the admin stops on SIGTERM', () => {
     expect(await termAndTime(admin.proc, 20_000)).toBeLessThan(15_500);
   }, 60_000);
 });
-
-describe('a single-process balancer (--workers 1)', () => {
-  it('serves from a node with the data plane young generation, passes SIGTERM on, and leaves nothing behind when its launcher is killed with SIGKILL', async () => {
-    const backend = await spawnBackend('young');
-    const cmdline = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    const childOf = (pid: number): number => Number(execFileSync('pgrep', ['-P', String(pid)]).toString().trim().split('\n')[0]);
-
-    // SIGTERM to the launcher drains the balancer it started: exit 0.
-    const lb = await startBalancer(poolConfig([backend.address]), ['--workers', '1']);
-    const served = childOf(lb.proc.pid!);
-    expect(cmdline(served)).toContain(`--max-semi-space-size=${DATA_PLANE_SEMI_SPACE_MIB}`);
-    const client = echoClient(lb.listen);
-    expect((await unary(client, {})).error).toBeUndefined();
-    client.close();
-    expect(await lb.stop('SIGTERM')).toBe(0);
-    expect(alive(served)).toBe(false);
-
-    // SIGKILL to the launcher: the balancer exits at once, and its ports close.
-    const lb2 = await startBalancer(poolConfig([backend.address]), ['--workers', '1']);
-    const served2 = childOf(lb2.proc.pid!);
-    lb2.proc.kill('SIGKILL');
-    await waitFor('the balancer gone with its launcher', async () => !alive(served2) && !(await accepts(lb2.listen)) && !(await accepts(lb2.ops)), 15_000);
-
-    // A node given its own size keeps it, in one process.
-    const own = await startBalancer(poolConfig([backend.address]), ['--workers', '1'], { NODE_OPTIONS: '--max-semi-space-size=16' });
-    expect(spawnSync('pgrep', ['-P', String(own.proc.pid!)]).status).toBe(1); // no child
-    expect(await own.stop('SIGTERM')).toBe(0);
-    await backend.kill();
-  }, 60_000);
-});
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('npm start', () => {
   it('takes the admin and the balancer down with it when it is killed with SIGKILL', async () => {

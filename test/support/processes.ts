@@ -117,9 +117,9 @@ export function killAll(): void {
   running.clear();
 }
 
-export async function startBalancer(config: unknown, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<BalancerProcess> {
+export async function startBalancer(config: unknown, extraArgs: string[] = []): Promise<BalancerProcess> {
   const configFile = writeTempConfig(config);
-  return spawnBalancer(['--config', configFile, ...extraArgs], configFile, env);
+  return spawnBalancer(['--config', configFile, ...extraArgs], configFile);
 }
 
 export interface NodeOptions {

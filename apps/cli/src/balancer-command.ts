@@ -84,16 +84,9 @@ export function balancerCommand(): Command {
       if (workers > MAX_WORKERS) throw new Error(`--workers must be at most ${MAX_WORKERS} (one per core is the useful most), got ${workers}`);
       const drainTimeoutMs = positiveInt(flags.drainTimeoutMs, '--drain-timeout-ms', true);
       const options = processOptions(flags, workers, drainTimeoutMs);
-      // A single process serves the calls itself: it runs in a node with the data plane's young generation.
-      const { relaunchWithYoungGeneration, exitWithLauncher } = await import('../../balancer/src/young-generation.js');
-      if (workers === 1 && relaunchWithYoungGeneration()) return;
       const { startBalancer, startBalancerWorker, listeningFields } = await import('../../balancer/src/start.js');
       // A worker of a multi-worker balancer: the data plane only, driven by its primary.
       if (cluster.isWorker) return startBalancerWorker(options, Number(process.env.SWITCHBOARD_WORKER_SLOT ?? 0), logger);
-      exitWithLauncher(() => {
-        log.error('the process that started this balancer is gone; exiting');
-        process.exit(1);
-      });
       if (flags.adminCa && !flags.adminServerName) dropIpSniWarning();
       const balancer = await startBalancer(options, logger);
       process.on('SIGHUP', () => balancer.hup());

@@ -42,7 +42,6 @@ import { ConnectionHandoff } from './connection-handoff';
 import { Discovery } from '../discovery/discovery';
 import { SharedLatency } from './shared-latency';
 import { backendKey } from '../pool/backend-key';
-import { dataPlaneExecArgv } from '../young-generation';
 
 export interface PrimaryOptions {
   workers: number;
@@ -107,8 +106,7 @@ export class BalancerPrimary implements ConfigSink {
 
   /** Starts every worker (each listening on the shared data address), the ops endpoint, then the source. */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
-    // Workers serve the calls: they get the data plane's young generation (young-generation.ts).
-    cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: dataPlaneExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
+    cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     // Listen first: a taken port fails the start before any worker exists.
     const listen = await this.handoff.listen(this.options.listen);
     try {
