@@ -32,14 +32,14 @@ async function main(): Promise<void> {
     const spec = t.slice(t.indexOf('=') + 1);
     const root = spec.includes(':') ? spec.slice(0, spec.indexOf(':')) : spec;
     const nodeOptions = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
-    const env = { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
     const naive = root === 'naive';
-    const proc = naive
-      ? spawn(nodeFor.get(label) ?? process.execPath, [path.join(__dirname, 'naive-relay.js'), backend.address], { stdio: ['ignore', 'pipe', 'pipe'], env })
-      : spawn(nodeFor.get(label) ?? process.execPath, [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env,
-        });
+    const args = naive
+      ? [path.join(__dirname, 'naive-relay.js'), backend.address]
+      : [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile];
+    const proc = spawn(nodeFor.get(label) ?? process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+    });
     const ready = await awaitLine(proc, [], (o) => (naive ? typeof o.listen === 'string' : o.msg === 'balancer listening'), label);
     balancers.push({ label, listen: String(ready.listen), pid: proc.pid!, micros: [] });
     h2load(String(ready.listen), 5000); // warm-up
