@@ -99,7 +99,13 @@ function streamClosed(this: SlottedStream): void {
   this[SLOT]!.streams--;
 }
 
-const REQUEST_OPTIONS: http2.ClientSessionRequestOptions = { endStream: false };
+/**
+ * A request's stream stays open for the body, whatever its method. A POST (every gRPC call) is
+ * left to node:http2's default, which is that already: passing any options object costs a copy
+ * and a priority-options pass in ClientHttp2Session.request, about 6% of the balancer's CPU per
+ * call under h2load (bench/README.md, "eighth pass"). Any other method says so explicitly.
+ */
+const KEEP_OPEN: http2.ClientSessionRequestOptions = { endStream: false };
 
 export class UpstreamSessions {
   private readonly slots: Slot[] = [];
@@ -236,7 +242,7 @@ export class UpstreamSessions {
   private openOn(slot: Slot, headers: http2.OutgoingHttpHeaders, cb: (err: UpstreamError | null, stream?: http2.ClientHttp2Stream) => void): void {
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = slot.session.request(headers, REQUEST_OPTIONS);
+      stream = headers[':method'] === 'POST' ? slot.session.request(headers) : slot.session.request(headers, KEEP_OPEN);
     } catch (err) {
       if (slot.session.closed || slot.session.destroyed || (err as { code?: string }).code === 'ERR_HTTP2_GOAWAY_SESSION') {
         slot.usable = false;
