@@ -54,6 +54,12 @@ export class Attempt {
  * stream's CALL (ATTEMPT) property instead of closing over it, so a call allocates no listener
  * closures (12 fewer objects per call, which is most of what an idle call costs the JS heap).
  * Upstream handlers ignore events of an attempt that is over or not the committed one.
+ *
+ * A stream's 'close' is its last event, and its handler unlinks the call (attempt) from the
+ * stream. node:http2's stream objects outlive their close by a while (they survive V8's young
+ * generation collections and are promoted), and a link left in place would drag the whole call
+ * along into the old generation: more to copy in every scavenge and more garbage for the next
+ * mark-compact, GC pauses that land in the tail (bench/README.md, "eighth pass").
  */
 const CALL = Symbol('switchboard.call');
 const ATTEMPT = Symbol('switchboard.attempt');
@@ -62,50 +68,54 @@ const noop = (): void => {};
 
 const DownHandlers = {
   aborted(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.onDownAborted();
+    this[CALL]?.onDownAborted();
   },
   data(this: Tagged<http2.ServerHttp2Stream>, chunk: Buffer): void {
-    this[CALL]!.onDownData(chunk);
+    this[CALL]?.onDownData(chunk);
   },
   end(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.onDownEnd();
+    this[CALL]?.onDownEnd();
   },
   drain(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.committed?.up?.resume();
+    this[CALL]?.committed?.up?.resume();
   },
   wantTrailers(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.sendTrailers();
+    this[CALL]?.sendTrailers();
   },
   close(this: Tagged<http2.ServerHttp2Stream>): void {
-    this[CALL]!.onDownClose();
+    const call = this[CALL];
+    this[CALL] = undefined;
+    call?.onDownClose();
   },
 };
 
 const UpHandlers = {
   response(this: Tagged<http2.ClientHttp2Stream>, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
-    const a = this[ATTEMPT]!;
-    if (!a.done) a.call.onResponse(a, headers, flags);
+    const a = this[ATTEMPT];
+    if (a !== undefined && !a.done) a.call.onResponse(a, headers, flags);
   },
   trailers(this: Tagged<http2.ClientHttp2Stream>, trailers: http2.IncomingHttpHeaders): void {
-    const a = this[ATTEMPT]!;
-    if (a.call.committed === a) a.call.onUpTrailers(trailers);
+    const a = this[ATTEMPT];
+    if (a !== undefined && a.call.committed === a) a.call.onUpTrailers(trailers);
   },
   data(this: Tagged<http2.ClientHttp2Stream>, chunk: Buffer): void {
-    const a = this[ATTEMPT]!;
-    if (a.call.committed === a) a.call.onUpData(a, chunk);
+    const a = this[ATTEMPT];
+    if (a !== undefined && a.call.committed === a) a.call.onUpData(a, chunk);
   },
   end(this: Tagged<http2.ClientHttp2Stream>): void {
-    const a = this[ATTEMPT]!;
+    const a = this[ATTEMPT];
+    if (a === undefined) return;
     a.ended = true;
     if (a.call.committed === a) a.call.onUpEnd();
   },
   drain(this: Tagged<http2.ClientHttp2Stream>): void {
-    const a = this[ATTEMPT]!;
-    if (!a.done) a.call.resumeDown();
+    const a = this[ATTEMPT];
+    if (a !== undefined && !a.done) a.call.resumeDown();
   },
   close(this: Tagged<http2.ClientHttp2Stream>): void {
-    const a = this[ATTEMPT]!;
-    a.call.onUpClose(a, this);
+    const a = this[ATTEMPT];
+    this[ATTEMPT] = undefined;
+    a?.call.onUpClose(a, this);
   },
 };
 

@@ -196,6 +196,29 @@ describe('ProxiedCall (fake streams, scripted clock)', () => {
     expect(h.backends.map((b) => b.openStreams)).toEqual([0, 0]);
   });
 
+  it('once its streams have closed, neither refers to the call or its attempt (node keeps closed streams a while; the call must not go with them)', async () => {
+    const h = harness({ hedging: { maxAttempts: 2, delayMs: 50, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['*'] } });
+    const { call, down } = h.call();
+    // Hedged, so the loser's stream closes too (cancelled).
+    jest.advanceTimersByTime(60);
+    const [first] = h.ups[0]!;
+    const [second] = h.ups[1]!;
+    expect(second).toBeDefined();
+    down.emit('end');
+    first!.answer(msg, 0);
+    await flush();
+    expect(h.ended).toEqual([call]);
+    const refersToCall = (stream: object): boolean =>
+      Object.getOwnPropertySymbols(stream).some((sym) => {
+        const v = (stream as Record<symbol, unknown>)[sym];
+        return v === call || (typeof v === 'object' && v !== null && (v as { call?: unknown }).call === call);
+      });
+    expect(refersToCall(down)).toBe(false);
+    expect(refersToCall(first!)).toBe(false);
+    expect(second!.closed).toBe(true);
+    expect(refersToCall(second!)).toBe(false);
+  });
+
   it('a deadline ends the call DEADLINE_EXCEEDED and cancels its upstream stream', async () => {
     const h = harness();
     const { call, down } = h.call(100);
