@@ -13,8 +13,9 @@ import * as path from 'node:path';
 import { cpuMicros } from './cpu';
 import { h2load, h2loadAvailable } from './h2load';
 import { awaitLine, killAll, spawnBackend, writeTempConfig, poolConfig } from '../test/support/processes';
+import { numberArg } from './cli-args';
+import { median } from './median';
 
-const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
 
 
 async function main(): Promise<void> {
@@ -22,8 +23,8 @@ async function main(): Promise<void> {
   const nodeArgs = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node' ? [a] : []));
   const nodeFor = new Map(nodeArgs.map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
   const targets = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--') && !nodeArgs.includes(a));
-  const calls = arg('calls', 60_000);
-  const rounds = arg('rounds', 3);
+  const calls = numberArg('calls', 60_000);
+  const rounds = numberArg('rounds', 3);
   const backend = await spawnBackend('cpu');
   const configFile = writeTempConfig(poolConfig([backend.address]));
   const balancers: { label: string; listen: string; pid: number; micros: number[] }[] = [];
@@ -51,7 +52,6 @@ async function main(): Promise<void> {
       b.micros.push((cpuMicros(b.pid) - c0) / result.calls);
     }
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const base = median(balancers[0]!.micros);
   for (const b of balancers) {
     const m = median(b.micros);

@@ -13,11 +13,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { awaitLine, killAll, poolConfig, spawnBackend, writeTempConfig } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
+import { numberArg } from './cli-args';
+import { median } from './median';
 
-const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
-const ROUNDS = arg('rounds', 3);
-const RATE = arg('rate', 1000);
-const SECONDS = arg('seconds', 12);
+const ROUNDS = numberArg('rounds', 3);
+const RATE = numberArg('rate', 1000);
+const SECONDS = numberArg('seconds', 12);
 const PROBE = path.join(__dirname, 'gc-probe.js');
 
 interface Probe {
@@ -33,7 +34,6 @@ interface Row {
 }
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-const median = (xs: number[]): number => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
 const pausesText = (xs: number[]): string => `${xs.length} x p50 ${median(xs).toFixed(1)} max ${Math.max(0, ...xs).toFixed(1)} total ${sum(xs).toFixed(0)} ms`;
 
 async function measure(root: string, configFile: string, out: string): Promise<{ client: LoadResult; probe: Probe }> {

@@ -7,12 +7,12 @@
 import { rssMiB } from '../test/support/counting-backend';
 import { echoClient } from '../test/fixtures/echo-proto';
 import { killAll, poolConfig, sleep, spawnBackend, startBalancer, waitFor } from '../test/support/processes';
+import { numberArg } from './cli-args';
 
-const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
 
 async function main(): Promise<void> {
-  const connections = arg('connections', 10);
-  const perConnection = arg('streams', 1000);
+  const connections = numberArg('connections', 10);
+  const perConnection = numberArg('streams', 1000);
   const backend = await spawnBackend('idle');
   const lb = await startBalancer(poolConfig([backend.address]), ['--max-concurrent-streams', String(perConnection + 10)]);
   const pid = lb.proc.pid!;

@@ -15,17 +15,17 @@ import { countingBackend, rssMiB } from '../test/support/counting-backend';
 import { rapidResetFlood } from '../test/support/h2-frames';
 import { sleep, spawnBackend, startBalancer, waitFor, killAll } from '../test/support/processes';
 import { openLoop } from './load-generator';
+import { numberArg } from './cli-args';
 
-const arg = (name: string, fallback: number): number => (process.argv.includes(`--${name}`) ? Number(process.argv[process.argv.indexOf(`--${name}`) + 1]) : fallback);
 
 async function floodChild(): Promise<void> {
   const address = process.argv[process.argv.indexOf('--flood') + 1]!;
-  const result = await rapidResetFlood(address, { connections: arg('connections', 8), durationMs: arg('seconds', 10) * 1000, maxStreams: 20_000_000, path: '/flood.Target/Call' });
+  const result = await rapidResetFlood(address, { connections: numberArg('connections', 8), durationMs: numberArg('seconds', 10) * 1000, maxStreams: 20_000_000, path: '/flood.Target/Call' });
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 async function main(): Promise<void> {
-  const seconds = arg('seconds', 10);
+  const seconds = numberArg('seconds', 10);
   const counting = await countingBackend();
   const echo = await spawnBackend('good', []);
   // --victim grpc: the flooded pool's backend is a grpc-js server (streams not counted) instead.
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   });
   const pid = balancer.proc.pid!;
   const before = rssMiB(pid);
-  const child = spawn(process.execPath, [__filename, '--flood', balancer.listen, '--seconds', String(seconds), '--connections', String(arg('connections', 8))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [__filename, '--flood', balancer.listen, '--seconds', String(seconds), '--connections', String(numberArg('connections', 8))], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const flooded = new Promise<void>((r) => child.once('exit', () => r()));

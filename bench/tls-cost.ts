@@ -10,6 +10,7 @@ import { makePki } from '../test/support/certs';
 import { poolConfig, spawnBackend, startBalancer } from '../test/support/processes';
 import { h2load, h2loadAvailable } from './h2load';
 import { closedLoop } from './load-generator';
+import { median } from './median';
 
 export interface TlsCostResult {
   tool: 'h2load' | 'grpc-js closed loop';
@@ -56,7 +57,6 @@ export async function tlsCostScenario(cpuMicros: (pid: number) => number, calls:
   } finally {
     await Promise.all([plain.stop(), secured.stop(), plainBackend.kill('SIGTERM'), tlsBackend.kill('SIGTERM')]);
   }
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   result.ratio = Math.round((median(result.tls.cpuUsPerCall) / median(result.cleartext.cpuUsPerCall)) * 1000) / 1000;
   return result;
 }

@@ -18,6 +18,7 @@ import { h2load } from './h2load';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
 import { freePort } from '../test/support/processes';
+import { median } from './median';
 
 export interface WorkersRow {
   target: string;
@@ -45,8 +46,6 @@ interface Target {
   pid: number;
   stop(): Promise<unknown>;
 }
-
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function workersScenario(calls: number, rounds: number, stallSeconds: number, log: (line: string) => void): Promise<WorkersResult> {
   const backends = await Promise.all(['fast-1', 'fast-2'].map((n) => spawnBackend(n)));
