@@ -188,6 +188,33 @@ describe('floods and odd frames', () => {
     await stillServes();
   });
 
+  it('a gRPC call with a method other than POST (GET, HEAD, DELETE: node sends them without a body; PUT with one) is answered, never left hanging, and gives its slot back', async () => {
+    const session = http2.connect(`http://${lb.listen}`);
+    try {
+      for (const method of ['GET', 'HEAD', 'PUT', 'DELETE']) {
+        said(`${method} ${ECHO} with content-type application/grpc`);
+        const ended = await new Promise<{ status: number | undefined; grpcStatus: string | undefined }>((resolve) => {
+          const req = session.request({ ':method': method, ':path': ECHO, 'content-type': 'application/grpc', te: 'trailers' });
+          let headers: http2.IncomingHttpHeaders = {};
+          let trailers: http2.IncomingHttpHeaders = {};
+          req.on('response', (h) => (headers = h));
+          req.on('trailers', (t) => (trailers = t));
+          req.on('error', () => {});
+          req.on('close', () => resolve({ status: headers[':status'] as number | undefined, grpcStatus: (trailers['grpc-status'] ?? headers['grpc-status']) as string | undefined }));
+          req.resume();
+          if (!req.writableEnded) req.end(Buffer.from([0, 0, 0, 0, 2, 0x0a, 0]));
+        });
+        said(`  answered :status ${ended.status} grpc-status ${ended.grpcStatus}`);
+        // Whatever the backend makes of the method (grpc-js: UNIMPLEMENTED, or serves a PUT), the client gets a gRPC answer.
+        expect(ended.status).toBe(200);
+        expect(ended.grpcStatus).toMatch(/^[0-9]+$/);
+      }
+    } finally {
+      session.close();
+    }
+    await stillServes();
+  });
+
   it('a non-gRPC request gets 415 and an HTTP/1 request is refused', async () => {
     const session = http2.connect(`http://${lb.listen}`);
     const status = await new Promise<number>((resolve, reject) => {
