@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { cpuMicros } from './cpu';
 import { h2load, h2loadAvailable } from './h2load';
 import { awaitLine, killAll, spawnBackend, writeTempConfig, poolConfig } from '../test/support/processes';
-import { numberArg } from './cli-args';
+import { numberArg, targetArgs } from './cli-args';
 import { median } from './median';
 
 
@@ -22,17 +22,13 @@ async function main(): Promise<void> {
   if (!h2loadAvailable()) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
   const nodeArgs = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node' ? [a] : []));
   const nodeFor = new Map(nodeArgs.map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
-  const targets = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--') && !nodeArgs.includes(a));
+  const targets = targetArgs(['--node']);
   const calls = numberArg('calls', 60_000);
   const rounds = numberArg('rounds', 3);
   const backend = await spawnBackend('cpu');
   const configFile = writeTempConfig(poolConfig([backend.address]));
   const balancers: { label: string; listen: string; pid: number; micros: number[] }[] = [];
-  for (const t of targets) {
-    const label = t.slice(0, t.indexOf('='));
-    const spec = t.slice(t.indexOf('=') + 1);
-    const root = spec.includes(':') ? spec.slice(0, spec.indexOf(':')) : spec;
-    const nodeOptions = spec.includes(':') ? spec.slice(spec.indexOf(':') + 1) : undefined;
+  for (const { label, root, nodeOptions } of targets) {
     const naive = root === 'naive';
     const args = naive
       ? [path.join(__dirname, 'naive-relay.js'), backend.address]

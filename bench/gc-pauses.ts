@@ -1,10 +1,10 @@
 /**
  * Where a call waits inside the balancer (issue 26): `node dist/bench/gc-pauses.js [--rounds 3]
- * [--rate 1000] [--seconds 12] LABEL=ROOT ...` runs each build (ROOT: a checkout with a built
+ * [--rate 1000] [--seconds 12] LABEL=ROOT[:NODE_OPTIONS] ...` runs each build (ROOT: a checkout with a built
  * dist/, this one: `.`) with `--workers 1` in front of one fast Echo backend, at a fixed open-loop
  * rate, in interleaved rounds, and reports the GC pauses by kind and the event-loop delay the
  * balancer's own process saw (bench/gc-probe.ts, preloaded) over the measured window, with the
- * client's p50 and p99. All on 127.0.0.1. Prints one line per build and round, and writes
+ * client's p50 and p99 and the balancer's CPU per call. All on 127.0.0.1. Prints one line per build and round, and writes
  * bench/results/gc-pauses-<time>.json.
  */
 import { spawn } from 'node:child_process';
@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { awaitLine, killAll, poolConfig, spawnBackend, writeTempConfig } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
-import { numberArg } from './cli-args';
+import { numberArg, targetArgs, type Target } from './cli-args';
 import { median } from './median';
+import { ownCpuMicros } from './cpu';
 
 const ROUNDS = numberArg('rounds', 3);
 const RATE = numberArg('rate', 1000);
@@ -30,32 +31,36 @@ interface Row {
   label: string;
   round: number;
   client: Pick<LoadResult, 'calls' | 'errors' | 'p50Ms' | 'p99Ms' | 'p999Ms'>;
+  /** The balancer process's own CPU (user + system, every thread) over the window, per call. */
+  cpuMicrosPerCall: number;
   probe: Probe;
 }
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const pausesText = (xs: number[]): string => `${xs.length} x p50 ${median(xs).toFixed(1)} max ${Math.max(0, ...xs).toFixed(1)} total ${sum(xs).toFixed(0)} ms`;
 
-async function measure(root: string, configFile: string, out: string): Promise<{ client: LoadResult; probe: Probe }> {
+async function measure({ root, nodeOptions }: Target, configFile: string, out: string): Promise<{ client: LoadResult; cpuMicrosPerCall: number; probe: Probe }> {
   const proc = spawn(process.execPath, ['-r', PROBE, path.resolve(root, 'bin/switchboard.js'), 'balancer', '--workers', '1', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GC_PROBE_OUT: out },
+    env: { ...process.env, GC_PROBE_OUT: out, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
   });
   const ready = await awaitLine(proc, [], (o) => o.msg === 'balancer listening', root);
   const listen = String(ready.listen);
   await openLoop(listen, RATE, 2, 4, {}, 2000); // warm-up: JIT, heap, connections
   proc.kill('SIGUSR2');
+  const cpu0 = ownCpuMicros(proc.pid!);
   const client = await openLoop(listen, RATE, SECONDS, 4, {}, 2000);
+  const cpuMicrosPerCall = (ownCpuMicros(proc.pid!) - cpu0) / client.calls;
   await new Promise<void>((resolve) => {
     proc.once('exit', () => resolve());
     proc.kill('SIGTERM');
   });
-  return { client, probe: JSON.parse(readFileSync(out, 'utf8')) as Probe };
+  return { client, cpuMicrosPerCall, probe: JSON.parse(readFileSync(out, 'utf8')) as Probe };
 }
 
 async function main(): Promise<void> {
-  const targets = process.argv.slice(2).filter((a) => a.includes('=') && !a.startsWith('--')).map((a) => ({ label: a.slice(0, a.indexOf('=')), root: a.slice(a.indexOf('=') + 1) }));
-  if (targets.length === 0) throw new Error('usage: gc-pauses.js [--rounds 3] [--rate 1000] [--seconds 12] LABEL=ROOT ...');
+  const targets = targetArgs();
+  if (targets.length === 0) throw new Error('usage: gc-pauses.js [--rounds 3] [--rate 1000] [--seconds 12] LABEL=ROOT[:NODE_OPTIONS] ...');
   const backend = await spawnBackend('gc');
   const configFile = writeTempConfig(poolConfig([backend.address]));
   const dir = mkdtempSync(path.join(tmpdir(), 'switchboard-gc-'));
@@ -63,12 +68,12 @@ async function main(): Promise<void> {
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const t of targets) {
-        const { client, probe } = await measure(t.root, configFile, path.join(dir, `${t.label}-${round}.json`));
-        rows.push({ label: t.label, round, client: { calls: client.calls, errors: client.errors, p50Ms: client.p50Ms, p99Ms: client.p99Ms, p999Ms: client.p999Ms }, probe });
+        const { client, cpuMicrosPerCall, probe } = await measure(t, configFile, path.join(dir, `${t.label}-${round}.json`));
+        rows.push({ label: t.label, round, client: { calls: client.calls, errors: client.errors, p50Ms: client.p50Ms, p99Ms: client.p99Ms, p999Ms: client.p999Ms }, cpuMicrosPerCall, probe });
         const d = probe.eventLoopDelayMs;
         const g = probe.gcPausesMs;
         process.stdout.write(
-          `r${round} ${t.label.padEnd(10)} client p50 ${client.p50Ms} p99 ${client.p99Ms} ms, errors ${client.errors}; event-loop delay p99 ${d.p99} p99.9 ${d.p999} max ${d.max} ms; scavenges ${pausesText(g.scavenge!)}; mark-compacts ${pausesText(g.markCompact!)}\n`,
+          `r${round} ${t.label.padEnd(10)} client p50 ${client.p50Ms} p99 ${client.p99Ms} ms, errors ${client.errors}; CPU ${cpuMicrosPerCall.toFixed(0)} µs/call; event-loop delay p99 ${d.p99} p99.9 ${d.p999} max ${d.max} ms; scavenges ${pausesText(g.scavenge!)}; mark-compacts ${pausesText(g.markCompact!)}\n`,
         );
       }
     }
