@@ -37,7 +37,7 @@ async function desired(api: ApiClient, flags: FileFlags): Promise<{ config: Swit
 export function planCommand(): Command {
   return fileOptions(clientCommand('plan', 'show what apply would change: + create, ~ update (field before → after), - delete; exit 0 no changes, 2 changes, 1 error', 'switchboard plan -f switchboard/ --select-tag team=payments'))
     .action(async (flags: FileFlags) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const { config } = await desired(api, flags);
       const plan = (await api.call(api.api.POST('/v1/config/plan', { body: config }))).data as ConfigDiff;
       process.stdout.write(`${renderPlan(plan)}\n`);
@@ -49,7 +49,7 @@ export function applyCommand(): Command {
   return waitOptions(fileOptions(clientCommand('apply', 'apply the files atomically (PUT /v1/config): shows the plan, asks, applies, waits for the balancers', 'switchboard apply -f switchboard.yaml --auto-approve'))
     .addOption(new Option('--auto-approve', 'do not ask for confirmation (needed without a terminal)').env('SWITCHBOARD_AUTO_APPROVE')))
     .action(async (flags: FileFlags & { autoApprove?: boolean; wait: boolean; waitTimeout: string }) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const { config, etag } = await desired(api, flags);
       const plan = (await api.call(api.api.POST('/v1/config/plan', { body: config }))).data as ConfigDiff;
       process.stdout.write(`${renderPlan(plan)}\n`);
@@ -76,7 +76,7 @@ export function exportCommand(): Command {
     .addOption(new Option('-o, --output <format>', 'yaml or json').choices(['yaml', 'json']).env('SWITCHBOARD_OUTPUT').default('yaml'))
     .addOption(selectTagOption('only pools and health policies with this label (repeatable)'))
     .action(async (flags: ClientFlags & { output: string; selectTag: string[] }) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const config = selectOwned((await api.call(api.api.GET('/v1/config'))).data as SwitchboardConfig, parseSelectTags(flags.selectTag));
       process.stdout.write(flags.output === 'json' ? `${JSON.stringify(config, null, 2)}\n` : stringify(config));
     });

@@ -1,6 +1,6 @@
 /** `--server` and `--token` (env SWITCHBOARD_URL, SWITCHBOARD_TOKEN) on every client command. */
 import { Command, Option } from 'commander';
-import { ApiClient } from './client/api-client';
+import type { ApiClient } from './client/api-client';
 
 export interface ClientFlags {
   server: string;
@@ -18,7 +18,15 @@ export function clientCommand(name: string, description: string, example: string
     .addHelpText('after', `\nExample:\n  ${example}\n`);
 }
 
-export const apiOf = (flags: ClientFlags): ApiClient => new ApiClient(flags.server, flags.token, flags.ca);
+/**
+ * The API client for a command's flags. Loaded on first use: the HTTP client (undici) and the
+ * generated API client stay out of the processes that never call the API (a balancer and its
+ * workers, an admin), whose heaps would otherwise hold their code for good.
+ */
+export const apiOf = async (flags: ClientFlags): Promise<ApiClient> => {
+  const { ApiClient: Client } = await import('./client/api-client.js');
+  return new Client(flags.server, flags.token, flags.ca);
+};
 
 /** Exit codes: 0 success (plan: no changes), 1 error, 2 plan: changes pending. */
 export class ExitCode extends Error {

@@ -38,7 +38,7 @@ export function getCommand(): Command {
     .argument('[name]', 'a pool, policy, route or revision number; for backends: the pool')
     .addOption(outputOption())
     .action(async (kind: string, name: string | undefined, flags: OutputFlags) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       switch (kind) {
         case 'pool':
         case 'pools': {
@@ -127,7 +127,7 @@ export function revisionsCommand(): Command {
   return clientCommand('revisions', 'list the latest revisions (who, when, how many changes, converged)', 'switchboard revisions -o json')
     .argument('[n]', 'show one revision in full')
     .addOption(outputOption())
-    .action((n: string | undefined, flags: OutputFlags) => revisionsAction(apiOf(flags), n, flags));
+    .action(async (n: string | undefined, flags: OutputFlags) => revisionsAction(await apiOf(flags), n, flags));
 }
 
 export function rollbackCommand(): Command {
@@ -135,7 +135,7 @@ export function rollbackCommand(): Command {
     .argument('<n>', 'the revision to go back to')
     .addOption(new Option('--auto-approve', 'do not ask for confirmation (needed without a terminal)').env('SWITCHBOARD_AUTO_APPROVE'))
     .action(async (n: string, flags: ClientFlags & WaitFlags & { autoApprove?: boolean }) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const target = Number(n);
       if (!Number.isInteger(target) || target < 1) throw new Error(`"${n}" is not a revision number`);
       // The plan from the current config to revision N's, as apply shows one.
@@ -168,7 +168,7 @@ function drainCommand(name: 'drain' | 'undrain'): Command {
     .argument('<pool>')
     .argument('<address>', 'host:port of the backend')
     .action(async (pool: string, address: string, flags: ClientFlags & WaitFlags) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const res = await api.call(api.api.PATCH('/v1/pools/{pool}/backends/{address}', { params: { path: { pool, address } }, body: { drain } }));
       process.stdout.write(`${drain ? 'Draining' : 'Undrained'} ${address} in pool ${pool} (revision ${res.data.revision}).\n`);
       if (flags.wait && res.data.revision !== undefined) await waitConverged(api, res.data.revision, Number(flags.waitTimeout) * 1000);
@@ -204,7 +204,7 @@ export function statsCommand(): Command {
     .option('--interval <seconds>', 'refresh interval for --watch', '2')
     .addOption(new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'))
     .action(async (pool: string | undefined, flags: ClientFlags & { watch?: boolean; interval: string; output: string }) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const fetchStats = async (): Promise<StatsDoc> => {
         if (!pool) return (await api.call(api.api.GET('/v1/stats'))).data;
         const { nodes, ...one } = (await api.call(api.api.GET('/v1/pools/{name}/stats', { params: { path: { name: pool } } }))).data;

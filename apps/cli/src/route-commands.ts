@@ -44,7 +44,7 @@ export function routeCommand(): Command {
     .addOption(new Option('--rule <n>', 'only this rule (0-based); default: every rule that lists one of the pools'))
     .addOption(new Option('--dry-run', 'show the plan only'))
     .action(async (name: string, pairs: string[], flags: ClientFlags & WaitFlags & { rule?: string; dryRun?: boolean }) => {
-      const api = apiOf(flags);
+      const api = await apiOf(flags);
       const parsed = parseWeights(pairs);
       const rule = flags.rule === undefined ? undefined : Number(flags.rule);
       if (rule !== undefined && !Number.isInteger(rule)) throw new Error(`--rule ${flags.rule}: not a rule number`);
