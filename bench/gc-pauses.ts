@@ -1,7 +1,7 @@
 /**
  * Where a call waits inside the balancer (issue 26): `node dist/bench/gc-pauses.js [--rounds 3]
  * [--rate 1000] [--seconds 12] LABEL=ROOT[:NODE_OPTIONS] ...` runs each build (ROOT: a checkout with a built
- * dist/, this one: `.`) with `--workers 1` in front of one fast Echo backend, at a fixed open-loop
+ * dist/, this one: `.`; `naive`: the naive node:http2 relay, bench/naive-relay.ts) with `--workers 1` in front of one fast Echo backend, at a fixed open-loop
  * rate, in interleaved rounds, and reports the GC pauses by kind and the event-loop delay the
  * balancer's own process saw (bench/gc-probe.ts, preloaded) over the measured window, with the
  * client's p50 and p99 and the balancer's CPU per call. All on 127.0.0.1. Prints one line per build and round, and writes
@@ -39,12 +39,16 @@ interface Row {
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 const pausesText = (xs: number[]): string => `${xs.length} x p50 ${median(xs).toFixed(1)} max ${Math.max(0, ...xs).toFixed(1)} total ${sum(xs).toFixed(0)} ms`;
 
-async function measure({ root, nodeOptions }: Target, configFile: string, out: string): Promise<{ client: LoadResult; cpuMicrosPerCall: number; probe: Probe }> {
-  const proc = spawn(process.execPath, ['-r', PROBE, path.resolve(root, 'bin/switchboard.js'), 'balancer', '--workers', '1', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile], {
+async function measure({ root, nodeOptions }: Target, backend: string, configFile: string, out: string): Promise<{ client: LoadResult; cpuMicrosPerCall: number; probe: Probe }> {
+  const naive = root === 'naive';
+  const args = naive
+    ? [path.join(__dirname, 'naive-relay.js'), backend]
+    : [path.resolve(root, 'bin/switchboard.js'), 'balancer', '--workers', '1', '--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--config', configFile];
+  const proc = spawn(process.execPath, ['-r', PROBE, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GC_PROBE_OUT: out, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
   });
-  const ready = await awaitLine(proc, [], (o) => o.msg === 'balancer listening', root);
+  const ready = await awaitLine(proc, [], (o) => (naive ? typeof o.listen === 'string' : o.msg === 'balancer listening'), root);
   const listen = String(ready.listen);
   await openLoop(listen, RATE, 2, 4, {}, 2000); // warm-up: JIT, heap, connections
   proc.kill('SIGUSR2');
@@ -68,7 +72,7 @@ async function main(): Promise<void> {
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const t of targets) {
-        const { client, cpuMicrosPerCall, probe } = await measure(t, configFile, path.join(dir, `${t.label}-${round}.json`));
+        const { client, cpuMicrosPerCall, probe } = await measure(t, backend.address, configFile, path.join(dir, `${t.label}-${round}.json`));
         rows.push({ label: t.label, round, client: { calls: client.calls, errors: client.errors, p50Ms: client.p50Ms, p99Ms: client.p99Ms, p999Ms: client.p999Ms }, cpuMicrosPerCall, probe });
         const d = probe.eventLoopDelayMs;
         const g = probe.gcPausesMs;

@@ -1,5 +1,5 @@
 /**
- * Preloaded (`node -r dist/bench/gc-probe.js`) into a balancer by bench/gc-pauses.ts: records the
+ * Preloaded (`node -r dist/bench/gc-probe.js`) into a balancer (or the naive relay) by bench/gc-pauses.ts: records the
  * process's GC pauses by kind and its event-loop delay, from SIGUSR2 (the start of the measured
  * window) to exit, and writes them as JSON to $GC_PROBE_OUT when the process exits. Nothing else
  * in the process changes; the balancer does not use SIGUSR2.
@@ -17,6 +17,8 @@ if (out !== undefined) {
   });
   let started = false;
   process.on('SIGUSR2', () => {
+    // A process that does not handle SIGTERM itself (the naive relay) would die without 'exit'.
+    if (!started && process.listenerCount('SIGTERM') === 0) process.once('SIGTERM', () => process.exit(0));
     started = true;
     delay.reset();
     delay.enable();
