@@ -9,7 +9,8 @@
  * p99.9, errors and the calls the backends received (losers included: a cancelled loser that
  * still ran counts here).
  *
- * Each row runs after WARMUP_S (8) s of unmeasured load; `--reverse` runs the variants last to first.
+ * Each row runs after WARMUP_S (8) s or more of unmeasured load, and starts at the same point
+ * between two stalls (bench/stall-phase.ts); `--reverse` runs the variants last to first.
  * Run it from the project to measure this build, or with the working directory at another
  * checkout (built) to measure that one with the same bench: interleave the two for A/B rounds.
  * Writes bench/results/hedge-safety-<time>.json (in this project) and prints a table.
@@ -18,6 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { killAll, poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
+import { atPhase, warmupToPhase } from './stall-phase';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,7 +29,10 @@ const SECONDS = Number(arg('seconds', '10'));
 const LABEL = arg('label', path.basename(process.cwd()));
 const OUT = arg('out', path.join(__dirname, '..', '..', 'bench', 'results'));
 const SERVICE = ['--service-ms', '10', '--concurrency', '4', '--exponential', '--late-headers'];
-const STALL = [...SERVICE, '--stall-every-ms', '5000', '--stall-ms', '1500'];
+const STALL_EVERY_MS = 5000;
+const STALL = [...SERVICE, '--stall-every-ms', String(STALL_EVERY_MS), '--stall-ms', '1500'];
+/** Every measured window starts this long after a stall began (bench/stall-phase.ts): 2.5 s, midway between two. */
+const PHASE_MS = 2500;
 const DEADLINE_MS = 2000;
 /** Unmeasured load before each row: a new balancer (and new backends on a scenario's first row) needs 6-8 s at this rate to reach steady latency (bench/README.md, "warm-up counted out"). */
 const WARMUP_S = Number(arg('warmup', '8'));
@@ -60,8 +65,10 @@ async function run(scenario: string, rate: number, workers: string[], log: (line
   try {
     for (const v of REVERSE ? [...VARIANTS].reverse() : VARIANTS) {
       const lb = await startBalancer(poolConfig(backends.map((b) => b.address), v.pool), workers);
-      await openLoop(lb.listen, rate, WARMUP_S, 4, {}, DEADLINE_MS); // warm-up: JIT, heap, connections, latency window
+      // Warm-up (JIT, heap, connections, latency window), to the same point between two stalls for every row.
+      await openLoop(lb.listen, rate, warmupToPhase(WARMUP_S, STALL_EVERY_MS, PHASE_MS), 4, {}, DEADLINE_MS);
       const before = await served(backends);
+      await atPhase(STALL_EVERY_MS, PHASE_MS);
       const result = await openLoop(lb.listen, rate, SECONDS, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the counters
       const backendCalls = (await served(backends)) - before;

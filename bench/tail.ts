@@ -15,6 +15,7 @@
 import { freePort, spawnBackend, poolConfig, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
+import { atPhase, warmupToPhase } from './stall-phase';
 
 export interface TailRow {
   scenario: string;
@@ -58,6 +59,9 @@ const reverse = process.argv.includes('--reverse');
  * 2.0 ms in 2 s steps. With 2 s, the first variant measured part of everyone's warm-up.
  */
 const WARMUP_S = 8;
+/** The stalling backend's period; every measured window starts PHASE_MS after one of its stalls began (bench/stall-phase.ts). */
+const STALL_EVERY_MS = 5000;
+const PHASE_MS = 2500;
 
 async function served(backends: BackendProcess[]): Promise<number[]> {
   return Promise.all(backends.map(async (b) => (await b.stats()).calls));
@@ -73,8 +77,10 @@ async function scenario(name: string, odd: string[], seconds: number, log: (line
       if (only.length > 0 && !only.includes(v.name)) continue;
       const target = v.nginx ? await startNginx(await freePort(), addresses, 'least_conn') : await startBalancer(poolConfig(addresses, v.pool));
       const address = 'listen' in target ? target.listen : target.address;
-      await openLoop(address, RATE, WARMUP_S, 4, {}, DEADLINE_MS); // warm-up: connections, JIT, heap, latency estimates
+      // Warm-up (connections, JIT, heap, latency estimates), to the same point between two stalls for every row.
+      await openLoop(address, RATE, warmupToPhase(WARMUP_S, STALL_EVERY_MS, PHASE_MS), 4, {}, DEADLINE_MS);
       const before = await served(backends);
+      await atPhase(STALL_EVERY_MS, PHASE_MS);
       const result = await openLoop(address, RATE, seconds, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the backends' counters
       const after = await served(backends);
@@ -91,7 +97,7 @@ async function scenario(name: string, odd: string[], seconds: number, log: (line
 }
 
 export async function tailScenarios(seconds: number, log: (line: string) => void): Promise<TailRow[]> {
-  const stall = await scenario('seed stall', [...SERVICE, '--stall-every-ms', '5000', '--stall-ms', '1500'], seconds, log);
+  const stall = await scenario('seed stall', [...SERVICE, '--stall-every-ms', String(STALL_EVERY_MS), '--stall-ms', '1500'], seconds, log);
   const slow = await scenario('seed slow', ['--service-ms', '40', '--concurrency', '4', '--exponential', '--late-headers'], seconds, log);
   return [...stall, ...slow];
 }
