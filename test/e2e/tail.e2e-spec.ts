@@ -60,13 +60,19 @@ describe('the tail: hedging, retries, budget', () => {
     // Least connections ties at random, so some first attempts went to the stalled backend.
     expect(stalled.stats.calls).toBeGreaterThan(0);
     await waitFor('every losing attempt cancelled on the stalled backend', () => stalled.stats.cancelled === stalled.stats.calls);
+    // Every call that reached the stalled backend was hedged, once: one attempt on each backend.
+    // Usually the stalled one had the first attempt and the hedge won on the fast one; on a busy
+    // machine the fast one may take longer than the delay once, and the hedge then goes the
+    // other way and loses. Both are a hedge, and the answer comes from the fast backend either way.
     const hedged = stalled.stats.calls;
     expect(fast.stats.calls).toBe(20);
     // Hedges say which attempt they are (A6 grpc-previous-rpc-attempts).
-    expect(fast.stats.previousAttempts.filter((p) => p === '1')).toHaveLength(hedged);
+    const hedgesWon = fast.stats.previousAttempts.filter((p) => p === '1').length;
+    expect(hedgesWon + stalled.stats.previousAttempts.filter((p) => p === '1').length).toBe(hedged);
+    expect(hedgesWon).toBeGreaterThan(0);
     const m = await lb.metrics();
     expect(metric(m, 'switchboard_hedges_total', 'pool="echo"')).toBe(hedged);
-    expect(metric(m, 'switchboard_hedges_won_total', 'pool="echo"')).toBe(hedged);
+    expect(metric(m, 'switchboard_hedges_won_total', 'pool="echo"')).toBe(hedgesWon);
     expect(metric(m, 'switchboard_call_attempts_count', 'pool="echo"')).toBe(20);
     expect(metric(m, 'switchboard_calls_total', 'pool="echo",backend="' + fast.address + '",code="OK"')).toBe(20);
     const pool = (await lb.state()).pools[0] as unknown as { hedgeDelayMs: number; retryBudget: { calls: number; retries: number } };
