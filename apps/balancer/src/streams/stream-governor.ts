@@ -1,10 +1,13 @@
 /**
  * Long-lived streams follow the fleet (issue 23), for one balancer process:
  *
- *  - rebalance: once a second, each pool with `streams.rebalance` whose available backends or
- *    weights changed since it was last in balance ends the oldest streams (older than minAgeMs)
- *    of its over-loaded backends, as rebalance-plan.ts says, at most maxPerSecond per pool per
- *    balancer (a worker holds its 1/N share of it);
+ *  - rebalance: four times a second, each pool with `streams.rebalance` whose available backends
+ *    or weights changed since it was last in balance ends the oldest streams (older than
+ *    minAgeMs) of its over-loaded backends, as rebalance-plan.ts says, at most maxPerSecond per
+ *    pool per balancer (a worker holds its 1/N share of it). The allowance is a token bucket
+ *    that saves up at most one round's share (rebalanceAllowance), so any second sees at most
+ *    maxPerSecond plus about a round's share, in small batches rather than one burst a second
+ *    (a burst a second let two bursts land in one second of a client's clock: 2x maxPerSecond);
  *  - maximum age: a stream of a pool with `streams.maxAgeMs` ends at its own jittered age; a
  *    revision that first gives streams a maximum age they are already past spreads their ends
  *    over the jitter window;
@@ -22,9 +25,10 @@ import type { Backend } from '../pool/backend';
 import type { Pool } from '../pool/pool';
 import type { ProxiedCall } from '../proxy/proxied-call';
 import { Status } from '../proxy/grpc-status';
+import { rebalanceAllowance } from './rebalance-allowance';
 import { planRebalance } from './rebalance-plan';
 
-const TICK_MS = 1000;
+const TICK_MS = 250;
 /** For this long after a round, streams it ended that have not come back yet still count in the pool's total (their clients re-open them). */
 const PENDING_MS = 3000;
 
@@ -34,7 +38,7 @@ interface PoolRound {
   /** Available backends and their weights when last seen; a change arms the rebalance. */
   signature: string;
   armed: boolean;
-  /** Fractional allowance carried between ticks (maxPerSecond x share). */
+  /** Streams this round may end (rebalanceAllowance), fractions carried between rounds. */
   allowance: number;
   /** The pool's stream total before the last round ended some, and until when it is expected back. */
   expected: number;
@@ -155,7 +159,7 @@ export class StreamGovernor {
       round.signature = signature;
       round.armed = true;
     }
-    round.allowance = Math.min(round.allowance + cfg.maxPerSecond * this.share, Math.max(1, cfg.maxPerSecond * this.share));
+    round.allowance = rebalanceAllowance(round.allowance, cfg.maxPerSecond * this.share, TICK_MS);
     if (!round.armed) return;
     const budget = Math.floor(round.allowance);
     const current = available.reduce((a, b) => a + b.streams.size, 0);
