@@ -116,7 +116,10 @@ describe('the tail: hedging, retries, budget', () => {
   it('a fatal status ends the call at once: no further hedge, the other attempt cancelled', async () => {
     const { lb, client, backends } = await setUp(
       [{ name: 'slow', serviceMs: 1500 }, { name: 'broken-1', failWith: grpc.status.INTERNAL }, { name: 'broken-2', failWith: grpc.status.INTERNAL }],
-      { hedging: { maxAttempts: 3, delayMs: 30, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['switchboard.test.v1.Echo/*'] }, retryBudget: { percent: 100, minPerSecond: 100 } },
+      // A third attempt is due 2 x delayMs after the first: the delay is long enough that a broken
+      // backend's INTERNAL (a few ms) always comes first, even on a busy CI machine (at 30 ms
+      // it once did not, and the third attempt was sent before the fatal status arrived).
+      { hedging: { maxAttempts: 3, delayMs: 300, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['switchboard.test.v1.Echo/*'] }, retryBudget: { percent: 100, minPerSecond: 100 } },
     );
     for (let i = 0; i < 10; i++) {
       const r = await unary(client, {}, undefined, deadlineIn(3000));
