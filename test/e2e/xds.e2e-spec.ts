@@ -3,7 +3,7 @@
  * admin's xDS server (--xds) and call the backends themselves, with no balancer in the path. A
  * balancer is connected only to report its health checks. Real processes on 127.0.0.1:
  * - calls spread over a pool's backends; a drain through the API reaches the client within 1 s;
- * - a 90/10 route split within 2% over 2,000 calls, and a header rule;
+ * - a 90/10 route split within 2% over 4,000 calls, and a header rule;
  * - a backend the balancer's health checks find unhealthy leaves the client's rotation;
  * - an invalid resource NACKed: the client keeps its last good config, /v1/nodes shows the NACK;
  * - the admin restarted: the client keeps calling, then re-subscribes and takes new changes;
@@ -139,13 +139,17 @@ describe('xDS: proxyless grpc-js clients on the admin (SQLite)', () => {
     await waitFor('a3 back in rotation', async () => ((await client.calls('xds:///greeter', 30)).backends.a3 ? true : undefined), 15_000);
   }, 60_000);
 
-  it('a route splits 90/10 within 2% over 2,000 calls, and a header rule wins for its calls', async () => {
-    const r = await client.calls('xds:///canary', 2000);
-    said(`canary 90/10 over 2,000 calls: ${JSON.stringify(r.backends)}`);
+  it('a route splits 90/10 within 2% over 4,000 calls, and a header rule wins for its calls', async () => {
+    // grpc-js picks a weighted cluster at random for each call: over 2,000 calls a right 90/10
+    // split lands outside +-2% once in 370 runs (3 standard deviations; seen once in CI). Over
+    // 4,000 the same +-2% is 4.2 standard deviations (once in 37,000), and a split 1 point off
+    // still fails it most of the time.
+    const r = await client.calls('xds:///canary', 4000);
+    said(`canary 90/10 over 4,000 calls: ${JSON.stringify(r.backends)}`);
     expect(r.errors).toEqual({});
-    expect(r.backends.v1).toBeGreaterThanOrEqual(1760);
-    expect(r.backends.v1).toBeLessThanOrEqual(1840);
-    expect((r.backends.v1 ?? 0) + (r.backends.v2 ?? 0)).toBe(2000);
+    expect(r.backends.v1).toBeGreaterThanOrEqual(3520);
+    expect(r.backends.v1).toBeLessThanOrEqual(3680);
+    expect((r.backends.v1 ?? 0) + (r.backends.v2 ?? 0)).toBe(4000);
     const canary = await client.calls('xds:///canary', 50, { headers: { 'x-canary': 'always' } });
     expect(canary.backends).toEqual({ v2: 50 });
   }, 60_000);
