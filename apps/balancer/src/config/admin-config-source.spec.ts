@@ -136,6 +136,15 @@ async function setUp(opts: { addresses?: (admin: ScriptedAdmin) => string[]; sta
   return { admin, sink, source, stateDir };
 }
 
+/** The balancer's first stream to the admin, once it has said hello and acknowledged revision 1 (`first`). */
+async function serving(admin: ScriptedAdmin, first: SwitchboardConfig = config(['127.0.0.1:7001'])) {
+  const c = await admin.connection(0);
+  await c.next('hello');
+  c.send(snapshot(1, first));
+  await c.next('ack');
+  return c;
+}
+
 describe('AdminConfigSource (scripted admin on loopback)', () => {
   it('says hello with its node id, token and revision; applies, acknowledges and stores a snapshot', async () => {
     const { admin, sink, source, stateDir } = await setUp();
@@ -151,10 +160,7 @@ describe('AdminConfigSource (scripted admin on loopback)', () => {
 
   it('nacks a snapshot that is not JSON or not a valid config, naming the field, and keeps serving the last good one', async () => {
     const { admin, sink } = await setUp();
-    const c = await admin.connection(0);
-    await c.next('hello');
-    c.send(snapshot(1, config(['127.0.0.1:7001'])));
-    await c.next('ack');
+    const c = await serving(admin);
     c.send({ message: 'snapshot', snapshot: { revision: 2, configJson: '{"pools": [', part: 0, parts: 1 } });
     expect((await c.next('nack')).nack).toMatchObject({ revision: 2, reason: expect.stringContaining('not JSON') });
     c.send(snapshot(3, { pools: [{ name: 'echo', algorithm: 'fastest', match: { services: ['*'] }, backends: [] }] }));
@@ -168,10 +174,7 @@ describe('AdminConfigSource (scripted admin on loopback)', () => {
 
   it('a revision the data plane refuses is nacked; on reconnect the hello names the last good revision', async () => {
     const { admin, sink } = await setUp();
-    const c = await admin.connection(0);
-    await c.next('hello');
-    c.send(snapshot(1, config(['127.0.0.1:7001'])));
-    await c.next('ack');
+    const c = await serving(admin);
     sink.failing.add(2);
     c.send(snapshot(2, config(['127.0.0.1:7002'])));
     expect((await c.next('nack')).nack).toMatchObject({ revision: 2, reason: expect.stringContaining('does not fit this host') });
@@ -182,12 +185,9 @@ describe('AdminConfigSource (scripted admin on loopback)', () => {
 
   it('applies a delta based on the revision it runs when it gives the admin\'s hash; otherwise asks for a snapshot', async () => {
     const { admin, sink } = await setUp();
-    const c = await admin.connection(0);
-    await c.next('hello');
     const one = config(['127.0.0.1:7001']);
     const two = config(['127.0.0.1:7001', '127.0.0.1:7002']);
-    c.send(snapshot(1, one));
-    await c.next('ack');
+    const c = await serving(admin, one);
     const patchJson = JSON.stringify(patchFromDiff(two, diffConfigs(one, two)));
     // Another base than the one it runs: resync, nothing applied.
     c.send({ message: 'delta', delta: { baseRevision: 7, revision: 8, patchJson, configHash: configTag(two) } });
@@ -254,10 +254,7 @@ describe('AdminConfigSource (scripted admin on loopback)', () => {
 
   it('sends stats up the same stream, with the revision it runs', async () => {
     const { admin } = await setUp({ statsIntervalMs: 20 });
-    const c = await admin.connection(0);
-    await c.next('hello');
-    c.send(snapshot(1, config(['127.0.0.1:7001'])));
-    await c.next('ack');
+    const c = await serving(admin);
     let stats = await c.next('stats');
     while (stats.stats.appliedRevision !== 1) stats = await c.next('stats');
     expect(stats.stats.pools).toEqual([expect.objectContaining({ name: 'echo', panic: false })]);
