@@ -14,13 +14,13 @@
  *    worker's outcomes, sent up in batches): verdicts go to every worker as they change;
  *  - the ops endpoint: `/state`, `/metrics` and the admin's stats merge every worker's share;
  *  - a worker that dies is replaced (its connections, and so its calls, end with it); so is one
- *    that stops answering (SIGSTOP, a hung event loop): pinged every LIVENESS_MS, a worker
- *    silent for STALL_MS is killed, which takes it out of the connection round robin, and its
+ *    that stops answering (SIGSTOP, a hung event loop): pinged every livenessMs, a worker
+ *    silent for stallMs is killed, which takes it out of the connection round robin, and its
  *    replacement starts on the current revision. A revision a stalled worker did not answer is
  *    not refused for it: the worker is replaced and the revision acknowledged.
  * Nothing crosses processes per call.
  */
-import cluster from 'node:cluster';
+import cluster, { type Worker } from 'node:cluster';
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '#config';
@@ -57,18 +57,42 @@ export interface PrimaryOptions {
    * full pipe would then hang the primary's exit (see apps/cli/src/process-logger.ts).
    */
   output: { stdout(chunk: string): void; stderr(chunk: string): void };
+  /** Starts a worker process with these environment variables (default: node:cluster's fork of this process's argv). */
+  fork?: (env: Record<string, string>) => Worker;
+  timing?: Partial<PrimaryTiming>;
 }
 
-const APPLY_TIMEOUT_MS = 30_000;
-const QUERY_TIMEOUT_MS = 2_000;
-/** A worker that dies sooner than this after starting is replaced after RESPAWN_DELAY_MS, not at once (a crash loop must not spin). */
-const SHORT_LIFE_MS = 5_000;
-const RESPAWN_DELAY_MS = 1_000;
+export interface PrimaryTiming {
+  /** A worker that has not applied a revision in this long is replaced (silence is not a refusal). */
+  applyTimeoutMs: number;
+  /** A worker that does not answer a query (/state, /metrics, stats) in this long is left out of it. */
+  queryTimeoutMs: number;
+  /** How often each worker is pinged. */
+  livenessMs: number;
+  /** A worker whose ping waits this long is replaced. */
+  stallMs: number;
+  /** A worker that dies sooner than this after starting is replaced after respawnDelayMs, not at once (a crash loop must not spin). */
+  shortLifeMs: number;
+  respawnDelayMs: number;
+}
+
+export const DEFAULT_PRIMARY_TIMING: PrimaryTiming = {
+  applyTimeoutMs: 30_000,
+  queryTimeoutMs: 2_000,
+  livenessMs: 1_000,
+  // SWITCHBOARD_WORKER_STALL_MS overrides it.
+  stallMs: Number(process.env.SWITCHBOARD_WORKER_STALL_MS) || 5_000,
+  shortLifeMs: 5_000,
+  respawnDelayMs: 1_000,
+};
+
 const UNAVAILABLE = 14;
-/** How often each worker is pinged. */
-const LIVENESS_MS = 1_000;
-/** A worker whose ping waits this long is replaced (SWITCHBOARD_WORKER_STALL_MS overrides, for tests). */
-const STALL_MS = Number(process.env.SWITCHBOARD_WORKER_STALL_MS) || 5_000;
+
+/** node:cluster: workers run this process's argv, their output piped to the primary, messages with the advanced serialisation. */
+function clusterFork(env: Record<string, string>): Worker {
+  cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  return cluster.fork(env);
+}
 
 export class BalancerPrimary implements ConfigSink {
   private runtime = Runtime.empty();
@@ -91,9 +115,11 @@ export class BalancerPrimary implements ConfigSink {
   private liveness: NodeJS.Timeout | null = null;
   private readonly handoff: ConnectionHandoff;
   private readonly latency = new SharedLatency();
+  private readonly timing: PrimaryTiming;
 
   constructor(private readonly options: PrimaryOptions) {
     this.log = options.logger;
+    this.timing = { ...DEFAULT_PRIMARY_TIMING, ...options.timing };
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
     this.verdicts = new LocalVerdicts(this.log, (b) => this.broadcastVerdict(b));
     this.handoff = new ConnectionHandoff(() => this.workers.values(), this.log);
@@ -106,7 +132,6 @@ export class BalancerPrimary implements ConfigSink {
 
   /** Starts every worker (each listening on the shared data address), the ops endpoint, then the source. */
   async start(source: ConfigSource | null): Promise<{ listen: HostPort; ops: HostPort | null }> {
-    cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     // Listen first: a taken port fails the start before any worker exists.
     const listen = await this.handoff.listen(this.options.listen);
     try {
@@ -123,7 +148,7 @@ export class BalancerPrimary implements ConfigSink {
       this.opsServer = started.server;
       ops = started.address;
     }
-    this.liveness = setInterval(() => this.checkLiveness(), LIVENESS_MS);
+    this.liveness = setInterval(() => this.checkLiveness(), this.timing.livenessMs);
     this.liveness.unref();
     if (source) {
       this.source = source;
@@ -217,12 +242,12 @@ export class BalancerPrimary implements ConfigSink {
   private async applyOnWorkers(config: SwitchboardConfig, revision: number, cause: 'revision' | 'discovery' = 'revision'): Promise<string | null> {
     const verdicts = this.verdictTable();
     const targets = [...this.workers.values()].filter((w) => w.initialised);
-    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'apply', config, revision, verdicts, cause }, APPLY_TIMEOUT_MS)));
+    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'apply', config, revision, verdicts, cause }, this.timing.applyTimeoutMs)));
     for (const [i, r] of results.entries()) {
       if (r.status === 'fulfilled' || r.reason instanceof WorkerGone) continue;
       // Silence is not a refusal: the worker is replaced, and its replacement starts on this revision.
       if (r.reason instanceof WorkerTimedOut) {
-        this.replaceStalled(targets[i]!, `did not apply revision ${revision} within ${APPLY_TIMEOUT_MS} ms`);
+        this.replaceStalled(targets[i]!, `did not apply revision ${revision} within ${this.timing.applyTimeoutMs} ms`);
         continue;
       }
       return `worker ${targets[i]!.worker.id}: ${(r.reason as Error).message}`;
@@ -230,7 +255,6 @@ export class BalancerPrimary implements ConfigSink {
     return null;
   }
 
-  /** Pings every worker; one whose ping waited STALL_MS is replaced. */
   /** Every hedging pool's balancer-wide percentile and median, to every worker (each liveness tick). */
   private shareLatency(): void {
     const values = this.latency.values(this.runtime.config, performance.now());
@@ -238,17 +262,18 @@ export class BalancerPrimary implements ConfigSink {
     for (const w of this.workers.values()) if (w.initialised) w.send({ t: 'latency', values });
   }
 
+  /** Pings every worker; one whose ping waited stallMs is replaced. */
   private checkLiveness(): void {
     this.shareLatency();
     const now = Date.now();
     for (const w of this.workers.values()) {
       if (!w.listening || w.worker.isDead()) continue;
       if (w.pingSentAt !== null) {
-        if (now - w.pingSentAt >= STALL_MS) this.replaceStalled(w, `did not answer a ping for ${now - w.pingSentAt} ms`);
+        if (now - w.pingSentAt >= this.timing.stallMs) this.replaceStalled(w, `did not answer a ping for ${now - w.pingSentAt} ms`);
         continue;
       }
       w.pingSentAt = now;
-      w.request({ t: 'query', what: 'ping' }, STALL_MS * 4).then(
+      w.request({ t: 'query', what: 'ping' }, this.timing.stallMs * 4).then(
         () => {
           w.pingSentAt = null;
         },
@@ -268,7 +293,7 @@ export class BalancerPrimary implements ConfigSink {
 
   /** Starts the worker of `slot` (0..N-1: its share of the limits; a replacement takes the dead one's slot). */
   private fork(slot: number): Promise<HostPort> {
-    const worker = cluster.fork({ SWITCHBOARD_WORKER_SLOT: String(slot) });
+    const worker = (this.options.fork ?? clusterFork)({ SWITCHBOARD_WORKER_SLOT: String(slot) });
     const handle = new WorkerHandle(worker, slot);
     relayLines(worker.process.stdout, this.options.output.stdout);
     relayLines(worker.process.stderr, this.options.output.stderr);
@@ -315,7 +340,7 @@ export class BalancerPrimary implements ConfigSink {
     if (this.stopping) return;
     this.restarts++;
     this.metrics.restarts.inc();
-    const delay = Date.now() - handle.startedAt < SHORT_LIFE_MS ? RESPAWN_DELAY_MS : 0;
+    const delay = Date.now() - handle.startedAt < this.timing.shortLifeMs ? this.timing.respawnDelayMs : 0;
     this.log.error({ worker: handle.worker.id, pid: handle.pid, code, signal, restartInMs: delay }, 'worker died: its connections closed; starting a replacement');
     const timer = setTimeout(() => {
       if (this.stopping) return;
@@ -363,7 +388,7 @@ export class BalancerPrimary implements ConfigSink {
   /** Every serving worker's answer to `what`; a worker that does not answer in time is left out. */
   private async queryAll<T>(what: Query): Promise<T[]> {
     const targets = [...this.workers.values()].filter((w) => w.listening);
-    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'query', what }, QUERY_TIMEOUT_MS)));
+    const results = await Promise.allSettled(targets.map((w) => w.request({ t: 'query', what }, this.timing.queryTimeoutMs)));
     return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value as T] : []));
   }
 
