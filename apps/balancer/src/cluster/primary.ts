@@ -42,6 +42,7 @@ import { ConnectionHandoff } from './connection-handoff';
 import { Discovery } from '../discovery/discovery';
 import { SharedLatency } from './shared-latency';
 import { backendKey } from '../pool/backend-key';
+import { Status } from '../proxy/grpc-status';
 
 export interface PrimaryOptions {
   workers: number;
@@ -86,7 +87,7 @@ export const DEFAULT_PRIMARY_TIMING: PrimaryTiming = {
   respawnDelayMs: 1_000,
 };
 
-const UNAVAILABLE = 14;
+const { UNAVAILABLE } = Status;
 
 /** node:cluster: workers run this process's argv, their output piped to the primary, messages with the advanced serialisation. */
 function clusterFork(env: Record<string, string>): Worker {

@@ -11,8 +11,9 @@ import type { Pool } from '../pool/pool';
 import type { Verdicts } from '../health/verdicts';
 import type { OutcomeRuns, VerdictEntry } from './messages';
 import { backendKey } from '../pool/backend-key';
+import { Status } from '../proxy/grpc-status';
 
-const UNAVAILABLE = 14;
+const { UNAVAILABLE } = Status;
 
 export class WorkerVerdicts implements Verdicts {
   /** The primary's latest verdict per backend. */

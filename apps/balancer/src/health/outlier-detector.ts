@@ -10,10 +10,11 @@ import type { Logger } from 'pino';
 import type { HealthPolicyConfig } from '#config';
 import type { Pool } from '../pool/pool';
 import type { Backend } from '../pool/backend';
+import { Status } from '../proxy/grpc-status';
 
 export type PassiveCheck = NonNullable<HealthPolicyConfig['passive']>;
 
-const UNAVAILABLE = 14;
+const { UNAVAILABLE } = Status;
 const MAX_EJECTION_MULTIPLIER = 10;
 
 interface Streak {
