@@ -73,8 +73,11 @@ async function scenario(name: string, odd: string[], seconds: number, log: (line
   const rows: TailRow[] = [];
   try {
     for (const v of reverse ? [...VARIANTS].reverse() : VARIANTS) {
-      if (v.nginx && !nginxAvailable()) continue;
       if (only.length > 0 && !only.includes(v.name)) continue;
+      if (v.nginx && !nginxAvailable()) {
+        log(`${name}  ${v.name}: skipped, no nginx on this machine (apt-get install nginx-light)`);
+        continue;
+      }
       const target = v.nginx ? await startNginx(await freePort(), addresses, 'least_conn') : await startBalancer(poolConfig(addresses, v.pool));
       const address = 'listen' in target ? target.listen : target.address;
       // Warm-up (connections, JIT, heap, latency estimates), to the same point between two stalls for every row.

@@ -140,7 +140,9 @@ export function startNode(adminGrpc: string, options: NodeOptions): Promise<Bala
 async function spawnBalancer(sourceArgs: string[], configFile: string, env: Record<string, string> = {}): Promise<BalancerProcess> {
   // A short drain timeout by default, so a test that leaves a call open does not wait 30 s.
   const args = ['--listen', '127.0.0.1:0', '--ops', '127.0.0.1:0', '--drain-timeout-ms', '2000', ...sourceArgs];
-  const proc = spawn(process.execPath, [CLI, 'balancer', ...args], {
+  // Node options for the balancer alone (benches: BENCH_BALANCER_NODE_ARGS="--v8-pool-size=1"), not for the client or backends.
+  const nodeArgs = (process.env.BENCH_BALANCER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'balancer', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });

@@ -21,6 +21,7 @@
  * Nothing crosses processes per call.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import type * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { SwitchboardConfig } from '#config';
@@ -42,6 +43,7 @@ import { ConnectionHandoff } from './connection-handoff';
 import { Discovery } from '../discovery/discovery';
 import { SharedLatency } from './shared-latency';
 import { backendKey } from '../pool/backend-key';
+import { workerExecArgv } from './worker-exec-argv';
 import { Status } from '../proxy/grpc-status';
 
 export interface PrimaryOptions {
@@ -89,10 +91,17 @@ export const DEFAULT_PRIMARY_TIMING: PrimaryTiming = {
 
 const { UNAVAILABLE } = Status;
 
-/** node:cluster: workers run this process's argv, their output piped to the primary, messages with the advanced serialisation. */
-function clusterFork(env: Record<string, string>): Worker {
-  cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  return cluster.fork(env);
+/**
+ * node:cluster: workers run this process's argv with its Node options and their share of V8's
+ * background threads (worker-exec-argv.ts), their output piped to the primary, messages with the
+ * advanced serialisation.
+ */
+function clusterFork(workers: number): (env: Record<string, string>) => Worker {
+  const execArgv = workerExecArgv(process.execArgv, process.env.NODE_OPTIONS, availableParallelism(), workers);
+  return (env) => {
+    cluster.setupPrimary({ serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv });
+    return cluster.fork(env);
+  };
 }
 
 export class BalancerPrimary implements ConfigSink {
@@ -117,10 +126,12 @@ export class BalancerPrimary implements ConfigSink {
   private readonly handoff: ConnectionHandoff;
   private readonly latency = new SharedLatency();
   private readonly timing: PrimaryTiming;
+  private readonly forkWorker: (env: Record<string, string>) => Worker;
 
   constructor(private readonly options: PrimaryOptions) {
     this.log = options.logger;
     this.timing = { ...DEFAULT_PRIMARY_TIMING, ...options.timing };
+    this.forkWorker = options.fork ?? clusterFork(options.workers);
     this.upstreamOptions = { ...DEFAULT_UPSTREAM_OPTIONS, ...options.upstream };
     this.verdicts = new LocalVerdicts(this.log, (b) => this.broadcastVerdict(b));
     this.handoff = new ConnectionHandoff(() => this.workers.values(), this.log);
@@ -294,7 +305,7 @@ export class BalancerPrimary implements ConfigSink {
 
   /** Starts the worker of `slot` (0..N-1: its share of the limits; a replacement takes the dead one's slot). */
   private fork(slot: number): Promise<HostPort> {
-    const worker = (this.options.fork ?? clusterFork)({ SWITCHBOARD_WORKER_SLOT: String(slot) });
+    const worker = this.forkWorker({ SWITCHBOARD_WORKER_SLOT: String(slot) });
     const handle = new WorkerHandle(worker, slot);
     relayLines(worker.process.stdout, this.options.output.stdout);
     relayLines(worker.process.stderr, this.options.output.stderr);
