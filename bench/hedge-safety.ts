@@ -19,6 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { killAll, poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
+import { DEADLINE_MS, PHASE_MS, SERVICE, STALL, STALL_EVERY_MS } from './seed-stall';
 import { atPhase, warmupToPhase } from './stall-phase';
 
 const arg = (name: string, fallback: string): string => {
@@ -28,12 +29,6 @@ const arg = (name: string, fallback: string): string => {
 const SECONDS = Number(arg('seconds', '10'));
 const LABEL = arg('label', path.basename(process.cwd()));
 const OUT = arg('out', path.join(__dirname, '..', '..', 'bench', 'results'));
-const SERVICE = ['--service-ms', '10', '--concurrency', '4', '--exponential', '--late-headers'];
-const STALL_EVERY_MS = 5000;
-const STALL = [...SERVICE, '--stall-every-ms', String(STALL_EVERY_MS), '--stall-ms', '1500'];
-/** Every measured window starts this long after a stall began (bench/stall-phase.ts): 2.5 s, midway between two. */
-const PHASE_MS = 2500;
-const DEADLINE_MS = 2000;
 /** Unmeasured load before each row: a new balancer (and new backends on a scenario's first row) needs 6-8 s at this rate to reach steady latency (bench/README.md, "warm-up counted out"). */
 const WARMUP_S = Number(arg('warmup', '8'));
 /** `--reverse`: the variants last to first (alternate it between rounds, so no variant always runs on the coldest backends). */

@@ -15,6 +15,7 @@
 import { freePort, spawnBackend, poolConfig, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
+import { DEADLINE_MS, PHASE_MS, SERVICE, STALL, STALL_EVERY_MS } from './seed-stall';
 import { atPhase, warmupToPhase } from './stall-phase';
 
 export interface TailRow {
@@ -28,8 +29,6 @@ export interface TailRow {
 }
 
 const RATE = 780;
-const DEADLINE_MS = 2000;
-const SERVICE = ['--service-ms', '10', '--concurrency', '4', '--exponential', '--late-headers'];
 
 interface Variant {
   name: string;
@@ -59,9 +58,6 @@ const reverse = process.argv.includes('--reverse');
  * 2.0 ms in 2 s steps. With 2 s, the first variant measured part of everyone's warm-up.
  */
 const WARMUP_S = 8;
-/** The stalling backend's period; every measured window starts PHASE_MS after one of its stalls began (bench/stall-phase.ts). */
-const STALL_EVERY_MS = 5000;
-const PHASE_MS = 2500;
 
 async function served(backends: BackendProcess[]): Promise<number[]> {
   return Promise.all(backends.map(async (b) => (await b.stats()).calls));
@@ -100,7 +96,7 @@ async function scenario(name: string, odd: string[], seconds: number, log: (line
 }
 
 export async function tailScenarios(seconds: number, log: (line: string) => void): Promise<TailRow[]> {
-  const stall = await scenario('seed stall', [...SERVICE, '--stall-every-ms', String(STALL_EVERY_MS), '--stall-ms', '1500'], seconds, log);
+  const stall = await scenario('seed stall', STALL, seconds, log);
   const slow = await scenario('seed slow', ['--service-ms', '40', '--concurrency', '4', '--exponential', '--late-headers'], seconds, log);
   return [...stall, ...slow];
 }
