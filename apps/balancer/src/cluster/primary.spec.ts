@@ -143,7 +143,10 @@ async function until<T>(what: string, probe: () => T | undefined | false, timeou
   }
 }
 
-async function setUp(opts: { workers?: number; script?: (slot: number, generation: number) => Script; timing?: Partial<PrimaryTiming>; ops?: boolean } = {}) {
+type SetUp = { workers?: number; script?: (slot: number, generation: number) => Script; timing?: Partial<PrimaryTiming>; ops?: boolean };
+
+/** A primary whose workers are FakeWorkers (in `forked`, in the order started), not started yet. */
+function primaryOf(opts: SetUp = {}) {
   const forked: FakeWorker[] = [];
   const primary = new BalancerPrimary({
     workers: opts.workers ?? 2,
@@ -162,6 +165,11 @@ async function setUp(opts: { workers?: number; script?: (slot: number, generatio
     // Long by default, so that no test sees a ping or timeout it did not ask for.
     timing: { livenessMs: 60_000, applyTimeoutMs: 60_000, queryTimeoutMs: 60_000, ...opts.timing },
   });
+  return { primary, forked };
+}
+
+async function setUp(opts: SetUp = {}) {
+  const { primary, forked } = primaryOf(opts);
   running.push(primary);
   const addresses = await primary.start(null);
   return { primary, forked, addresses };
@@ -299,23 +307,8 @@ describe('BalancerPrimary (scripted workers)', () => {
   });
 
   it('a worker that cannot listen fails the start, and no worker is left running', async () => {
-    const forked: FakeWorker[] = [];
-    const primary = new BalancerPrimary({
-      workers: 2,
-      listen: { host: '127.0.0.1', port: 0 },
-      ops: null,
-      drainTimeoutMs: 200,
-      logger: log,
-      output: { stdout: () => {}, stderr: () => {} },
-      fork: (env) => {
-        const slot = Number(env.SWITCHBOARD_WORKER_SLOT);
-        const w = new FakeWorker(
-          slot,
-          servingUnless((x, m) => slot === 1 && m.t === 'init' && (x.say({ t: 'failed', error: 'listen EADDRINUSE 127.0.0.1:1' }), x.exit(1, null), true)),
-        );
-        forked.push(w);
-        return w as unknown as Worker;
-      },
+    const { primary, forked } = primaryOf({
+      script: (slot) => servingUnless((x, m) => slot === 1 && m.t === 'init' && (x.say({ t: 'failed', error: 'listen EADDRINUSE 127.0.0.1:1' }), x.exit(1, null), true)),
     });
     await expect(primary.start(null)).rejects.toThrow('listen EADDRINUSE 127.0.0.1:1');
     expect(forked[0]!.killedWith).toBe('SIGKILL');

@@ -8,7 +8,7 @@
  * backends and clients) need, and a worker's collection waits for helpers that are not running.
  * Each worker's pool is its share of the cores the workers leave free, between 1 and 4. With
  * `--workers 1` on 2 cores, `NODE_OPTIONS=--v8-pool-size=1` did the same for the single process:
- * its stall p99 fell in each of 3 interleaved rounds (bench/README.md, tenth pass).
+ * its stall p99 was lower in 5 of 6 interleaved rounds (bench/README.md, tenth pass).
  */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined, cores: number, workers: number): string[] {
   const chosen = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => a.startsWith('--v8-pool-size'));
