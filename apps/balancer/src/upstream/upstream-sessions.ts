@@ -25,6 +25,7 @@
  */
 import * as http2 from 'node:http2';
 import type { TlsMaterial } from '#common';
+import { installAsyncResourceBind } from './async-resource-bind';
 
 /** TLS to a backend (a pool's `tls`): the files' contents and the name to verify. */
 export interface UpstreamTls {
@@ -129,6 +130,7 @@ export class UpstreamSessions {
     private readonly onTlsFailure: (reason: string) => void = () => {},
   ) {
     this.tls = tls;
+    installAsyncResourceBind(); // each request binds an AsyncResource: the cheap bind, once per process
   }
 
   /** Why the last connection attempt failed ('' when none did since the last success). */
