@@ -100,7 +100,7 @@ describe('the replacement behaves as Node bind', () => {
     expect(r.ours.caught).toBe('RangeError: inside');
   });
 
-  it('keeps the function’s length, and an enumerable asyncResource that reads and replaces the resource', () => {
+  it('keeps the function’s length and name, and an enumerable asyncResource that reads and replaces the resource', () => {
     const r = both(() => {
       const resource = new AsyncResource('T');
       const other = new AsyncResource('U');
@@ -108,10 +108,10 @@ describe('the replacement behaves as Node bind', () => {
       const withThis = bindOf(resource, (_a: unknown) => undefined, {}) as Fn & { asyncResource: unknown };
       const read = bound.asyncResource === resource;
       bound.asyncResource = other;
-      return { length: bound.length, lengthWithThis: withThis.length, read, replaced: bound.asyncResource === other, keys: Object.keys(bound), withThisRead: withThis.asyncResource === resource };
+      return { length: bound.length, lengthWithThis: withThis.length, names: [bound.name, withThis.name], read, replaced: bound.asyncResource === other, keys: Object.keys(bound), withThisRead: withThis.asyncResource === resource };
     });
     expect(r.ours).toEqual(r.node);
-    expect(r.ours).toEqual({ length: 3, lengthWithThis: 1, read: true, replaced: true, keys: ['asyncResource'], withThisRead: true });
+    expect(r.ours).toMatchObject({ length: 3, lengthWithThis: 1, read: true, replaced: true, keys: ['asyncResource'], withThisRead: true });
   });
 
   it('refuses what is not a function with Node’s own error, and AsyncResource.bind (static) goes through it', () => {
