@@ -308,6 +308,12 @@ async function main(): Promise<void> {
     `soak done: ${calls} calls: ok ${totals.ok}, DEADLINE_EXCEEDED ${totals.deadline} (${((totals.deadline / Math.max(1, calls)) * 100).toFixed(3)}%), UNAVAILABLE ${totals.unavailable}, cancelled ${totals.cancelled}, other ${totals.other}; probes ${probeCalls - probeFailed}/${probeCalls} ok; RSS ${firstMiB} -> ${lastMiB} MiB (max ${result.rss.maxMiB}); active after ${activeAfter}`,
   );
   log(`wrote ${path.relative(process.cwd(), file)} and its .svg plot; goals ${failures.length === 0 ? 'met' : `not met: ${failures.join('; ')}`}`);
+  if (failures.length > 0) {
+    // What the balancer warned of, so that a failed run (in CI, where nothing else is kept) says why.
+    const warnings = lb.logs.filter((l) => /"level":(4|5|6)\d/.test(l));
+    log(`the balancer's warnings and errors (${warnings.length}, at most 60 shown):`);
+    for (const l of warnings.slice(0, 60)) log(`  ${l.slice(0, 400)}`);
+  }
   if (CHECK && failures.length > 0) process.exitCode = 1;
 }
 
