@@ -15,8 +15,9 @@
  * so cannot be serving it: the socket goes to another worker instead, up to MAX_HANDOFFS times,
  * and is closed only when none is left. Closing it costs more than the connection: a gRPC client
  * whose new connection closes before HTTP/2 starts backs off (grpc-js: about a second) and fails
- * every call on that channel meanwhile (a 1-minute churn soak in CI: 76 UNAVAILABLE in the second
- * of one worker kill, where a kill usually costs 0-18). A worker that took the socket and died
+ * every call on that channel meanwhile. (A 1-minute churn soak in CI once lost 76 calls in the
+ * second of one worker kill, where a kill usually costs 0-18: a channel's second of backoff; the
+ * run kept no log to say which closed connection caused it.) A worker that took the socket and died
  * before its confirmation arrived may have read the client's first bytes; the next worker then
  * sees a broken preface and closes it, which is what closing it here would have done.
  *
