@@ -41,7 +41,8 @@ const setResource = deprecate(function (this: Bound, value: unknown) {
 }, WARNING, 'DEP0172');
 
 const original = AsyncResource.prototype.bind;
-let installed = false;
+/** Whether Node's bind is the slow one (bindAddsAccessor), asked once. */
+let slow: boolean | null = null;
 
 type Fn = (...args: unknown[]) => unknown;
 const nodeBind = original as unknown as (this: AsyncResource, fn: unknown, thisArg?: unknown) => Fn;
@@ -76,16 +77,14 @@ export function bindAddsAccessor(): boolean {
 
 /** Replaces AsyncResource.prototype.bind where it is the slow one; idempotent. True when the replacement is in place. */
 export function installAsyncResourceBind(): boolean {
-  if (installed) return true;
-  if (AsyncResource.prototype.bind !== original || !bindAddsAccessor()) return false; // someone else's, or a Node without the cost
+  const current = AsyncResource.prototype.bind as unknown;
+  if (current === bind) return true;
+  if (current !== original || !(slow ??= bindAddsAccessor())) return false; // someone else's, or a Node without the cost
   AsyncResource.prototype.bind = bind as unknown as typeof original;
-  installed = true;
   return true;
 }
 
 /** For tests: puts Node's own bind back. */
 export function uninstallAsyncResourceBind(): void {
-  if (!installed) return;
-  AsyncResource.prototype.bind = original;
-  installed = false;
+  if ((AsyncResource.prototype.bind as unknown) === bind) AsyncResource.prototype.bind = original;
 }
