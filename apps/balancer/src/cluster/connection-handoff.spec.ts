@@ -108,16 +108,11 @@ describe('ConnectionHandoff', () => {
     expect(h.counts).toEqual({ handed: 4, dropped: 0 });
   });
 
-  it('a worker that dies before confirming: the connection goes to another worker, still open', async () => {
-    const { h, workers, port } = await setUp('die', 'confirm');
-    await connect(port, h);
-    expect(workers[0]!.got).toHaveLength(1);
-    expect(workers[1]!.open).toEqual([true]);
-    expect(h.counts).toEqual({ handed: 1, dropped: 0 });
-  });
-
-  it('a send that fails goes to another worker', async () => {
-    const { h, workers, port } = await setUp('fail-send', 'confirm');
+  it.each([
+    ['a worker that dies before confirming', 'die'],
+    ['a send that fails', 'fail-send'],
+  ] as const)('%s: the connection goes to another worker, still open', async (_what, behaviour) => {
+    const { h, workers, port } = await setUp(behaviour, 'confirm');
     await connect(port, h);
     expect(workers[0]!.got).toHaveLength(1);
     expect(workers[1]!.open).toEqual([true]);
