@@ -119,6 +119,16 @@ describe('ConnectionHandoff', () => {
     expect(h.counts).toEqual({ handed: 1, dropped: 0 });
   });
 
+  it('a confirmation for a connection that is not on its way (unknown, or confirmed already) changes nothing', async () => {
+    const { h, workers, port } = await setUp('confirm');
+    await connect(port, h);
+    const id = workers[0]!.got[0]!;
+    for (const bogus of [id, id + 1, -1, 0, Number.NaN, 2 ** 53]) h.confirmed(bogus);
+    expect(h.counts).toEqual({ handed: 1, dropped: 0 });
+    await connect(port, h);
+    expect(h.counts).toEqual({ handed: 2, dropped: 0 });
+  });
+
   it(`gives up after ${MAX_HANDOFFS} workers failed it, and closes the connection`, async () => {
     const { h, workers, port } = await setUp('fail-send', 'fail-send', 'fail-send', 'fail-send', 'fail-send');
     const c = await connect(port, h);
