@@ -19,7 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { killAll, poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
-import { DEADLINE_MS, PHASE_MS, SERVICE, STALL, STALL_EVERY_MS } from './seed-stall';
+import { benchSeed, DEADLINE_MS, PHASE_MS, reseed, SERVICE, seeded, STALL, STALL_EVERY_MS } from './seed-stall';
 import { atPhase, warmupToPhase } from './stall-phase';
 
 const arg = (name: string, fallback: string): string => {
@@ -33,6 +33,8 @@ const OUT = arg('out', path.join(__dirname, '..', '..', 'bench', 'results'));
 const WARMUP_S = Number(arg('warmup', '8'));
 /** `--reverse`: the variants last to first (alternate it between rounds, so no variant always runs on the coldest backends). */
 const REVERSE = process.argv.includes('--reverse');
+/** `--seed N`: the backends' service-time sequences for this round (seed-stall.ts). */
+const SEED = benchSeed();
 
 const FIXED = { maxAttempts: 2, delayMs: 50, nonFatalStatusCodes: ['UNAVAILABLE'], methods: ['*'] };
 const ADAPTIVE = { ...FIXED, adaptiveDelay: { percentile: 97, minMs: 10 } };
@@ -55,7 +57,7 @@ async function served(backends: BackendProcess[]): Promise<number> {
 }
 
 async function run(scenario: string, rate: number, workers: string[], log: (line: string) => void): Promise<Row[]> {
-  const backends = await Promise.all([spawnBackend('steady-1', SERVICE), spawnBackend('steady-2', SERVICE), spawnBackend('odd', STALL)]);
+  const backends = await Promise.all([spawnBackend('steady-1', seeded(SERVICE, SEED, 0)), spawnBackend('steady-2', seeded(SERVICE, SEED, 1)), spawnBackend('odd', seeded(STALL, SEED, 2))]);
   const rows: Row[] = [];
   try {
     for (const v of REVERSE ? [...VARIANTS].reverse() : VARIANTS) {
@@ -64,6 +66,7 @@ async function run(scenario: string, rate: number, workers: string[], log: (line
       await openLoop(lb.listen, rate, warmupToPhase(WARMUP_S, STALL_EVERY_MS, PHASE_MS), 4, {}, DEADLINE_MS);
       const before = await served(backends);
       await atPhase(STALL_EVERY_MS, PHASE_MS);
+      await reseed(backends);
       const result = await openLoop(lb.listen, rate, SECONDS, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the counters
       const backendCalls = (await served(backends)) - before;
@@ -90,7 +93,7 @@ async function main(): Promise<void> {
   killAll();
   mkdirSync(OUT, { recursive: true });
   const file = path.join(OUT, `hedge-safety-${LABEL}-${new Date().toISOString().replace(/:/g, '-').slice(0, 19)}.json`);
-  writeFileSync(file, `${JSON.stringify({ label: LABEL, seconds: SECONDS, rows }, null, 1)}\n`);
+  writeFileSync(file, `${JSON.stringify({ label: LABEL, seconds: SECONDS, seed: SEED, rows }, null, 1)}\n`);
   log(`wrote ${file}`);
 }
 

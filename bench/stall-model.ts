@@ -17,7 +17,8 @@
  * 5 s; a frozen backend reads nothing until it thaws, runs its due timers before it reads the
  * cancels that came meanwhile, and never serves a call cancelled while it queued); calls arrive
  * at a fixed rate as bench/load-generator.ts sends them, with 2 s deadlines; the balancer adds no
- * time of its own and runs as one process.
+ * time of its own; with `--workers N` each worker counts its own streams and hedges its own
+ * calls, over one latency window and one budget (the primary's).
  *
  * One more variant is not a product setting but a bound: "oracle" is least_conn that knows when
  * a freeze begins and sends the frozen backend nothing until it ends, with no hedge delay and no
@@ -26,13 +27,14 @@
  * can serve the others better than that: whatever it takes off the frozen backend, the two steady
  * ones must carry while they are at 97.5% of their capacity.
  *
- *   node dist/bench/stall-model.js [--rate 780] [--seconds 100] [--seeds 6] [--variants a,b]
+ *   node dist/bench/stall-model.js [--rate 780] [--workers 1] [--seconds 100] [--seeds 6] [--variants a,b]
  */
 import type { HedgingPolicyConfig, PoolConfig } from '#config';
 import { pickLeastConn } from '../apps/balancer/src/picker/least-conn';
 import { UNACKED_HOLD_MS } from '../apps/balancer/src/pool/backend';
 import { CallPolicy } from '../apps/balancer/src/tail/call-policy';
 import { planHedge } from '../apps/balancer/src/tail/hedge-plan';
+import { seededRandom } from '../test/fixtures/seeded-random';
 import { DEADLINE_MS, PHASE_MS, STALL_EVERY_MS } from './seed-stall';
 
 const arg = (name: string, fallback: string): string => {
@@ -44,6 +46,8 @@ const SLOTS = 4;
 const SERVICE_MS = 10;
 const FREEZE_MS = 1500;
 const FROZEN = 2;
+/** The load generator's client connections (bench/hedge-safety.ts opens 4). */
+const CONNECTIONS = 4;
 /** Simulated load before the measured window, ending at the same phase as the benches' windows. */
 const WARMUP_MS = 8 * STALL_EVERY_MS + PHASE_MS;
 
@@ -54,18 +58,6 @@ const VARIANTS: Record<string, { hedging?: object; oracle?: boolean }> = {
   'hedging adaptive': { hedging: { ...FIXED, adaptiveDelay: { percentile: 97, minMs: 10 } } },
   oracle: { oracle: true },
 };
-
-/** mulberry32: a small seeded PRNG, so every variant sees the same service times. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Events in time order; equal times in the order they were scheduled. */
 class Agenda {
@@ -109,7 +101,7 @@ class Agenda {
 
 interface Attempt {
   call: Call;
-  backend: ModelBackend;
+  backend: View;
   sentAt: number;
   /** Cancelled by the balancer (the backend learns of it when it next reads). */
   cancelled: boolean;
@@ -120,19 +112,13 @@ interface Attempt {
 }
 interface Call {
   start: number;
+  worker: number;
   attempts: Attempt[];
   done: boolean;
 }
 
-/** The balancer's view of one backend (the fields pool/backend.ts keeps), plus the modelled server behind it. */
-class ModelBackend {
-  readonly weight = 1;
-  private active = 0;
-  private awaiting = 0;
-  private silentSince = 0;
-  private unacked = 0;
-  private unackedAt = -Infinity;
-  // The modelled server.
+/** A modelled Echo backend: SLOTS service slots, a FIFO queue, and (the FROZEN one) its freezes. */
+class Server {
   private busy = 0;
   private readonly queue: Attempt[] = [];
   private readonly service: () => number;
@@ -144,19 +130,8 @@ class ModelBackend {
     /** The server sent its answer (response headers) for `a` at `t`. */
     private readonly answer: (a: Attempt, t: number) => void,
   ) {
-    const r = prng(seed * 7919 + index * 104_729 + 1);
+    const r = seededRandom(seed * 7919 + index * 104_729 + 1);
     this.service = () => -Math.log(1 - r()) * SERVICE_MS;
-  }
-
-  get activeStreams(): number {
-    const now = this.agenda.now;
-    return this.active + (this.unacked > 0 && now - this.unackedAt < UNACKED_HOLD_MS ? this.unacked : 0);
-  }
-  latencyMs(): number {
-    return NaN;
-  }
-  silentMs(now: number): number {
-    return this.awaiting === 0 ? 0 : now - this.silentSince;
   }
 
   /** When this server next reads or runs anything, from `t`: at once, or when its freeze ends. */
@@ -169,10 +144,8 @@ class ModelBackend {
     return this.thawed(t) > t;
   }
 
-  send(a: Attempt): void {
-    this.active++;
-    if (this.awaiting++ === 0) this.silentSince = a.sentAt;
-    a.open = true;
+  /** The call's HEADERS reach the server (it reads them when it can). */
+  receive(a: Attempt): void {
     const t = this.thawed(a.sentAt);
     this.agenda.at(t, () => {
       if (a.cancelled) return;
@@ -198,7 +171,49 @@ class ModelBackend {
       if (!next.cancelled) this.serve(next, t);
     }
   }
-  /** The balancer resets the stream at `t`; the server reads it when it can. */
+  /** The RST_STREAM the balancer sent at `t`, read when the server can: a queued call is never served, one in service frees its slot. */
+  reset(a: Attempt, t: number): void {
+    const seen = this.thawed(t);
+    this.agenda.at(seen, () => {
+      if (!a.serving) return;
+      a.serving = false;
+      this.free(seen);
+    });
+  }
+}
+
+/** One balancer process's view of one backend: the fields pool/backend.ts keeps. Each worker has its own. */
+class View {
+  readonly weight = 1;
+  private active = 0;
+  private awaiting = 0;
+  private silentSince = 0;
+  private unacked = 0;
+  private unackedAt = -Infinity;
+
+  constructor(
+    readonly server: Server,
+    private readonly agenda: Agenda,
+  ) {}
+
+  get activeStreams(): number {
+    const now = this.agenda.now;
+    return this.active + (this.unacked > 0 && now - this.unackedAt < UNACKED_HOLD_MS ? this.unacked : 0);
+  }
+  latencyMs(): number {
+    return NaN;
+  }
+  silentMs(now: number): number {
+    return this.awaiting === 0 ? 0 : now - this.silentSince;
+  }
+
+  send(a: Attempt): void {
+    this.active++;
+    if (this.awaiting++ === 0) this.silentSince = a.sentAt;
+    a.open = true;
+    this.server.receive(a);
+  }
+  /** The balancer cancels the attempt at `t` (`lostUnanswered`: it lost a hedge before this backend answered it). */
   cancel(a: Attempt, t: number, lostUnanswered: boolean): void {
     a.cancelled = true;
     this.close(a, false);
@@ -206,12 +221,7 @@ class ModelBackend {
       this.unacked++;
       this.unackedAt = t;
     }
-    const seen = this.thawed(t);
-    this.agenda.at(seen, () => {
-      if (!a.serving) return; // still queued: never served
-      a.serving = false;
-      this.free(seen);
-    });
+    this.server.reset(a, t);
   }
   /** The balancer's counts, once per attempt. */
   close(a: Attempt, answered: boolean): void {
@@ -236,15 +246,16 @@ interface ModelResult {
   attemptsPerCall: number;
 }
 
-function simulate(variant: string, rate: number, seconds: number, seed: number): ModelResult {
+function simulate(variant: string, rate: number, seconds: number, seed: number, workerCount: number): ModelResult {
   const v = VARIANTS[variant];
   if (v === undefined) throw new Error(`unknown variant ${variant}`);
   const agenda = new Agenda();
-  const backends = [0, 1, 2].map((i) => new ModelBackend(i, agenda, seed, (a, t) => answered(a, t)));
+  const servers = [0, 1, 2].map((i) => new Server(i, agenda, seed, (a, t) => answered(a, t)));
+  // Each worker counts its own streams (as --workers N does); the policy, its latency window and
+  // its budget are one per balancer (the primary shares them).
+  const workers = Array.from({ length: workerCount }, (_, w) => ({ views: servers.map((s) => new View(s, agenda)), scores: new Float64Array(servers.length), tieBreak: seededRandom(seed * 31 + 7 + w) }));
   const policy = v.hedging ? CallPolicy.of({ hedging: v.hedging as HedgingPolicyConfig } as unknown as PoolConfig)! : null;
   const rule = policy?.hedging ?? null;
-  const tieBreak = prng(seed * 31 + 7);
-  const scores = new Float64Array(backends.length);
   const measureFrom = WARMUP_MS;
   const measureTo = WARMUP_MS + seconds * 1000;
   const latencies: number[] = [];
@@ -252,11 +263,12 @@ function simulate(variant: string, rate: number, seconds: number, seed: number):
   let calls = 0;
   let attempts = 0;
 
-  const pick = (now: number, except: readonly ModelBackend[]): ModelBackend | undefined => {
-    const candidates = backends.filter((b) => !except.includes(b) && !(v.oracle && b.frozenAt(now)));
-    return except.length === 0 ? pickLeastConn(candidates, tieBreak, candidates.length === backends.length ? scores : undefined) : pickLeastConn(candidates, tieBreak);
+  const pick = (worker: number, now: number, except: readonly View[]): View | undefined => {
+    const { views, scores, tieBreak } = workers[worker]!;
+    const candidates = views.filter((b) => !except.includes(b) && !(v.oracle && b.server.frozenAt(now)));
+    return except.length === 0 ? pickLeastConn(candidates, tieBreak, candidates.length === views.length ? scores : undefined) : pickLeastConn(candidates, tieBreak);
   };
-  const send = (call: Call, b: ModelBackend, now: number): void => {
+  const send = (call: Call, b: View, now: number): void => {
     const a: Attempt = { call, backend: b, sentAt: now, cancelled: false, serving: false, open: false };
     call.attempts.push(a);
     attempts++;
@@ -281,7 +293,7 @@ function simulate(variant: string, rate: number, seconds: number, seed: number):
   const hedge = (call: Call, now: number): void => {
     if (call.done || rule === null || policy === null) return;
     const tried = call.attempts.map((a) => a.backend);
-    const candidate = call.attempts.length >= rule.maxAttempts ? undefined : pick(now, tried);
+    const candidate = call.attempts.length >= rule.maxAttempts ? undefined : pick(call.worker, now, tried);
     const waitingOn = call.attempts.find((a) => a.open)?.backend;
     const plan = planHedge({ rule, attempts: call.attempts.length, candidate, waitingOn, replacing: false, poolSlow: policy.poolSlow(now), waitedMs: now - call.start, now });
     if (plan.kind === 'skip' || !policy.budget.tryWithdraw(now)) return;
@@ -294,10 +306,11 @@ function simulate(variant: string, rate: number, seconds: number, seed: number):
   for (let k = 0; k < total; k++) {
     const start = k * interval;
     agenda.at(start, () => {
-      const call: Call = { start, attempts: [], done: false };
+      // Calls go round the client's connections; the primary hands connections round the workers.
+      const call: Call = { start, worker: (k % CONNECTIONS) % workerCount, attempts: [], done: false };
       calls++;
       policy?.budget.deposit(start);
-      const b = pick(start, []);
+      const b = pick(call.worker, start, []);
       if (b === undefined) return;
       send(call, b, start);
       if (policy !== null) agenda.at(start + policy.hedgeDelayMs(start), () => hedge(call, agenda.now));
@@ -318,12 +331,13 @@ function main(): void {
   const rate = Number(arg('rate', '780'));
   const seconds = Number(arg('seconds', '100'));
   const seeds = Number(arg('seeds', '6'));
+  const workerCount = Number(arg('workers', '1'));
   const variants = arg('variants', Object.keys(VARIANTS).join(',')).split(',');
-  process.stdout.write(`seed stall model: ${rate} calls/s, ${seconds} s measured per run, ${seeds} seeds; p50 / p99 / p99.9 ms (attempts per call, errors)\n`);
+  process.stdout.write(`seed stall model: ${rate} calls/s, ${workerCount} worker(s), ${seconds} s measured per run, ${seeds} seeds; p50 / p99 / p99.9 ms (attempts per call, errors)\n`);
   const p99s = new Map<string, number[]>();
   for (let seed = 1; seed <= seeds; seed++) {
     const cells = variants.map((name) => {
-      const r = simulate(name, rate, seconds, seed);
+      const r = simulate(name, rate, seconds, seed, workerCount);
       (p99s.get(name) ?? p99s.set(name, []).get(name)!).push(r.p99);
       return `${name}: ${r.p50} / ${r.p99} / ${r.p999} (${r.attemptsPerCall}, ${r.errors})`;
     });

@@ -15,7 +15,7 @@
 import { freePort, spawnBackend, poolConfig, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
-import { DEADLINE_MS, PHASE_MS, SERVICE, STALL, STALL_EVERY_MS } from './seed-stall';
+import { benchSeed, DEADLINE_MS, PHASE_MS, reseed, SERVICE, seeded, STALL, STALL_EVERY_MS } from './seed-stall';
 import { atPhase, warmupToPhase } from './stall-phase';
 
 export interface TailRow {
@@ -51,6 +51,8 @@ const VARIANTS: Variant[] = [
 /** `--variants "least_conn,p2c"` runs only those; `--reverse` runs them last to first (alternate it between rounds). */
 const only = process.argv.includes('--variants') ? process.argv[process.argv.indexOf('--variants') + 1]!.split(',') : [];
 const reverse = process.argv.includes('--reverse');
+/** `--seed N`: the backends' service-time sequences for this round (seed-stall.ts). */
+const seed = benchSeed();
 /**
  * Unmeasured load before each variant. A new Node process (the balancer, and the backends and
  * the load generator on the first variant) takes 6-8 s at this rate to reach steady latency
@@ -64,7 +66,7 @@ async function served(backends: BackendProcess[]): Promise<number[]> {
 }
 
 async function scenario(name: string, odd: string[], seconds: number, log: (line: string) => void): Promise<TailRow[]> {
-  const backends = await Promise.all([spawnBackend('steady-1', SERVICE), spawnBackend('steady-2', SERVICE), spawnBackend('odd', odd)]);
+  const backends = await Promise.all([spawnBackend('steady-1', seeded(SERVICE, seed, 0)), spawnBackend('steady-2', seeded(SERVICE, seed, 1)), spawnBackend('odd', seeded(odd, seed, 2))]);
   const addresses = backends.map((b) => b.address);
   const rows: TailRow[] = [];
   try {
@@ -80,6 +82,7 @@ async function scenario(name: string, odd: string[], seconds: number, log: (line
       await openLoop(address, RATE, warmupToPhase(WARMUP_S, STALL_EVERY_MS, PHASE_MS), 4, {}, DEADLINE_MS);
       const before = await served(backends);
       await atPhase(STALL_EVERY_MS, PHASE_MS);
+      await reseed(backends);
       const result = await openLoop(address, RATE, seconds, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the backends' counters
       const after = await served(backends);

@@ -189,6 +189,8 @@ export interface BackendProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** What the backend counted: calls received, in progress, and cancelled by the caller. */
   stats(): Promise<{ calls: number; active: number; cancelled: number }>;
+  /** Restarts a `--seed` backend's service times from its seed, and resolves once it has. */
+  reseed(): Promise<void>;
 }
 
 /** An Echo backend in its own process, so that it can be killed like a crashing server. */
@@ -209,6 +211,11 @@ export async function spawnBackend(name: string, args: string[] = []): Promise<B
       proc.kill('SIGUSR2');
       const line = await waitFor(`stats of ${name}`, () => lines.slice(from).find((l) => l.includes('"stats"')), 5000);
       return (JSON.parse(line) as { stats: { calls: number; active: number; cancelled: number } }).stats;
+    },
+    async reseed() {
+      const from = lines.length;
+      proc.kill('SIGHUP');
+      await waitFor(`reseed of ${name}`, () => lines.slice(from).find((l) => l.includes('"reseeded"')), 5000);
     },
     kill: (signal = 'SIGKILL') =>
       new Promise((resolve) => {
