@@ -66,7 +66,8 @@ export class ConnectionHandoff {
     private readonly log: Logger,
   ) {
     // Paused: the primary never reads a byte; what the client sent waits in the socket for the worker.
-    this.server = net.createServer({ pauseOnConnect: true }, (socket) => this.handOff(socket));
+    // noDelay: Nagle off on every client connection, kept on the socket the worker is handed.
+    this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.handOff(socket));
   }
 
   listen(address: HostPort): Promise<HostPort> {

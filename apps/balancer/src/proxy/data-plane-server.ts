@@ -88,6 +88,8 @@ export class DataPlaneServer {
     private readonly log: Logger,
   ) {
     const serverOptions: http2.SecureServerOptions = {
+      // Nagle's algorithm off on every client connection, as on every backend's (upstream/dial.ts).
+      noDelay: true,
       settings: {
         maxConcurrentStreams: options.maxConcurrentStreams,
         initialWindowSize: options.initialWindowSize,
@@ -151,6 +153,7 @@ export class DataPlaneServer {
       socket.destroy();
       return;
     }
+    socket.setNoDelay(true);
     this.server.emit('connection', socket);
   }
 

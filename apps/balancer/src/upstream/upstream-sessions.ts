@@ -24,8 +24,10 @@
  * replaced, before any backend would count it as an attack and cut every call on it.
  */
 import * as http2 from 'node:http2';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { TlsMaterial } from '#common';
 import { installAsyncResourceBind } from './async-resource-bind';
+import { dial } from './dial';
 
 /** TLS to a backend (a pool's `tls`): the files' contents and the name to verify. */
 export interface UpstreamTls {
@@ -269,6 +271,7 @@ export class UpstreamSessions {
         maxSessionMemory: 256,
         maxHeaderListPairs: 4096,
         ...(tls ? { ...tls.material, ALPNProtocols: ['h2'], ...(tls.serverName ? { servername: tls.serverName } : {}) } : {}),
+        createConnection: (authority, options) => dial(authority, options as TlsConnectionOptions),
       });
     } catch (err) {
       // The schema admits only addresses node accepts; should one slip through, it is unreachable, not fatal.
