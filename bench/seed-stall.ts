@@ -14,9 +14,13 @@
  * next.
  */
 import type { BackendProcess } from '../test/support/processes';
-export const SERVICE = ['--service-ms', '10', '--concurrency', '4', '--exponential', '--late-headers'];
+/** Service slots per backend, mean service time, and the stalls of the third. */
+export const SLOTS = 4;
+export const SERVICE_MS = 10;
 export const STALL_EVERY_MS = 5000;
-export const STALL = [...SERVICE, '--stall-every-ms', String(STALL_EVERY_MS), '--stall-ms', '1500'];
+export const STALL_MS = 1500;
+export const SERVICE = ['--service-ms', String(SERVICE_MS), '--concurrency', String(SLOTS), '--exponential', '--late-headers'];
+export const STALL = [...SERVICE, '--stall-every-ms', String(STALL_EVERY_MS), '--stall-ms', String(STALL_MS)];
 export const PHASE_MS = 2500;
 export const DEADLINE_MS = 2000;
 

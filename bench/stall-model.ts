@@ -35,16 +35,14 @@ import { UNACKED_HOLD_MS } from '../apps/balancer/src/pool/backend';
 import { CallPolicy } from '../apps/balancer/src/tail/call-policy';
 import { planHedge } from '../apps/balancer/src/tail/hedge-plan';
 import { seededRandom } from '../test/fixtures/seeded-random';
-import { DEADLINE_MS, PHASE_MS, STALL_EVERY_MS } from './seed-stall';
+import { DEADLINE_MS, PHASE_MS, SERVICE_MS, SLOTS, STALL_EVERY_MS, STALL_MS } from './seed-stall';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1]! : fallback;
 };
 
-const SLOTS = 4;
-const SERVICE_MS = 10;
-const FREEZE_MS = 1500;
+/** The backend that stalls (the third, as in the benches). */
 const FROZEN = 2;
 /** The load generator's client connections (bench/hedge-safety.ts opens 4). */
 const CONNECTIONS = 4;
@@ -138,7 +136,7 @@ class Server {
   thawed(t: number): number {
     if (this.index !== FROZEN) return t;
     const begun = Math.floor(t / STALL_EVERY_MS) * STALL_EVERY_MS;
-    return t < begun + FREEZE_MS ? begun + FREEZE_MS : t;
+    return t < begun + STALL_MS ? begun + STALL_MS : t;
   }
   frozenAt(t: number): boolean {
     return this.thawed(t) > t;
