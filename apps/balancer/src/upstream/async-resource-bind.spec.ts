@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from '@jest/globals';
 import { AsyncLocalStorage, AsyncResource, executionAsyncId, triggerAsyncId } from 'node:async_hooks';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { text } from 'node:stream/consumers';
 import fc from 'fast-check';
 import { bindAddsAccessor, installAsyncResourceBind, uninstallAsyncResourceBind } from './async-resource-bind';
 
@@ -147,18 +148,11 @@ describe('node:http2 requests with the replacement', () => {
     try {
       expect(session.connecting).toBe(true);
       const bodies = await Promise.all(
-        ['/a', '/b', '/c'].map(
-          (p) =>
-            new Promise<string>((resolve, reject) => {
-              const req = session.request({ ':method': 'POST', ':path': p });
-              let body = '';
-              req.setEncoding('utf8');
-              req.on('data', (c: string) => (body += c));
-              req.on('end', () => resolve(body));
-              req.on('error', reject);
-              req.end();
-            }),
-        ),
+        ['/a', '/b', '/c'].map((p) => {
+          const req = session.request({ ':method': 'POST', ':path': p });
+          req.end();
+          return text(req);
+        }),
       );
       expect(bodies).toEqual(['/a', '/b', '/c']);
     } finally {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { text } from 'node:stream/consumers';
 import * as tls from 'node:tls';
 import { dial } from './dial';
 
@@ -31,16 +32,10 @@ function listening<S extends net.Server>(server: S): Promise<number> {
 async function getOver(url: string, options: http2.SecureClientSessionOptions = {}): Promise<string> {
   const session = http2.connect(url, { ...options, createConnection: (authority, o) => dial(authority, o as tls.ConnectionOptions) });
   closers.push(() => session.destroy());
-  return new Promise((resolve, reject) => {
-    session.on('error', reject);
-    const req = session.request({ ':path': '/' });
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (body += chunk));
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-    req.end();
-  });
+  const failed = new Promise<never>((_, reject) => session.on('error', reject));
+  const req = session.request({ ':path': '/' });
+  req.end();
+  return Promise.race([text(req), failed]);
 }
 
 const answer = (stream: http2.ServerHttp2Stream, text: string): void => {
