@@ -153,7 +153,8 @@ export class DataPlaneServer {
       socket.destroy();
       return;
     }
-    socket.setNoDelay(true);
+    // Nagle is already off: the primary's listener set TCP_NODELAY on this socket, and the option
+    // travels with it (cluster/connection-handoff.ts).
     this.server.emit('connection', socket);
   }
 
