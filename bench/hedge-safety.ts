@@ -19,8 +19,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { killAll, poolConfig, spawnBackend, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
-import { benchSeed, DEADLINE_MS, PHASE_MS, reseed, SERVICE, seeded, STALL, STALL_EVERY_MS } from './seed-stall';
-import { atPhase, warmupToPhase } from './stall-phase';
+import { benchSeed, DEADLINE_MS, PHASE_MS, SERVICE, seeded, STALL, STALL_EVERY_MS, windowStart } from './seed-stall';
+import { warmupToPhase } from './stall-phase';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,8 +65,7 @@ async function run(scenario: string, rate: number, workers: string[], log: (line
       // Warm-up (JIT, heap, connections, latency window), to the same point between two stalls for every row.
       await openLoop(lb.listen, rate, warmupToPhase(WARMUP_S, STALL_EVERY_MS, PHASE_MS), 4, {}, DEADLINE_MS);
       const before = await served(backends);
-      await atPhase(STALL_EVERY_MS, PHASE_MS);
-      await reseed(backends);
+      await windowStart(backends);
       const result = await openLoop(lb.listen, rate, SECONDS, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the counters
       const backendCalls = (await served(backends)) - before;

@@ -14,6 +14,7 @@
  * next.
  */
 import type { BackendProcess } from '../test/support/processes';
+import { atPhase } from './stall-phase';
 /** Service slots per backend, mean service time, and the stalls of the third. */
 export const SLOTS = 4;
 export const SERVICE_MS = 10;
@@ -37,7 +38,11 @@ export function seeded(args: readonly string[], seed: number, index: number): st
   return [...args, '--seed', String(seed * 3 + index + 1)];
 }
 
-/** Starts every backend's service times again from its seed: called as each measured window begins. */
-export async function reseed(backends: readonly BackendProcess[]): Promise<void> {
+/**
+ * The start of a measured window: waits for its phase of the stalls (stall-phase.ts), then starts
+ * every backend's service times again from its seed.
+ */
+export async function windowStart(backends: readonly BackendProcess[]): Promise<void> {
+  await atPhase(STALL_EVERY_MS, PHASE_MS);
   await Promise.all(backends.map((b) => b.reseed()));
 }

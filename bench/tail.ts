@@ -15,8 +15,8 @@
 import { freePort, spawnBackend, poolConfig, startBalancer, type BackendProcess } from '../test/support/processes';
 import { openLoop, type LoadResult } from './load-generator';
 import { nginxAvailable, startNginx } from './nginx';
-import { benchSeed, DEADLINE_MS, PHASE_MS, reseed, SERVICE, seeded, STALL, STALL_EVERY_MS } from './seed-stall';
-import { atPhase, warmupToPhase } from './stall-phase';
+import { benchSeed, DEADLINE_MS, PHASE_MS, SERVICE, seeded, STALL, STALL_EVERY_MS, windowStart } from './seed-stall';
+import { warmupToPhase } from './stall-phase';
 
 export interface TailRow {
   scenario: string;
@@ -81,8 +81,7 @@ async function scenario(name: string, odd: string[], seconds: number, log: (line
       // Warm-up (connections, JIT, heap, latency estimates), to the same point between two stalls for every row.
       await openLoop(address, RATE, warmupToPhase(WARMUP_S, STALL_EVERY_MS, PHASE_MS), 4, {}, DEADLINE_MS);
       const before = await served(backends);
-      await atPhase(STALL_EVERY_MS, PHASE_MS);
-      await reseed(backends);
+      await windowStart(backends);
       const result = await openLoop(address, RATE, seconds, 4, {}, DEADLINE_MS);
       await new Promise((r) => setTimeout(r, 300)); // cancelled losers reach the backends' counters
       const after = await served(backends);
