@@ -329,9 +329,17 @@ describe('rotation', () => {
     // Proof that new handshakes to the backend use the rotated client files: rotate to a pair
     // the backend does not trust, restart the backend so the balancer must reconnect, and the
     // new handshake is refused (the connection before it had been fine).
+    const reloadsFrom = lb.logs.length;
     copyFileSync(pki.rogue.key, upstreamKey);
     copyFileSync(pki.rogue.cert, upstreamCert);
-    await waitFor('the rotated client files loaded', () => lb.logs.some((l) => l.includes('upstream TLS files reloaded')), 10_000);
+    // Each worker watches the files itself: wait until every one has loaded them. A worker that
+    // had not yet would still offer the backend the old, trusted pair, and its call would succeed
+    // (seen once in CI, on Node 24, with 2 workers).
+    await waitFor('every process loaded the rotated client files', async () => {
+      const workers = ((await lb.state()) as unknown as { workers?: { count: number } }).workers?.count ?? 1;
+      const reloaded = new Set(lb.logs.slice(reloadsFrom).filter((l) => l.includes('upstream TLS files reloaded')).map((l) => (JSON.parse(l) as { worker?: number }).worker));
+      return reloaded.size >= workers;
+    }, 10_000);
     const port = strict.port;
     await strict.stop();
     backends.push(await startEchoBackend({ name: 'strict-again', port, tls: { cert: pki.read(pki.server.cert), key: pki.read(pki.server.key), clientCa: pki.read(pki.ca.cert) } }));
